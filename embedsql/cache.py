@@ -1,0 +1,59 @@
+"""The cache: one table of vectors per (model, dimensions), keyed by text hash.
+
+A text embedded once with a model is never paid for again: every job first subtracts what the
+cache holds. Cache tables live in schema ``embedsql`` and are listed in ``embedsql.caches``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["cache_table", "store_vectors", "vectors_table"]
+
+
+def cache_table(con: duckdb.DuckDBPyConnection, model: str, dimensions: int, *, create: bool) -> str | None:
+    """Quoted name of the cache table for (model, dimensions); created when asked, else None if absent."""
+    rows = con.execute(
+        "SELECT table_name FROM embedsql.caches WHERE model = ? AND dimensions = ?", [model, dimensions]
+    ).fetchall()
+    if rows:
+        return f'embedsql."{rows[0][0]}"'
+    if not create:
+        return None
+    base = "cache_" + re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_") + f"_{dimensions}"
+    taken = {r[0] for r in con.execute("SELECT table_name FROM embedsql.caches").fetchall()}
+    name, n = base, 1
+    while name in taken:  # two model names may fold to the same identifier
+        n += 1
+        name = f"{base}_{n}"
+    con.execute(
+        f'CREATE TABLE embedsql."{name}" (text_hash VARCHAR PRIMARY KEY, embedding FLOAT[{dimensions}] NOT NULL)'
+    )
+    con.execute("INSERT INTO embedsql.caches VALUES (?, ?, ?)", [model, dimensions, name])
+    return f'embedsql."{name}"'
+
+
+def vectors_table(custom_ids: pa.Array, vectors: np.ndarray) -> pa.Table:
+    """An Arrow table (text_hash, embedding FLOAT[N]) over ``vectors`` without copying them."""
+    dimensions = vectors.shape[1]
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+    embedding = pa.FixedSizeListArray.from_arrays(flat, dimensions)
+    return pa.table({"text_hash": custom_ids, "embedding": embedding})
+
+
+def store_vectors(
+    con: duckdb.DuckDBPyConnection, table: str, custom_ids: pa.Array, vectors: np.ndarray
+) -> int:
+    """Add vectors to a cache table; a text already there keeps its vector. Returns rows offered."""
+    if len(custom_ids) == 0:
+        return 0
+    con.register("_embedsql_incoming", vectors_table(custom_ids, vectors))
+    try:
+        con.execute(f"INSERT OR IGNORE INTO {table} SELECT DISTINCT ON (text_hash) * FROM _embedsql_incoming")
+    finally:
+        con.unregister("_embedsql_incoming")
+    return len(custom_ids)

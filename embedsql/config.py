@@ -1,0 +1,187 @@
+"""Settings: one dataclass of defaults, and the one loader that fills it.
+
+Precedence, highest first: values passed by the caller (the CLI passes only flags the user typed),
+the process environment, ``./.env`` (read without touching ``os.environ``), ``embedsql.toml`` or
+``[tool.embedsql]`` in ``pyproject.toml``, then the defaults below. Secrets are accepted from the
+environment and ``.env`` only: a config file is usually committed, so a key in it is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from .errors import ConfigError
+
+__all__ = ["ENV_VARS", "SECRET_FIELDS", "Settings", "load_settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a job can be configured with, and its default."""
+
+    # The DuckDB database that holds the data, the ledger (schema `embedsql`) and the targets.
+    db: Path = Path("warehouse.duckdb")
+    # Embedding model; None picks text-embedding-3-small when an OpenAI key is configured,
+    # otherwise the bundled offline model.
+    model: str | None = None
+    # Shorter vectors, for models that support it (text-embedding-3-*); None: the model's own size.
+    dimensions: int | None = None
+    # Where shards and result files live while a job runs; None: `.embedsql/` beside the database.
+    work_dir: Path | None = None
+    # Keep shard and result files once a job completes (they are deleted by default).
+    keep_files: bool = False
+    # Shard limits. The Batch API takes at most 50,000 request lines and 200 MB per input file.
+    max_shard_lines: int = 50_000
+    max_shard_bytes: int = 200_000_000
+    # OpenAI connection; read by the SDK's runner only. The key is never printed or stored.
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    openai_org_id: str | None = None
+    openai_project_id: str | None = None
+    # Where each value came from ("default", "flag", "environment", ".env", a config file path).
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+
+# The environment variable of each setting (flags are named after the field, with dashes).
+ENV_VARS: dict[str, str] = {
+    "db": "EMBEDSQL_DB",
+    "model": "EMBEDSQL_MODEL",
+    "dimensions": "EMBEDSQL_DIMENSIONS",
+    "work_dir": "EMBEDSQL_WORK_DIR",
+    "keep_files": "EMBEDSQL_KEEP_FILES",
+    "max_shard_lines": "EMBEDSQL_MAX_SHARD_LINES",
+    "max_shard_bytes": "EMBEDSQL_MAX_SHARD_BYTES",
+    "openai_api_key": "OPENAI_API_KEY",
+    "openai_base_url": "OPENAI_BASE_URL",
+    "openai_org_id": "OPENAI_ORG_ID",
+    "openai_project_id": "OPENAI_PROJECT_ID",
+}
+SECRET_FIELDS = frozenset({"openai_api_key"})
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "sources"}
+# Fields that are not plain strings, and what a raw value must become.
+_KINDS: dict[str, type] = {
+    "db": Path,
+    "work_dir": Path,
+    "dimensions": int,
+    "max_shard_lines": int,
+    "max_shard_bytes": int,
+    "keep_files": bool,
+}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Merge defaults, config file, ``.env``, environment and ``overrides`` into ``Settings``.
+
+    ``environ`` defaults to ``os.environ`` and ``cwd`` to the current directory; tests pass their
+    own. ``overrides`` holds values the user gave explicitly (None values are ignored).
+    """
+    cwd = Path.cwd() if cwd is None else cwd
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {name: "default" for name in _FIELDS}
+
+    file_values, file_name = _read_config_file(cwd)
+    for name, raw in file_values.items():
+        values[name] = _convert(name, raw, f"{name} in {file_name}")
+        sources[name] = file_name
+
+    dotenv_path = cwd / ".env"
+    dotenv = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None} if dotenv_path.is_file() else {}
+    for layer, label in ((dotenv, ".env"), (environ, "environment")):
+        for name, var in ENV_VARS.items():
+            if var in layer:
+                values[name] = _convert(name, layer[var], f"{var} in {label}")
+                sources[name] = label
+
+    for name, value in (overrides or {}).items():
+        if name not in _FIELDS:
+            raise ConfigError(f"unknown setting {name!r}{_suggest(name)}")
+        if value is not None:
+            values[name] = value
+            sources[name] = "flag"
+
+    settings = Settings(**values, sources=sources)
+    _validate(settings)
+    return settings
+
+
+def _read_config_file(cwd: Path) -> tuple[dict[str, Any], str]:
+    """The settings table of ``embedsql.toml``, else ``[tool.embedsql]`` of ``pyproject.toml``."""
+    for name, section in (("embedsql.toml", ()), ("pyproject.toml", ("tool", "embedsql"))):
+        path = cwd / name
+        if not path.is_file():
+            continue
+        try:
+            data: Any = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{name} is not valid TOML: {e}. Fix the file or remove it.") from e
+        for part in section:
+            data = data.get(part, {}) if isinstance(data, dict) else {}
+        label = name if not section else f"[tool.embedsql] in {name}"
+        if not isinstance(data, dict):
+            raise ConfigError(f"{label} must be a table of settings, not {type(data).__name__}")
+        for key in data:
+            if key in SECRET_FIELDS or key == "api_key":
+                raise ConfigError(
+                    f"{label} sets {key!r}: secrets do not belong in a file that is usually committed. "
+                    f"Set {ENV_VARS['openai_api_key']} in the environment or in .env instead."
+                )
+            if key not in _FIELDS:
+                raise ConfigError(f"unknown setting {key!r} in {label}{_suggest(key)}")
+        if data or name == "embedsql.toml":
+            return data, label
+    return {}, ""
+
+
+def _convert(name: str, raw: Any, where: str) -> Any:
+    """Turn a raw value from a file or the environment into the field's type, or explain."""
+    kind = _KINDS.get(name, str)
+    if kind is Path:
+        if not isinstance(raw, str) or not raw:
+            raise ConfigError(f"{where} must be a path, got {raw!r}")
+        return Path(raw).expanduser()
+    if kind is int:
+        if isinstance(raw, bool):
+            raise ConfigError(f"{where} must be a whole number, got {raw!r}")
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a whole number, got {raw!r}") from None
+    if kind is bool:
+        text = str(raw).strip().lower()
+        if isinstance(raw, bool) or text in _TRUE | _FALSE:
+            return raw if isinstance(raw, bool) else text in _TRUE
+        raise ConfigError(f"{where} must be true or false, got {raw!r}")
+    if not isinstance(raw, str):
+        raise ConfigError(f"{where} must be a string, got {raw!r}")
+    return raw or None
+
+
+def _validate(settings: Settings) -> None:
+    if settings.dimensions is not None and settings.dimensions < 1:
+        raise ConfigError(f"dimensions must be a positive number, got {settings.dimensions}")
+    if settings.max_shard_lines < 1:
+        raise ConfigError(f"max_shard_lines must be at least 1, got {settings.max_shard_lines}")
+    if settings.max_shard_bytes < 1024:
+        raise ConfigError(f"max_shard_bytes must be at least 1024, got {settings.max_shard_bytes}")
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, list(_FIELDS), n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known settings: {', '.join(_FIELDS)}"

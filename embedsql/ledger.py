@@ -1,0 +1,212 @@
+"""The ledger: jobs, shards and errors in schema ``embedsql`` of the user's own database.
+
+Keeping the bookkeeping in the same DuckDB file as the data lets one transaction cover a step and
+its record (a shard's results and "shard loaded"; the target table and "job complete"), so a
+crash at any instant leaves either both or neither.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from .errors import DatabaseError, JobError
+from .source import duck_message
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Job",
+    "Shard",
+    "connect",
+    "find_pending_job",
+    "get_job",
+    "insert_job",
+    "insert_shards",
+    "job_shards",
+    "set_job_status",
+    "transaction",
+]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Job:
+    """One ``embedsql run``, as the ledger records it."""
+
+    job_id: str
+    fingerprint: str
+    status: str
+    created_at: datetime
+    finished_at: datetime | None
+    query: str
+    key_columns: list[str]
+    text_columns: list[str]
+    model: str
+    dimensions: int
+    runner: str
+    target: str
+    mode: str
+    rows_table: str
+    work_dir: str
+    total_rows: int
+    distinct_texts: int
+    cached_texts: int
+    tokens: int
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One batch input file of a job."""
+
+    job_id: str
+    shard: int
+    attempt: int
+    path: str
+    lines: int
+    bytes: int
+    tokens: int
+    sha256: str
+    status: str = "written"
+    embedded: int | None = None
+    failed: int | None = None
+
+
+def connect(path: Path, *, create: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the database at ``path`` and make sure the ledger schema is there and current."""
+    if not create and not path.exists():
+        raise DatabaseError(
+            f"database {str(path)!r} does not exist. Check --db / EMBEDSQL_DB "
+            "(the default, warehouse.duckdb, is built from sql/warehouse.sql on first use)."
+        )
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.Error as e:
+        message = duck_message(e)
+        if "lock" in message.lower():
+            pid = re.search(r"PID (\d+)", message)
+            holder = f" (PID {pid.group(1)})" if pid else ""
+            raise DatabaseError(
+                f"database {str(path)!r} is in use by another process{holder}. DuckDB allows one "
+                "writer at a time: wait for that process to finish, or close it, then run again."
+            ) from e
+        raise DatabaseError(
+            f"cannot open database {str(path)!r}: {message}. Check that --db / EMBEDSQL_DB names a "
+            "DuckDB file you can write."
+        ) from e
+    try:
+        _ensure_schema(con, path)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    row = _version(con)
+    if row is not None and row > SCHEMA_VERSION:
+        raise DatabaseError(
+            f"the embedsql ledger in {str(path)!r} has schema version {row}, newer than this embedsql "
+            f"understands ({SCHEMA_VERSION}). Upgrade embedsql (pip install -U embedsql)."
+        )
+    ddl = (resources.files("embedsql") / "sql" / "ledger.sql").read_text(encoding="utf-8")
+    try:
+        with transaction(con):
+            con.execute(ddl)
+            con.execute(
+                "INSERT OR IGNORE INTO embedsql.meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+    except duckdb.Error as e:
+        raise DatabaseError(f"cannot write the embedsql ledger into {str(path)!r}: {duck_message(e)}") from e
+
+
+def _version(con: duckdb.DuckDBPyConnection) -> int | None:
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'embedsql' AND table_name = 'meta'"
+    ).fetchall()[0][0]
+    if not exists:
+        return None
+    rows = con.execute("SELECT value FROM embedsql.meta WHERE key = 'schema_version'").fetchall()
+    return int(rows[0][0]) if rows else None
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Commit what the block does, or roll all of it back if the block raises."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+_JOB_FIELDS = [f.name for f in fields(Job)]
+_SHARD_FIELDS = [f.name for f in fields(Shard)]
+
+
+def insert_job(con: duckdb.DuckDBPyConnection, job: Job) -> None:
+    """Record a new job."""
+    _insert(con, "embedsql.jobs", _JOB_FIELDS, [[getattr(job, f) for f in _JOB_FIELDS]])
+
+
+def get_job(con: duckdb.DuckDBPyConnection, job_id: str) -> Job:
+    """The job ``job_id``, or a ``JobError`` that lists recent ones."""
+    rows = _select(con, "embedsql.jobs", _JOB_FIELDS, "job_id = ?", [job_id])
+    if rows:
+        return Job(**rows[0])
+    recent = [r[0] for r in con.execute("SELECT job_id FROM embedsql.jobs ORDER BY job_id DESC LIMIT 3").fetchall()]
+    hint = f" Recent jobs: {', '.join(recent)}." if recent else " This database has no jobs yet."
+    raise JobError(f"no job {job_id!r} in this database.{hint}")
+
+
+def find_pending_job(con: duckdb.DuckDBPyConnection, fingerprint: str) -> Job | None:
+    """The newest unfinished job with this definition, which a re-run should continue."""
+    rows = _select(
+        con, "embedsql.jobs", _JOB_FIELDS, "fingerprint = ? AND status = 'prepared' ORDER BY job_id DESC LIMIT 1",
+        [fingerprint],
+    )
+    return Job(**rows[0]) if rows else None
+
+
+def set_job_status(con: duckdb.DuckDBPyConnection, job_id: str, status: str, message: str | None = None) -> None:
+    """Move a job to ``status``; a finished job gets its finish time."""
+    finished = "now()" if status in ("complete", "failed") else "NULL"
+    con.execute(
+        f"UPDATE embedsql.jobs SET status = ?, message = ?, finished_at = {finished} WHERE job_id = ?",
+        [status, message, job_id],
+    )
+
+
+def insert_shards(con: duckdb.DuckDBPyConnection, shards: Sequence[Shard]) -> None:
+    """Record written shards."""
+    _insert(con, "embedsql.shards", _SHARD_FIELDS, [[getattr(s, f) for f in _SHARD_FIELDS] for s in shards])
+
+
+def job_shards(con: duckdb.DuckDBPyConnection, job_id: str) -> list[Shard]:
+    """The shards of a job, in order."""
+    rows = _select(con, "embedsql.shards", _SHARD_FIELDS, "job_id = ? ORDER BY shard", [job_id])
+    return [Shard(**r) for r in rows]
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], rows: list[list[Any]]) -> None:
+    if rows:
+        marks = ", ".join("?" for _ in columns)
+        con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
+def _select(
+    con: duckdb.DuckDBPyConnection, table: str, columns: list[str], where: str, params: list[Any]
+) -> list[dict[str, Any]]:
+    result = con.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE {where}", params).fetchall()
+    return [dict(zip(columns, row, strict=True)) for row in result]

@@ -1,0 +1,101 @@
+"""The embedding models embedsql knows, and how a job picks one.
+
+A model's facts (size, token limit, tokenizer, price) decide how shards are cut and what a job
+costs, so they live in one table here rather than spread over the runners.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Settings
+from .errors import ConfigError
+
+__all__ = ["DEFAULT_OPENAI_MODEL", "LOCAL_MODEL", "MODELS", "ModelChoice", "ModelInfo", "choose_model"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What embedsql must know about a model to plan, run and price a job."""
+
+    name: str
+    # "local": the bundled model, run in process; "openai": the OpenAI API.
+    provider: str
+    # Size of the vectors the model returns when no `dimensions` is asked for.
+    dimensions: int
+    # Most tokens one input may hold; longer inputs are truncated.
+    max_tokens: int
+    # Tokenizer the limit is counted in: "cl100k_base" (OpenAI) or "wordpiece" (the local model).
+    tokenizer: str
+    # Whether the API accepts `dimensions` to return shorter vectors.
+    reducible: bool = False
+    # US dollars per million input tokens, on the standard API and on the Batch API.
+    price_standard: float = 0.0
+    price_batch: float = 0.0
+
+
+LOCAL_MODEL = ModelInfo(
+    name="all-MiniLM-L6-v2", provider="local", dimensions=384, max_tokens=256, tokenizer="wordpiece"
+)
+DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
+MODELS: dict[str, ModelInfo] = {
+    m.name: m
+    for m in (
+        LOCAL_MODEL,
+        ModelInfo("text-embedding-3-small", "openai", 1536, 8192, "cl100k_base", True, 0.02, 0.01),
+        ModelInfo("text-embedding-3-large", "openai", 3072, 8192, "cl100k_base", True, 0.13, 0.065),
+        ModelInfo("text-embedding-ada-002", "openai", 1536, 8192, "cl100k_base", False, 0.10, 0.05),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model a job uses, the vector size it produces, and why it was chosen."""
+
+    model: ModelInfo
+    dimensions: int
+    reason: str
+
+
+def choose_model(settings: Settings) -> ModelChoice:
+    """Pick the model and vector size from ``settings``, or explain what is wrong with them."""
+    if settings.model is not None:
+        info = MODELS.get(settings.model)
+        if info is None:
+            raise ConfigError(
+                f"unknown model {settings.model!r}. Known models: {', '.join(MODELS)}. "
+                "Check --model / EMBEDSQL_MODEL."
+            )
+        reason = f"set by {_origin(settings, 'model', '--model', 'EMBEDSQL_MODEL')}"
+    elif settings.openai_api_key:
+        info = MODELS[DEFAULT_OPENAI_MODEL]
+        reason = "OPENAI_API_KEY is configured, so the OpenAI default"
+    else:
+        info = LOCAL_MODEL
+        reason = (
+            "no OPENAI_API_KEY configured, so the offline default "
+            f"(set OPENAI_API_KEY or pass --model {DEFAULT_OPENAI_MODEL} to use OpenAI)"
+        )
+    return ModelChoice(info, _dimensions(info, settings.dimensions), reason)
+
+
+def _dimensions(info: ModelInfo, asked: int | None) -> int:
+    if asked is None or asked == info.dimensions:
+        return info.dimensions
+    if not info.reducible:
+        raise ConfigError(
+            f"model {info.name} always returns {info.dimensions} dimensions; it cannot give {asked}. "
+            "Drop --dimensions / EMBEDSQL_DIMENSIONS, or use a text-embedding-3 model."
+        )
+    if asked > info.dimensions:
+        raise ConfigError(
+            f"--dimensions {asked} is more than model {info.name} returns ({info.dimensions}). "
+            f"Pick a value from 1 to {info.dimensions}."
+        )
+    return asked
+
+
+def _origin(settings: Settings, name: str, flag: str, env: str) -> str:
+    source = settings.sources.get(name, "flag")
+    return {"flag": flag, "environment": env, ".env": f"{env} in .env"}.get(source, source)

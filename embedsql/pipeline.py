@@ -1,0 +1,375 @@
+"""``run`` and ``resume``: walk a job through plan -> runner -> results -> cache -> target.
+
+Each step is recorded in the ledger in the same transaction as its effect, and the database is
+open only while a step reads or writes it (never while a runner works), so other processes can
+use the warehouse while a job is embedding, and a job killed at any point continues with
+``resume`` (or by running the same command again) without redoing finished work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import secrets
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from . import ledger
+from .cache import cache_table, store_vectors
+from .config import Settings, load_settings
+from .errors import ConfigError, JobError
+from .events import EventHandler, Notice, Progress, ignore
+from .models import MODELS, ModelChoice, choose_model
+from .plan import make_plan
+from .results import Failure, read_results
+from .runners import Runner, output_paths
+from .shards import ShardLimits
+from .source import Query, inspect_query
+from .target import HASH_COLUMN, SKIP_COLUMN, TargetName, check_target, default_target, materialise, parse_target
+from .warehouse import build_example_warehouse
+
+__all__ = ["MODES", "RunResult", "resume", "run"]
+
+MODES = ("replace", "upsert")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did, for the summary and for callers of the Python API."""
+
+    job_id: str
+    # "complete", or "dry-run" when nothing was embedded.
+    status: str
+    target: str
+    model: str
+    dimensions: int
+    rows: int
+    distinct_texts: int
+    # Distinct texts the cache already held when the job was planned.
+    cached_texts: int
+    # Distinct texts this job sent to the model, and how many of them came back with a vector.
+    sent_texts: int
+    embedded_texts: int
+    failed_texts: int
+    # Rows not sent, by reason ("NULL text", "empty text").
+    skipped: dict[str, int]
+    # Rows in the target table that this job wrote.
+    target_rows: int
+    tokens: int
+    shards: int
+    work_dir: Path
+    seconds: float
+    failures: list[Failure] = field(default_factory=list)
+
+
+def run(
+    sql: str,
+    *,
+    key: Sequence[str] = (),
+    text: Sequence[str] = (),
+    into: str | None = None,
+    mode: str = "replace",
+    dry_run: bool = False,
+    settings: Settings | None = None,
+    on_event: EventHandler = ignore,
+    **overrides: Any,
+) -> RunResult:
+    """Embed the text of every row of ``sql`` into a table of vectors keyed like the query.
+
+    ``overrides`` are settings (``db=``, ``model=``, ``dimensions=``, ...) taking precedence over
+    the environment and config files; pass ``settings`` to skip loading them altogether.
+    """
+    started = time.monotonic()
+    if mode not in MODES:
+        raise ConfigError(f"--mode {mode!r} is not a mode; use one of: {', '.join(MODES)}.")
+    settings = settings if settings is not None else load_settings(overrides)
+    choice = choose_model(settings)
+    on_event(Notice(f"Model: {choice.model.name} ({choice.dimensions}-d): {choice.reason}."))
+    runner = None if dry_run else _runner(choice)
+    if build_example_warehouse(settings.db):
+        on_event(Notice(f"Built the example warehouse {settings.db} from sql/warehouse.sql."))
+
+    con = ledger.connect(settings.db)
+    try:
+        query = inspect_query(con, sql, key=key, text=text)
+        target = parse_target(into) if into else default_target(query)
+        check_target(con, target, model=choice.model.name, dimensions=choice.dimensions, query=query)
+        fingerprint = _fingerprint(query, choice, target, mode)
+        job = None if dry_run else ledger.find_pending_job(con, fingerprint)
+        if job is not None:
+            on_event(Notice(f"Continuing unfinished job {job.job_id} for the same work."))
+        else:
+            try:
+                job = _plan(con, settings, query, choice, target, mode, fingerprint, dry_run, on_event)
+            except _DryRun as planned:
+                return dataclasses.replace(planned.result, seconds=time.monotonic() - started)
+    finally:
+        con.close()
+    assert runner is not None
+    return _execute(job, settings, runner, on_event, started)
+
+
+def resume(
+    job_id: str, *, settings: Settings | None = None, on_event: EventHandler = ignore, **overrides: Any
+) -> RunResult:
+    """Continue job ``job_id`` from where the ledger says it stopped."""
+    started = time.monotonic()
+    settings = settings if settings is not None else load_settings(overrides)
+    con = ledger.connect(settings.db)
+    try:
+        job = ledger.get_job(con, job_id)
+    finally:
+        con.close()
+    if job.status == "complete":
+        raise JobError(f"job {job_id} is already complete; there is nothing to resume.")
+    model = MODELS.get(job.model)
+    if model is None:
+        raise JobError(f"job {job_id} uses model {job.model!r}, which this embedsql does not know.")
+    runner = _runner(ModelChoice(model, job.dimensions, "recorded in the job"))
+    on_event(Notice(f"Resuming job {job_id} ({job.model}, {job.dimensions}-d) into {job.target}."))
+    return _execute(job, settings, runner, on_event, started)
+
+
+def _runner(choice: ModelChoice) -> Runner:
+    if choice.model.provider == "local":
+        from .runners.local import LocalRunner
+
+        return LocalRunner()
+    raise ConfigError(
+        f"model {choice.model.name} runs on the OpenAI Batch API, and this version of embedsql does not "
+        "ship that runner yet. Use --dry-run to plan and price the job, or the local model "
+        "(--model all-MiniLM-L6-v2) to embed now."
+    )
+
+
+def _plan(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    query: Query,
+    choice: ModelChoice,
+    target: TargetName,
+    mode: str,
+    fingerprint: str,
+    dry_run: bool,
+    on_event: EventHandler,
+) -> ledger.Job:
+    job_id = _new_job_id()
+    root = settings.work_dir if settings.work_dir is not None else settings.db.parent / ".embedsql"
+    directory = root / (f"dry-run-{job_id}" if dry_run else job_id)
+    if not dry_run:
+        _remove_orphans(con, root)
+    rows_table = f'embedsql."rows_{job_id}"'
+    limits = ShardLimits(lines=settings.max_shard_lines, bytes=settings.max_shard_bytes)
+    with ledger.transaction(con):
+        plan = make_plan(
+            con, query, job_id=job_id, rows_table=rows_table, choice=choice, mode=mode,
+            directory=directory, limits=limits,
+        )
+        job = ledger.Job(
+            job_id=job_id,
+            fingerprint=fingerprint,
+            status="prepared",
+            created_at=datetime.now(UTC),
+            finished_at=None,
+            query=query.sql,
+            key_columns=list(query.key_columns),
+            text_columns=list(query.text_columns),
+            model=choice.model.name,
+            dimensions=choice.dimensions,
+            runner=choice.model.provider if choice.model.provider == "local" else "batch",
+            target=target.sql,
+            mode=mode,
+            rows_table=rows_table,
+            work_dir=str(directory),
+            total_rows=plan.total_rows,
+            distinct_texts=plan.distinct_texts,
+            cached_texts=plan.cached_texts,
+            tokens=plan.tokens,
+        )
+        ledger.insert_job(con, job)
+        ledger.insert_shards(con, plan.shards)
+        if dry_run:
+            # Report from the planned tables, then undo them: a dry run leaves only its shard files.
+            on_event(Notice(f"Dry run: shards written to {directory}; nothing was embedded."))
+            raise _DryRun(job, _result(job, con, None, status="dry-run"))
+    on_event(Notice(f"Job {job_id}: {plan.total_rows:,} rows, {len(plan.shards)} shard(s) to embed."))
+    return job
+
+
+class _DryRun(Exception):
+    """Carries a dry run's result out of its transaction, which rolls the plan back."""
+
+    def __init__(self, job: ledger.Job, result: RunResult) -> None:
+        super().__init__(job.job_id)
+        self.result = result
+
+
+def _execute(
+    job: ledger.Job, settings: Settings, runner: Runner, on_event: EventHandler, started: float
+) -> RunResult:
+    con = ledger.connect(settings.db)
+    try:
+        shards = ledger.job_shards(con, job.job_id)
+    finally:
+        con.close()
+    directory = Path(job.work_dir)
+    total = sum(s.lines for s in shards)
+    done = sum(s.lines for s in shards if s.status == "loaded")
+    on_event(Progress("embed", done, total))
+    for shard in shards:
+        if shard.status == "loaded":
+            continue
+        path = directory / shard.path
+        if not path.exists():
+            raise JobError(
+                f"shard file {path} of job {job.job_id} is missing, so its texts cannot be sent. "
+                "Run the original command again to plan a new job (cached texts are not paid twice)."
+            )
+        output, errors = output_paths(path)
+        if not (output.exists() and errors.exists()):
+
+            def advance(n: int) -> None:
+                nonlocal done
+                done += n
+                on_event(Progress("embed", done, total))
+
+            runner.run_shard(path, output, errors, on_lines=advance)
+        else:
+            done += shard.lines
+            on_event(Progress("embed", done, total))
+        _load_shard(settings.db, job, shard, path, output, errors)
+
+    con = ledger.connect(settings.db)
+    try:
+        with ledger.transaction(con):
+            cache = cache_table(con, job.model, job.dimensions, create=True)
+            assert cache is not None
+            materialise(
+                con, parse_target(job.target), mode=job.mode, rows_table=job.rows_table, cache=cache,
+                query=_recorded_query(con, job), model=job.model, dimensions=job.dimensions, job_id=job.job_id,
+            )
+            ledger.set_job_status(con, job.job_id, "complete")
+        result = _result(job, con, started, status="complete")
+    finally:
+        con.close()
+    if not settings.keep_files:
+        shutil.rmtree(directory, ignore_errors=True)
+    return result
+
+
+def _load_shard(db: Path, job: ledger.Job, shard: ledger.Shard, path: Path, output: Path, errors: Path) -> None:
+    """Results of one shard into the cache, its failures into the errors table, "loaded": one transaction."""
+    con = ledger.connect(db)
+    try:
+        results = read_results(con, [output, errors], dimensions=job.dimensions)
+        sent = {r[0] for r in con.execute(
+            "SELECT custom_id FROM read_json(?, format = 'newline_delimited', columns = {'custom_id': 'VARCHAR'})",
+            [str(path)],
+        ).fetchall()}
+        answered = set(results.custom_ids.to_pylist()) | {f.custom_id for f in results.failures}
+        failures = [f for f in results.failures if f.custom_id in sent] + [
+            Failure(c, None, "missing", "the line is in neither the output nor the error file")
+            for c in sorted(sent - answered)
+        ]
+        keep = pa.array([c in sent for c in results.custom_ids.to_pylist()])
+        ids, vectors = results.custom_ids.filter(keep), results.vectors[keep.to_numpy(zero_copy_only=False)]
+        with ledger.transaction(con):
+            cache = cache_table(con, job.model, job.dimensions, create=True)
+            assert cache is not None
+            store_vectors(con, cache, ids, vectors)
+            if failures:
+                con.executemany(
+                    "INSERT INTO embedsql.errors VALUES (?, ?, ?, ?, ?, ?)",
+                    [[job.job_id, shard.shard, f.custom_id, f.status, f.code, f.message] for f in failures],
+                )
+            con.execute(
+                "UPDATE embedsql.shards SET status = 'loaded', embedded = ?, failed = ? WHERE job_id = ? AND shard = ?",
+                [len(ids), len(failures), job.job_id, shard.shard],
+            )
+    finally:
+        con.close()
+
+
+def _result(job: ledger.Job, con: duckdb.DuckDBPyConnection, started: float | None, *, status: str) -> RunResult:
+    shards = ledger.job_shards(con, job.job_id)
+    skipped = dict(
+        con.execute(
+            f"SELECT {SKIP_COLUMN}, count(*) FROM {job.rows_table} WHERE {SKIP_COLUMN} IS NOT NULL GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    )
+    failures = [
+        Failure(*row)
+        for row in con.execute(
+            "SELECT custom_id, status, code, message FROM embedsql.errors WHERE job_id = ? ORDER BY shard, custom_id",
+            [job.job_id],
+        ).fetchall()
+    ]
+    target_rows = 0
+    if status == "complete":
+        cache = cache_table(con, job.model, job.dimensions, create=False)
+        target_rows = int(con.execute(
+            f"SELECT count(*) FROM {job.rows_table} r JOIN {cache} c ON c.text_hash = r.{HASH_COLUMN}"
+        ).fetchall()[0][0])
+    return RunResult(
+        job_id=job.job_id,
+        status=status,
+        target=str(parse_target(job.target)),
+        model=job.model,
+        dimensions=job.dimensions,
+        rows=job.total_rows,
+        distinct_texts=job.distinct_texts,
+        cached_texts=job.cached_texts,
+        sent_texts=sum(s.lines for s in shards),
+        embedded_texts=sum(s.embedded or 0 for s in shards),
+        failed_texts=len(failures),
+        skipped=skipped,
+        target_rows=target_rows,
+        tokens=job.tokens,
+        shards=len(shards),
+        work_dir=Path(job.work_dir),
+        seconds=0.0 if started is None else time.monotonic() - started,
+        failures=failures,
+    )
+
+
+def _recorded_query(con: duckdb.DuckDBPyConnection, job: ledger.Job) -> Query:
+    """The job's key columns with the types its snapshot holds (the live query may have changed)."""
+    described = con.execute(f"DESCRIBE {job.rows_table}").fetchall()
+    columns = tuple((row[0], row[1]) for row in described if row[0] in job.key_columns)
+    return Query(job.query, columns, tuple(job.key_columns), tuple(job.text_columns), frozenset())
+
+
+def _fingerprint(query: Query, choice: ModelChoice, target: TargetName, mode: str) -> str:
+    spec: Mapping[str, Any] = {
+        "sql": query.sql,
+        "key": query.key_columns,
+        "text": query.text_columns,
+        "model": choice.model.name,
+        "dimensions": choice.dimensions,
+        "target": target.sql,
+        "mode": mode,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def _new_job_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def _remove_orphans(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    """Delete work folders of plans that crashed before they were committed (no job row)."""
+    if not root.is_dir():
+        return
+    known = {r[0] for r in con.execute("SELECT job_id FROM embedsql.jobs").fetchall()}
+    for child in root.iterdir():
+        if child.is_dir() and not child.name.startswith("dry-run-") and child.name not in known:
+            shutil.rmtree(child, ignore_errors=True)

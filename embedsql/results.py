@@ -1,0 +1,157 @@
+"""Batch output and error files, read back into vectors and failures.
+
+One parser for every runner, since all of them write the Batch API's output format. DuckDB reads
+the JSONL with an explicit schema (several times faster than auto-detection, and one pass covers
+success lines, HTTP error lines and non-HTTP failures such as ``batch_expired``). Vectors may be
+base64 (little-endian float32) or JSON float lists; both are accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import LoadError
+from .source import duck_message
+
+__all__ = ["Failure", "Results", "read_results"]
+
+_SCHEMA = (
+    "{'custom_id': 'VARCHAR', "
+    "'response': 'STRUCT(status_code INTEGER, body STRUCT(data STRUCT(\"index\" INTEGER, embedding JSON)[], "
+    "error STRUCT(message VARCHAR, type VARCHAR, code VARCHAR)))', "
+    "'error': 'STRUCT(code VARCHAR, message VARCHAR)'}"
+)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A request line that came back without a usable vector."""
+
+    custom_id: str
+    status: int | None
+    code: str | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class Results:
+    """Vectors by custom_id (row i of ``vectors`` belongs to ``custom_ids[i]``), and the failures."""
+
+    custom_ids: pa.Array
+    vectors: np.ndarray
+    failures: list[Failure] = field(default_factory=list)
+
+
+def read_results(
+    con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimensions: int
+) -> Results:
+    """Read output and error files (in any order, lines in any order) into ``Results``."""
+    files = [p for p in paths if p.exists() and p.stat().st_size > 0]
+    if not files:
+        return Results(pa.array([], pa.string()), np.zeros((0, dimensions), np.float32))
+    file_list = "[" + ", ".join(_literal(str(p)) for p in files) + "]"
+    sql = f"""
+        SELECT custom_id,
+               response.status_code AS status,
+               coalesce(response.body.error.code, error.code) AS code,
+               coalesce(response.body.error.message, error.message) AS message,
+               len(response.body.data) AS items,
+               json_type(response.body.data[1].embedding) AS kind,
+               CASE WHEN json_type(response.body.data[1].embedding) = 'VARCHAR'
+                    THEN from_base64(response.body.data[1].embedding ->> '$') END AS packed,
+               CASE WHEN json_type(response.body.data[1].embedding) = 'ARRAY'
+                    THEN CAST(response.body.data[1].embedding AS FLOAT[]) END AS floats
+        FROM read_json({file_list}, format = 'newline_delimited', columns = {_SCHEMA})
+    """
+    try:
+        table = con.sql(sql).to_arrow_table()
+    except duckdb.Error as e:
+        names = ", ".join(p.name for p in files)
+        raise LoadError(
+            f"cannot read result file(s) {names}: {duck_message(e)}. The file is damaged or not in the "
+            "Batch API output format; `embedsql resume JOB` downloads or recomputes it."
+        ) from e
+    return _split(table, dimensions)
+
+
+def _split(table: pa.Table, dimensions: int) -> Results:
+    ok = pc.and_(
+        pc.fill_null(pc.and_(pc.greater_equal(table["status"], 200), pc.less(table["status"], 300)), False),
+        pc.is_null(table["code"]),
+    )
+    ok = pc.and_(ok, pc.fill_null(pc.equal(table["items"], 1), False))
+    packed = table.filter(pc.and_(ok, pc.equal(table["kind"], "VARCHAR")))
+    floats = table.filter(pc.and_(ok, pc.equal(table["kind"], "ARRAY")))
+    failures = [
+        Failure(r["custom_id"], r["status"], r["code"] or "no_embedding", r["message"] or _why(r))
+        for r in table.filter(pc.invert(pc.and_(ok, pc.is_in(table["kind"], pa.array(["VARCHAR", "ARRAY"])))))
+        .select(["custom_id", "status", "code", "message", "items", "kind"])
+        .to_pylist()
+    ]
+    ids, vectors = [], []
+    for part, decode in ((packed, _from_base64), (floats, _from_floats)):
+        if part.num_rows:
+            ids.append(part["custom_id"].combine_chunks())
+            vectors.append(decode(part, dimensions))
+    if not ids:
+        return Results(pa.array([], pa.string()), np.zeros((0, dimensions), np.float32), failures)
+    all_ids = pa.concat_arrays(ids)
+    matrix = np.concatenate(vectors)
+    # A zero or non-finite vector has no direction: cosine similarity with it is NaN, and NaN sorts
+    # first in ORDER BY ... DESC. Such a vector is a failure, not a result.
+    norms = np.linalg.norm(matrix, axis=1)
+    bad = ~np.isfinite(norms) | (norms == 0)
+    if bad.any():
+        for custom_id in all_ids.filter(pa.array(bad)).to_pylist():
+            failures.append(Failure(custom_id, 200, "invalid_vector", "the vector is zero or not finite"))
+        keep = pa.array(~bad)
+        all_ids, matrix = all_ids.filter(keep), matrix[~bad]
+    return Results(all_ids, matrix, failures)
+
+
+def _from_base64(part: pa.Table, dimensions: int) -> np.ndarray:
+    column = part["packed"].combine_chunks()
+    lengths = pc.binary_length(column).to_numpy(zero_copy_only=False)
+    wrong = lengths != dimensions * 4
+    if wrong.any():
+        _wrong_size(part, wrong, lengths // 4, dimensions)
+    _, offsets, data = column.buffers()
+    width = np.int64 if pa.types.is_large_binary(column.type) else np.int32
+    start = np.frombuffer(offsets, width)[column.offset]
+    return np.frombuffer(data, "<f4", count=len(column) * dimensions, offset=int(start)).reshape(-1, dimensions)
+
+
+def _from_floats(part: pa.Table, dimensions: int) -> np.ndarray:
+    column = part["floats"].combine_chunks()
+    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+    wrong = lengths != dimensions
+    if wrong.any():
+        _wrong_size(part, wrong, lengths, dimensions)
+    flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return flat.reshape(-1, dimensions)
+
+
+def _wrong_size(part: pa.Table, wrong: np.ndarray, lengths: np.ndarray, dimensions: int) -> None:
+    custom_id = part["custom_id"].combine_chunks().filter(pa.array(wrong))[0].as_py()
+    raise LoadError(
+        f"result for custom_id {custom_id!r} has {int(lengths[wrong][0])} dimensions, but the job asked "
+        f"for {dimensions}. The server answered with another model or size; check --model and --dimensions."
+    )
+
+
+def _why(row: dict[str, object]) -> str:
+    if row["status"] is None:
+        return "the line has neither a response nor an error"
+    if row["items"] != 1:
+        return f"expected one embedding in the response, got {row['items']}"
+    return "the embedding is neither base64 nor a list of floats"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,134 @@
+"""The ``local`` runner: the bundled offline model, in process, speaking the Batch API's format.
+
+It reads request lines like the Batch API does, answers each with an output line (or an error line
+with the HTTP status the API would give), and so lets a new user see the whole pipeline work with
+no key and no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from ..local_model import MODEL_NAME, load_local_model
+
+__all__ = ["LocalRunner"]
+
+# Texts embedded per model call: large enough for length-sorted batching to pay off, small enough
+# to report progress often.
+_CHUNK = 2048
+
+
+class LocalRunner:
+    """Embeds shards with all-MiniLM-L6-v2 through onnxruntime."""
+
+    name = "local"
+
+    def run_shard(self, shard: Path, output: Path, errors: Path, *, on_lines: Callable[[int], None]) -> None:
+        """Write ``output`` and ``errors`` for every request line of ``shard``."""
+        model = load_local_model()
+        out_part, err_part = output.with_name(output.name + ".part"), errors.with_name(errors.name + ".part")
+        with open(out_part, "w", encoding="utf-8") as out, open(err_part, "w", encoding="utf-8") as err:
+            for chunk in _chunks(shard, _CHUNK):
+                good = []
+                for line_no, request in chunk:
+                    problem = _problem(request)
+                    if problem:
+                        _write(err, _error_line(request, line_no, *problem))
+                    else:
+                        good.append(request)
+                if good:
+                    vectors = model.embed([r["body"]["input"] for r in good])
+                    tokens = model.count_tokens([r["body"]["input"] for r in good])
+                    for request, vector, used in zip(good, vectors, tokens, strict=True):
+                        _write(out, _output_line(request, vector, int(used)))
+                on_lines(len(chunk))
+            for f in (out, err):
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(err_part, errors)
+        os.replace(out_part, output)
+
+
+def _chunks(shard: Path, size: int) -> Iterator[list[tuple[int, Any]]]:
+    chunk: list[tuple[int, Any]] = []
+    with open(shard, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                request = json.loads(line)
+            except json.JSONDecodeError:
+                request = {"custom_id": None, "_invalid": True}
+            chunk.append((number, request))
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def _problem(request: Any) -> tuple[int, str, str] | None:
+    """(HTTP status, code, message) the API would answer for a bad request line, or None."""
+    if not isinstance(request, dict) or request.get("_invalid"):
+        return 400, "invalid_json_line", "This line is not valid JSON."
+    body = request.get("body")
+    if request.get("url") != "/v1/embeddings" or not isinstance(body, dict):
+        return 400, "invalid_url", "Only /v1/embeddings request lines are supported."
+    if body.get("model") != MODEL_NAME:
+        return 404, "model_not_found", f"The model `{body.get('model')}` does not exist; this runner has {MODEL_NAME}."
+    text = body.get("input")
+    if not isinstance(text, str) or not text.strip():
+        return 400, "invalid_input", "'input' must be a non-empty string."
+    if body.get("dimensions") not in (None, 384):
+        return 400, "invalid_dimensions", f"{MODEL_NAME} only returns 384 dimensions."
+    return None
+
+
+def _output_line(request: dict[str, Any], vector: np.ndarray, tokens: int) -> dict[str, Any]:
+    body = request["body"]
+    little_endian = vector.astype("<f4", copy=False)
+    embedding: Any = (
+        base64.b64encode(little_endian.tobytes()).decode("ascii")
+        if body.get("encoding_format") == "base64"
+        else little_endian.tolist()
+    )
+    return {
+        "id": f"batch_req_{uuid.uuid4().hex}",
+        "custom_id": request["custom_id"],
+        "response": {
+            "status_code": 200,
+            "request_id": uuid.uuid4().hex,
+            "body": {
+                "object": "list",
+                "data": [{"object": "embedding", "index": 0, "embedding": embedding}],
+                "model": MODEL_NAME,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        },
+        "error": None,
+    }
+
+
+def _error_line(request: Any, line_no: int, status: int, code: str, message: str) -> dict[str, Any]:
+    custom_id = request.get("custom_id") if isinstance(request, dict) else None
+    return {
+        "id": f"batch_req_{uuid.uuid4().hex}",
+        "custom_id": custom_id if custom_id is not None else f"line-{line_no}",
+        "response": {
+            "status_code": status,
+            "request_id": uuid.uuid4().hex,
+            "body": {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}},
+        },
+        "error": None,
+    }
+
+
+def _write(f: TextIO, line: dict[str, Any]) -> None:
+    f.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+    f.write("\n")

@@ -1,0 +1,77 @@
+-- The ledger: what embedsql has done in this database, so that any step can be resumed.
+-- Loaded by embedsql.ledger on every connection; every statement must be idempotent.
+CREATE SCHEMA IF NOT EXISTS embedsql;
+
+CREATE TABLE IF NOT EXISTS embedsql.meta (
+    key   VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+);
+
+-- One row per `embedsql run`.
+CREATE TABLE IF NOT EXISTS embedsql.jobs (
+    job_id         VARCHAR PRIMARY KEY,   -- sortable: yyyymmdd-hhmmss-xxxx (UTC)
+    fingerprint    VARCHAR NOT NULL,      -- hash of the job's definition: a re-run attaches to it
+    status         VARCHAR NOT NULL,      -- prepared | complete | failed
+    created_at     TIMESTAMPTZ NOT NULL,
+    finished_at    TIMESTAMPTZ,
+    query          VARCHAR NOT NULL,
+    key_columns    VARCHAR[] NOT NULL,
+    text_columns   VARCHAR[] NOT NULL,
+    model          VARCHAR NOT NULL,
+    dimensions     INTEGER NOT NULL,
+    runner         VARCHAR NOT NULL,
+    target         VARCHAR NOT NULL,      -- quoted [schema.]table
+    mode           VARCHAR NOT NULL,      -- replace | upsert
+    rows_table     VARCHAR NOT NULL,      -- snapshot of key -> text hash, taken at prepare time
+    work_dir       VARCHAR NOT NULL,
+    total_rows     BIGINT NOT NULL,
+    distinct_texts BIGINT NOT NULL,
+    cached_texts   BIGINT NOT NULL,       -- distinct texts the cache already held at prepare time
+    tokens         BIGINT NOT NULL,       -- tokens of the texts to embed
+    message        VARCHAR                -- why a job failed
+);
+
+-- One row per batch input file of a job.
+CREATE TABLE IF NOT EXISTS embedsql.shards (
+    job_id   VARCHAR NOT NULL,
+    shard    INTEGER NOT NULL,
+    attempt  INTEGER NOT NULL,
+    path     VARCHAR NOT NULL,            -- relative to the job's work_dir
+    lines    BIGINT NOT NULL,
+    bytes    BIGINT NOT NULL,
+    tokens   BIGINT NOT NULL,
+    sha256   VARCHAR NOT NULL,
+    status   VARCHAR NOT NULL,            -- written | loaded
+    embedded BIGINT,                      -- lines that came back with a vector
+    failed   BIGINT,                      -- lines that came back with an error
+    PRIMARY KEY (job_id, shard)
+);
+
+-- Texts that failed for good, one row per custom_id and attempt.
+CREATE TABLE IF NOT EXISTS embedsql.errors (
+    job_id    VARCHAR NOT NULL,
+    shard     INTEGER NOT NULL,
+    custom_id VARCHAR NOT NULL,
+    status    INTEGER,                    -- HTTP status of the line, NULL for non-HTTP failures
+    code      VARCHAR,
+    message   VARCHAR
+);
+
+-- One cache table per (model, dimensions): text hash -> vector.
+CREATE TABLE IF NOT EXISTS embedsql.caches (
+    model      VARCHAR NOT NULL,
+    dimensions INTEGER NOT NULL,
+    table_name VARCHAR NOT NULL UNIQUE,
+    PRIMARY KEY (model, dimensions)
+);
+
+-- The tables embedsql has written, with the model their vectors come from.
+CREATE TABLE IF NOT EXISTS embedsql.targets (
+    table_name  VARCHAR PRIMARY KEY,      -- quoted [schema.]table
+    model       VARCHAR NOT NULL,
+    dimensions  INTEGER NOT NULL,
+    key_columns VARCHAR[] NOT NULL,
+    key_types   VARCHAR[] NOT NULL,
+    job_id      VARCHAR NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL
+);

@@ -1,0 +1,58 @@
+"""Token counts, in the tokenizer of each model, from files shipped inside the package.
+
+``tiktoken.get_encoding("cl100k_base")`` downloads its BPE table at run time, which fails offline,
+so the table ships in ``embedsql/models/`` (MIT, see NOTICE.md) and is checked against its hash.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from importlib import resources
+
+import numpy as np
+
+from .models import ModelInfo
+
+__all__ = ["count_tokens"]
+
+_CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
+# cl100k_base's split pattern and special tokens, as tiktoken_ext.openai_public defines them.
+_CL100K_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+_CL100K_SPECIAL = {
+    "<|endoftext|>": 100257,
+    "<|fim_prefix|>": 100258,
+    "<|fim_middle|>": 100259,
+    "<|fim_suffix|>": 100260,
+    "<|endofprompt|>": 100276,
+}
+
+
+@functools.cache
+def cl100k_base():  # type: ignore[no-untyped-def]  # tiktoken is imported lazily, on first use
+    """The cl100k_base encoding, built from the bundled table without touching the network."""
+    import tiktoken
+    from tiktoken.load import load_tiktoken_bpe
+
+    path = resources.files("embedsql") / "models" / "cl100k_base.tiktoken"
+    with resources.as_file(path) as file:
+        ranks = load_tiktoken_bpe(str(file), expected_hash=_CL100K_SHA256)
+    return tiktoken.Encoding(
+        name="cl100k_base", pat_str=_CL100K_PATTERN, mergeable_ranks=ranks, special_tokens=_CL100K_SPECIAL
+    )
+
+
+def count_tokens(model: ModelInfo, texts: Sequence[str]) -> np.ndarray:
+    """Tokens of each text in ``model``'s tokenizer, before any truncation (int64 array)."""
+    if not texts:
+        return np.zeros(0, dtype=np.int64)
+    if model.tokenizer == "cl100k_base":
+        # Texts are data, not prompts: special-token strings in them count as ordinary text.
+        encoded = cl100k_base().encode_ordinary_batch(list(texts))
+        return np.fromiter((len(t) for t in encoded), dtype=np.int64, count=len(encoded))
+    from .local_model import load_local_model
+
+    return load_local_model().count_tokens(texts)

@@ -1,0 +1,44 @@
+"""The example warehouse: ``warehouse.duckdb`` built from ``sql/warehouse.sql`` on first use."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from .errors import DatabaseError
+from .source import duck_message
+
+__all__ = ["EXAMPLE_DB", "build_example_warehouse"]
+
+EXAMPLE_DB = "warehouse.duckdb"
+SCRIPT = Path("sql") / "warehouse.sql"
+
+
+def build_example_warehouse(db: Path) -> bool:
+    """Build the example warehouse at ``db`` if it is missing and its script lies beside it.
+
+    Only a database named ``warehouse.duckdb`` with ``sql/warehouse.sql`` in the same folder is
+    built, so a mistyped ``--db`` still fails loudly. Returns whether it built one.
+    """
+    root = db.parent
+    script = root / SCRIPT
+    if db.exists() or db.name != EXAMPLE_DB or not script.is_file():
+        return False
+    partial = db.with_name(db.name + ".building")
+    partial.unlink(missing_ok=True)
+    try:
+        con = duckdb.connect(str(partial))
+        try:
+            # The script's relative paths (data/movies.csv) are relative to the repository root.
+            con.execute("SET file_search_path = ?", [str(root.resolve())])
+            con.execute(script.read_text(encoding="utf-8"))
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    except duckdb.Error as e:
+        partial.unlink(missing_ok=True)
+        raise DatabaseError(f"cannot build the example warehouse from {script}: {duck_message(e)}") from e
+    os.replace(partial, db)
+    return True
