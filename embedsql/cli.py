@@ -148,41 +148,39 @@ def _split(values: tuple[str, ...]) -> list[str]:
 
 
 def _summary(result: RunResult, db: Path) -> str:
-    def line(label: str, value: str) -> str:
-        return f"  {label:<16}{value}"
+    def line(label: str, number: int | str, extra: str = "") -> str:
+        shown = f"{number:,}" if isinstance(number, int) else number
+        return f"  {label:<16}{shown:>10}{extra}"
 
     skipped = sum(result.skipped.values())
-    reasons = ", ".join(f"{n:,} {why}" for why, n in result.skipped.items())
-    lines = []
+    reasons = " (" + ", ".join(f"{n:,} {why}" for why, n in result.skipped.items()) + ")" if skipped else ""
     if result.status == "dry-run":
-        lines.append(f"Dry run (job {result.job_id}): nothing was embedded; {result.target} was not touched.")
-        lines += [
-            line("rows", f"{result.rows:,}"),
-            line("distinct texts", f"{result.distinct_texts:,}"),
-            line("already cached", f"{result.cached_texts:,}"),
-            line("to embed", f"{result.sent_texts:,} texts in {result.shards} shard(s)"),
-            line("skipped rows", f"{skipped:,}" + (f" ({reasons})" if reasons else "")),
-            line("est. tokens", f"{result.tokens:,}"),
+        lines = [
+            f"Dry run (job {result.job_id}): nothing was embedded and {result.target} was not touched.",
+            line("rows", result.rows),
+            line("distinct texts", result.distinct_texts),
+            line("already cached", result.cached_texts),
+            line("to embed", result.sent_texts, f" texts in {result.shards} shard(s)"),
+            line("skipped rows", skipped, reasons),
+            line("est. tokens", result.tokens),
         ]
         model = MODELS[result.model]
         if model.price_batch:
-            batch, standard = (result.tokens / 1e6 * p for p in (model.price_batch, model.price_standard))
-            lines.append(line("est. cost", f"${batch:,.4f} on the Batch API (${standard:,.4f} standard)"))
-        lines.append(line("shards", str(result.work_dir)))
+            batch, standard = (result.tokens / 1e6 * price for price in (model.price_batch, model.price_standard))
+            lines.append(line("est. cost", f"${batch:,.4f}", f" on the Batch API (${standard:,.4f} at standard prices)"))
+        lines.append(f"  {'shards':<16}{result.work_dir}")
         return "\n".join(lines)
-    lines.append(
+    lines = [
         f"{result.target} in {db}: {result.target_rows:,} rows of {result.model} FLOAT[{result.dimensions}] "
-        f"(job {result.job_id})"
-    )
-    lines += [
-        line("rows", f"{result.rows:,}"),
-        line("distinct texts", f"{result.distinct_texts:,}"),
-        line("from cache", f"{result.cached_texts:,}"),
-        line("embedded", f"{result.embedded_texts:,}"),
+        f"(job {result.job_id})",
+        line("rows", result.rows),
+        line("distinct texts", result.distinct_texts),
+        line("from cache", result.cached_texts),
+        line("embedded", result.embedded_texts),
     ]
     if result.failed_texts:
-        lines.append(line("failed", f"{result.failed_texts:,} (see table embedsql.errors)"))
-    lines.append(line("skipped rows", f"{skipped:,}" + (f" ({reasons})" if reasons else "")))
+        lines.append(line("failed", result.failed_texts, " (see table embedsql.errors)"))
+    lines.append(line("skipped rows", skipped, reasons))
     lines.append(line("time", f"{result.seconds:.1f} s"))
     return "\n".join(lines)
 
@@ -215,7 +213,7 @@ class _Display:
             self.shown = event.done
             return
         now = time.monotonic()
-        if event.done == event.total or now - self.last_line >= 5:
+        if event.done and (event.done == event.total or now - self.last_line >= 5):
             self.last_line = now
             click.echo(f"embedded {event.done:,}/{event.total:,} texts", file=self.stream)
 

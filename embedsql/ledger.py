@@ -100,7 +100,7 @@ def connect(path: Path, *, create: bool = False) -> duckdb.DuckDBPyConnection:
                 "writer at a time: wait for that process to finish, or close it, then run again."
             ) from e
         raise DatabaseError(
-            f"cannot open database {str(path)!r}: {message}. Check that --db / EMBEDSQL_DB names a "
+            f"cannot open database {str(path)!r}: {message} Check that --db / EMBEDSQL_DB names a "
             "DuckDB file you can write."
         ) from e
     try:
@@ -126,7 +126,10 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                 "INSERT OR IGNORE INTO embedsql.meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
     except duckdb.Error as e:
-        raise DatabaseError(f"cannot write the embedsql ledger into {str(path)!r}: {duck_message(e)}") from e
+        raise DatabaseError(
+            f"cannot write the embedsql ledger into {str(path)!r}: {duck_message(e)} "
+            "Check that the database is writable (not opened read-only, not on a full disk)."
+        ) from e
 
 
 def _version(con: duckdb.DuckDBPyConnection) -> int | None:

@@ -73,7 +73,7 @@ def make_plan(
             )"""
         )
     except duckdb.Error as e:
-        raise QueryError(f"the query failed: {duck_message(e)}. Check the query and the data it reads.") from e
+        raise QueryError(f"the query failed: {duck_message(e)} Check the query and the data it reads.") from e
     total = _scalar(con, f"SELECT count(*) FROM {_SOURCE}")
     _check_keys(con, query, total, mode)
 

@@ -74,7 +74,7 @@ def read_results(
     except duckdb.Error as e:
         names = ", ".join(p.name for p in files)
         raise LoadError(
-            f"cannot read result file(s) {names}: {duck_message(e)}. The file is damaged or not in the "
+            f"cannot read result file(s) {names}: {duck_message(e)} The file is damaged or not in the "
             "Batch API output format; `embedsql resume JOB` downloads or recomputes it."
         ) from e
     return _split(table, dimensions)

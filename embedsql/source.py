@@ -56,7 +56,7 @@ def inspect_query(
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as e:
-        raise QueryError(f"{duck_message(e)}. Check the SQL of the query.") from e
+        raise QueryError(f"{duck_message(e)} Check the SQL of the query.") from e
     if len(statements) != 1:
         raise QueryError(f"the query holds {len(statements)} statements; pass exactly one SELECT.")
     kind = statements[0].type.name
@@ -69,7 +69,7 @@ def inspect_query(
         columns = tuple(zip(relation.columns, (str(t) for t in relation.types), strict=True))
         tables = frozenset(con.get_table_names(sql))
     except duckdb.Error as e:
-        raise QueryError(f"{duck_message(e)}. Check the query's table and column names.") from e
+        raise QueryError(f"{duck_message(e)} Check the query's table and column names.") from e
 
     names = [name for name, _ in columns]
     repeated = sorted({n for n in names if names.count(n) > 1})
@@ -123,14 +123,15 @@ def quote(identifier: str) -> str:
 
 
 def duck_message(error: BaseException) -> str:
-    """DuckDB's message on one line, without the caret drawing under the SQL."""
+    """DuckDB's message as one sentence, without the caret drawing under the SQL."""
     lines = []
     for line in str(error).splitlines():
         if line.startswith("LINE "):
             break
         if line.strip():
             lines.append(line.strip())
-    return " ".join(lines).rstrip(".!") or type(error).__name__
+    text = " ".join(lines).rstrip(".!") or type(error).__name__
+    return text if text.endswith("?") else text + "."
 
 
 def _pick(wanted: Sequence[str], names: list[str], flag: str) -> list[str]:

@@ -39,6 +39,9 @@ def build_example_warehouse(db: Path) -> bool:
             con.close()
     except duckdb.Error as e:
         partial.unlink(missing_ok=True)
-        raise DatabaseError(f"cannot build the example warehouse from {script}: {duck_message(e)}") from e
+        raise DatabaseError(
+            f"cannot build the example warehouse from {script}: {duck_message(e)} "
+            "Check that data/movies.csv is the file shipped with embedsql."
+        ) from e
     os.replace(partial, db)
     return True

@@ -1,0 +1,64 @@
+"""Fixtures shared by the tests: a clean environment, real DuckDB files, the local model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from embedsql.local_model import LocalModel, load_local_model
+from helpers import REPO
+
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No developer's key, .env or config file leaks in: clean variables, work in tmp_path."""
+    for var in list(os.environ):
+        if var.startswith(("OPENAI_", "EMBEDSQL_")):
+            monkeypatch.delenv(var)
+    monkeypatch.chdir(tmp_path)
+    yield
+
+
+@pytest.fixture(scope="session")
+def movies_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example warehouse, built once per session from the repository's own script."""
+    db = tmp_path_factory.mktemp("template") / "warehouse.duckdb"
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("SET file_search_path = ?", [str(REPO)])
+        con.execute((REPO / "sql" / "warehouse.sql").read_text(encoding="utf-8"))
+    finally:
+        con.close()
+    return db
+
+
+@pytest.fixture
+def movies_db(movies_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the example warehouse in this test's directory."""
+    db = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(movies_template, db)
+    return db
+
+
+@pytest.fixture(scope="session")
+def model() -> LocalModel:
+    """The bundled offline model, loaded once."""
+    return load_local_model()
+
+
+@pytest.fixture(scope="session")
+def genre_vectors(movies_template: Path, model: LocalModel) -> dict[str, np.ndarray]:
+    """The vector of every distinct genre string, each embedded on its own."""
+    con = duckdb.connect(str(movies_template), read_only=True)
+    try:
+        genres = [row[0] for row in con.execute("SELECT DISTINCT genres FROM movies ORDER BY 1").fetchall()]
+    finally:
+        con.close()
+    return {genre: model.embed([genre])[0] for genre in genres}
