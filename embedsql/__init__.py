@@ -1,9 +1,9 @@
 """embedsql: from a SQL query to a DuckDB table of embeddings.
 
-    >>> import embedsql
-    >>> result = embedsql.run("select movieId, genres from movies", db="warehouse.duckdb")
-    >>> result.target, result.rows
-    ('movies_embeddings', 62423)
+>>> import embedsql
+>>> result = embedsql.run("select movieId, genres from movies", db="warehouse.duckdb")
+>>> result.target, result.rows
+('movies_embeddings', 62423)
 """
 
 from .config import Settings, load_settings

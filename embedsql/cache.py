@@ -45,9 +45,7 @@ def vectors_table(custom_ids: pa.Array, vectors: np.ndarray) -> pa.Table:
     return pa.table({"text_hash": custom_ids, "embedding": embedding})
 
 
-def store_vectors(
-    con: duckdb.DuckDBPyConnection, table: str, custom_ids: pa.Array, vectors: np.ndarray
-) -> int:
+def store_vectors(con: duckdb.DuckDBPyConnection, table: str, custom_ids: pa.Array, vectors: np.ndarray) -> int:
     """Add vectors to a cache table; a text already there keeps its vector. Returns rows offered."""
     if len(custom_ids) == 0:
         return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 import click
 
@@ -55,12 +55,24 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
 @click.option("--key", multiple=True, help="Key column(s); repeat or comma-separate. Default: the first column.")
 @click.option("--text", multiple=True, help="Text column(s), joined by spaces. Default: all but the key.")
 @click.option("--into", help="Target table ([schema.]table). Default: <table>_embeddings for a one-table query.")
-@click.option("--mode", type=click.Choice(MODES), default="replace", show_default=True,
-              help="replace: the target becomes the query's rows; upsert: add and update rows, keep others.")
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="replace",
+    show_default=True,
+    help="replace: the target becomes the query's rows; upsert: add and update rows, keep others.",
+)
 @click.option("--model", help=f"Embedding model: {', '.join(MODELS)}.  [env: EMBEDSQL_MODEL]")
-@click.option("--dimensions", type=click.IntRange(min=1), help="Shorter vectors (text-embedding-3-*).  [env: EMBEDSQL_DIMENSIONS]")
-@click.option("--db", type=click.Path(path_type=Path), default=Path("warehouse.duckdb"),
-              help="DuckDB database.  [env: EMBEDSQL_DB; default: warehouse.duckdb]", show_default=False)
+@click.option(
+    "--dimensions", type=click.IntRange(min=1), help="Shorter vectors (text-embedding-3-*).  [env: EMBEDSQL_DIMENSIONS]"
+)
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    default=Path("warehouse.duckdb"),
+    help="DuckDB database.  [env: EMBEDSQL_DB; default: warehouse.duckdb]",
+    show_default=False,
+)
 @click.option("--keep-files", is_flag=True, help="Keep shard and result files after the job completes.")
 @click.option("--dry-run", is_flag=True, help="Write the shards and show what would be sent; embed nothing.")
 @click.pass_context
@@ -110,8 +122,13 @@ def run_command(
 
 @cli.command(name="resume")
 @click.argument("job_id")
-@click.option("--db", type=click.Path(path_type=Path), default=Path("warehouse.duckdb"),
-              help="DuckDB database.  [env: EMBEDSQL_DB; default: warehouse.duckdb]", show_default=False)
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    default=Path("warehouse.duckdb"),
+    help="DuckDB database.  [env: EMBEDSQL_DB; default: warehouse.duckdb]",
+    show_default=False,
+)
 @click.pass_context
 def resume_command(ctx: click.Context, job_id: str, db: Path) -> None:
     """Continue an unfinished job from where it stopped.
@@ -167,7 +184,9 @@ def _summary(result: RunResult, db: Path) -> str:
         model = MODELS[result.model]
         if model.price_batch:
             batch, standard = (result.tokens / 1e6 * price for price in (model.price_batch, model.price_standard))
-            lines.append(line("est. cost", f"${batch:,.4f}", f" on the Batch API (${standard:,.4f} at standard prices)"))
+            lines.append(
+                line("est. cost", f"${batch:,.4f}", f" on the Batch API (${standard:,.4f} at standard prices)")
+            )
         lines.append(f"  {'shards':<16}{result.work_dir}")
         return "\n".join(lines)
     lines = [
@@ -188,7 +207,7 @@ def _summary(result: RunResult, db: Path) -> str:
 class _Display:
     """Renders library events on stderr: a progress bar on a terminal, sparse lines otherwise."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.tty = stream.isatty()
         self.bar: Any = None

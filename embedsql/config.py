@@ -66,6 +66,8 @@ ENV_VARS: dict[str, str] = {
     "openai_project_id": "OPENAI_PROJECT_ID",
 }
 SECRET_FIELDS = frozenset({"openai_api_key"})
+# Names under which a config file might hold a secret, in any case.
+_SECRET_NAMES = frozenset({"api_key", *SECRET_FIELDS, *(ENV_VARS[f].lower() for f in SECRET_FIELDS)})
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "sources"}
 # Fields that are not plain strings, and what a raw value must become.
 _KINDS: dict[str, type] = {
@@ -102,7 +104,11 @@ def load_settings(
         sources[name] = file_name
 
     dotenv_path = cwd / ".env"
-    dotenv = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None} if dotenv_path.is_file() else {}
+    dotenv = (
+        {k: v for k, v in dotenv_values(dotenv_path, interpolate=False).items() if v is not None}
+        if dotenv_path.is_file()
+        else {}
+    )
     for layer, label in ((dotenv, ".env"), (environ, "environment")):
         for name, var in ENV_VARS.items():
             if var in layer:
@@ -137,7 +143,7 @@ def _read_config_file(cwd: Path) -> tuple[dict[str, Any], str]:
         if not isinstance(data, dict):
             raise ConfigError(f"{label} must be a table of settings, not {type(data).__name__}")
         for key in data:
-            if key in SECRET_FIELDS or key == "api_key":
+            if key.lower() in _SECRET_NAMES:
                 raise ConfigError(
                     f"{label} sets {key!r}: secrets do not belong in a file that is usually committed. "
                     f"Set {ENV_VARS['openai_api_key']} in the environment or in .env instead."
@@ -157,7 +163,7 @@ def _convert(name: str, raw: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be a path, got {raw!r}")
         return Path(raw).expanduser()
     if kind is int:
-        if isinstance(raw, bool):
+        if isinstance(raw, bool | float):
             raise ConfigError(f"{where} must be a whole number, got {raw!r}")
         try:
             return int(raw)
@@ -174,12 +180,14 @@ def _convert(name: str, raw: Any, where: str) -> Any:
 
 
 def _validate(settings: Settings) -> None:
-    if settings.dimensions is not None and settings.dimensions < 1:
-        raise ConfigError(f"dimensions must be a positive number, got {settings.dimensions}")
-    if settings.max_shard_lines < 1:
-        raise ConfigError(f"max_shard_lines must be at least 1, got {settings.max_shard_lines}")
-    if settings.max_shard_bytes < 1024:
-        raise ConfigError(f"max_shard_bytes must be at least 1024, got {settings.max_shard_bytes}")
+    for name, least in (("dimensions", 1), ("max_shard_lines", 1), ("max_shard_bytes", 1024)):
+        value = getattr(settings, name)
+        if value is not None and value < least:
+            where = settings.sources.get(name, "default")
+            raise ConfigError(
+                f"{name} must be at least {least}, got {value} (from {where}). "
+                f"Fix --{name.replace('_', '-')} / {ENV_VARS[name]}."
+            )
 
 
 def _suggest(name: str) -> str:

@@ -122,9 +122,7 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     try:
         with transaction(con):
             con.execute(ddl)
-            con.execute(
-                "INSERT OR IGNORE INTO embedsql.meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-            )
+            con.execute("INSERT OR IGNORE INTO embedsql.meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
     except duckdb.Error as e:
         raise DatabaseError(
             f"cannot write the embedsql ledger into {str(path)!r}: {duck_message(e)} "
@@ -176,7 +174,10 @@ def get_job(con: duckdb.DuckDBPyConnection, job_id: str) -> Job:
 def find_pending_job(con: duckdb.DuckDBPyConnection, fingerprint: str) -> Job | None:
     """The newest unfinished job with this definition, which a re-run should continue."""
     rows = _select(
-        con, "embedsql.jobs", _JOB_FIELDS, "fingerprint = ? AND status = 'prepared' ORDER BY job_id DESC LIMIT 1",
+        con,
+        "embedsql.jobs",
+        _JOB_FIELDS,
+        "fingerprint = ? AND status = 'prepared' ORDER BY job_id DESC LIMIT 1",
         [fingerprint],
     )
     return Job(**rows[0]) if rows else None

@@ -64,8 +64,7 @@ def choose_model(settings: Settings) -> ModelChoice:
         info = MODELS.get(settings.model)
         if info is None:
             raise ConfigError(
-                f"unknown model {settings.model!r}. Known models: {', '.join(MODELS)}. "
-                "Check --model / EMBEDSQL_MODEL."
+                f"unknown model {settings.model!r}. Known models: {', '.join(MODELS)}. Check --model / EMBEDSQL_MODEL."
             )
         reason = f"set by {_origin(settings, 'model', '--model', 'EMBEDSQL_MODEL')}"
     elif settings.openai_api_key:

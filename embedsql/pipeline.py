@@ -171,8 +171,14 @@ def _plan(
     limits = ShardLimits(lines=settings.max_shard_lines, bytes=settings.max_shard_bytes)
     with ledger.transaction(con):
         plan = make_plan(
-            con, query, job_id=job_id, rows_table=rows_table, choice=choice, mode=mode,
-            directory=directory, limits=limits,
+            con,
+            query,
+            job_id=job_id,
+            rows_table=rows_table,
+            choice=choice,
+            mode=mode,
+            directory=directory,
+            limits=limits,
         )
         job = ledger.Job(
             job_id=job_id,
@@ -213,9 +219,7 @@ class _DryRun(Exception):
         self.result = result
 
 
-def _execute(
-    job: ledger.Job, settings: Settings, runner: Runner, on_event: EventHandler, started: float
-) -> RunResult:
+def _execute(job: ledger.Job, settings: Settings, runner: Runner, on_event: EventHandler, started: float) -> RunResult:
     con = ledger.connect(settings.db)
     try:
         shards = ledger.job_shards(con, job.job_id)
@@ -254,8 +258,15 @@ def _execute(
             cache = cache_table(con, job.model, job.dimensions, create=True)
             assert cache is not None
             materialise(
-                con, parse_target(job.target), mode=job.mode, rows_table=job.rows_table, cache=cache,
-                query=_recorded_query(con, job), model=job.model, dimensions=job.dimensions, job_id=job.job_id,
+                con,
+                parse_target(job.target),
+                mode=job.mode,
+                rows_table=job.rows_table,
+                cache=cache,
+                query=_recorded_query(con, job),
+                model=job.model,
+                dimensions=job.dimensions,
+                job_id=job.job_id,
             )
             ledger.set_job_status(con, job.job_id, "complete")
         result = _result(job, con, started, status="complete")
@@ -271,10 +282,13 @@ def _load_shard(db: Path, job: ledger.Job, shard: ledger.Shard, path: Path, outp
     con = ledger.connect(db)
     try:
         results = read_results(con, [output, errors], dimensions=job.dimensions)
-        sent = {r[0] for r in con.execute(
-            "SELECT custom_id FROM read_json(?, format = 'newline_delimited', columns = {'custom_id': 'VARCHAR'})",
-            [str(path)],
-        ).fetchall()}
+        sent = {
+            r[0]
+            for r in con.execute(
+                "SELECT custom_id FROM read_json(?, format = 'newline_delimited', columns = {'custom_id': 'VARCHAR'})",
+                [str(path)],
+            ).fetchall()
+        }
         answered = set(results.custom_ids.to_pylist()) | {f.custom_id for f in results.failures}
         failures = [f for f in results.failures if f.custom_id in sent] + [
             Failure(c, None, "missing", "the line is in neither the output nor the error file")
@@ -303,7 +317,8 @@ def _result(job: ledger.Job, con: duckdb.DuckDBPyConnection, started: float | No
     shards = ledger.job_shards(con, job.job_id)
     skipped = dict(
         con.execute(
-            f"SELECT {SKIP_COLUMN}, count(*) FROM {job.rows_table} WHERE {SKIP_COLUMN} IS NOT NULL GROUP BY 1 ORDER BY 1"
+            f"SELECT {SKIP_COLUMN}, count(*) FROM {job.rows_table} "
+            f"WHERE {SKIP_COLUMN} IS NOT NULL GROUP BY 1 ORDER BY 1"
         ).fetchall()
     )
     failures = [
@@ -316,9 +331,11 @@ def _result(job: ledger.Job, con: duckdb.DuckDBPyConnection, started: float | No
     target_rows = 0
     if status == "complete":
         cache = cache_table(con, job.model, job.dimensions, create=False)
-        target_rows = int(con.execute(
-            f"SELECT count(*) FROM {job.rows_table} r JOIN {cache} c ON c.text_hash = r.{HASH_COLUMN}"
-        ).fetchall()[0][0])
+        target_rows = int(
+            con.execute(
+                f"SELECT count(*) FROM {job.rows_table} r JOIN {cache} c ON c.text_hash = r.{HASH_COLUMN}"
+            ).fetchall()[0][0]
+        )
     return RunResult(
         job_id=job.job_id,
         status=status,

@@ -90,7 +90,9 @@ def make_plan(
     else:
         unseen = f"AND {HASH_COLUMN} NOT IN (SELECT text_hash FROM {cache})"
         cached = _scalar(
-            con, f"SELECT count(DISTINCT {HASH_COLUMN}) FROM {_SOURCE} WHERE {HASH_COLUMN} IN (SELECT text_hash FROM {cache})"
+            con,
+            f"SELECT count(DISTINCT {HASH_COLUMN}) FROM {_SOURCE} "
+            f"WHERE {HASH_COLUMN} IN (SELECT text_hash FROM {cache})",
         )
 
     # base64 vectors are ~4x smaller to download than float lists; `dimensions` only when it shortens.
@@ -144,9 +146,7 @@ def _check_keys(con: duckdb.DuckDBPyConnection, query: Query, total: int, mode: 
     ).fetchall()
     if dupes:
         width = len(query.key_columns)
-        examples = ", ".join(
-            f"{_show(row[:width])} ({row[width]} rows)" for row in dupes
-        )
+        examples = ", ".join(f"{_show(row[:width])} ({row[width]} rows)" for row in dupes)
         raise InputError(
             f"the key ({shown}) is not unique: {dupes[0][-1]:,} values appear more than once, e.g. {examples}. "
             "Make the key unique in the query, or name unique column(s) with --key."

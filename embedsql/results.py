@@ -48,9 +48,7 @@ class Results:
     failures: list[Failure] = field(default_factory=list)
 
 
-def read_results(
-    con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimensions: int
-) -> Results:
+def read_results(con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimensions: int) -> Results:
     """Read output and error files (in any order, lines in any order) into ``Results``."""
     files = [p for p in paths if p.exists() and p.stat().st_size > 0]
     if not files:
@@ -59,7 +57,7 @@ def read_results(
     sql = f"""
         SELECT custom_id,
                response.status_code AS status,
-               coalesce(response.body.error.code, error.code) AS code,
+               coalesce(response.body.error.code, response.body.error.type, error.code) AS code,
                coalesce(response.body.error.message, error.message) AS message,
                len(response.body.data) AS items,
                json_type(response.body.data[1].embedding) AS kind,
@@ -105,8 +103,7 @@ def _split(table: pa.Table, dimensions: int) -> Results:
     matrix = np.concatenate(vectors)
     # A zero or non-finite vector has no direction: cosine similarity with it is NaN, and NaN sorts
     # first in ORDER BY ... DESC. Such a vector is a failure, not a result.
-    norms = np.linalg.norm(matrix, axis=1)
-    bad = ~np.isfinite(norms) | (norms == 0)
+    bad = ~(np.isfinite(matrix).all(axis=1) & matrix.any(axis=1))
     if bad.any():
         for custom_id in all_ids.filter(pa.array(bad)).to_pylist():
             failures.append(Failure(custom_id, 200, "invalid_vector", "the vector is zero or not finite"))
@@ -120,7 +117,7 @@ def _from_base64(part: pa.Table, dimensions: int) -> np.ndarray:
     lengths = pc.binary_length(column).to_numpy(zero_copy_only=False)
     wrong = lengths != dimensions * 4
     if wrong.any():
-        _wrong_size(part, wrong, lengths // 4, dimensions)
+        _wrong_size(part, wrong, [f"{n} bytes of float32 data" for n in lengths], dimensions)
     _, offsets, data = column.buffers()
     width = np.int64 if pa.types.is_large_binary(column.type) else np.int32
     start = np.frombuffer(offsets, width)[column.offset]
@@ -132,16 +129,17 @@ def _from_floats(part: pa.Table, dimensions: int) -> np.ndarray:
     lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
     wrong = lengths != dimensions
     if wrong.any():
-        _wrong_size(part, wrong, lengths, dimensions)
+        _wrong_size(part, wrong, [f"{n} dimensions" for n in lengths], dimensions)
     flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     return flat.reshape(-1, dimensions)
 
 
-def _wrong_size(part: pa.Table, wrong: np.ndarray, lengths: np.ndarray, dimensions: int) -> None:
-    custom_id = part["custom_id"].combine_chunks().filter(pa.array(wrong))[0].as_py()
+def _wrong_size(part: pa.Table, wrong: np.ndarray, sizes: list[str], dimensions: int) -> None:
+    first = int(np.flatnonzero(wrong)[0])
+    custom_id = part["custom_id"][first].as_py()
     raise LoadError(
-        f"result for custom_id {custom_id!r} has {int(lengths[wrong][0])} dimensions, but the job asked "
-        f"for {dimensions}. The server answered with another model or size; check --model and --dimensions."
+        f"result for custom_id {custom_id!r} has {sizes[first]}, but the job asked for {dimensions} "
+        "dimensions. The server answered with another model or size; check --model and --dimensions."
     )
 
 

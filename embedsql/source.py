@@ -17,11 +17,14 @@ from .errors import QueryError
 __all__ = ["Query", "duck_message", "inspect_query", "quote", "text_expression"]
 
 # Key types whose equality is exact, so a key joins back to exactly one row.
-_KEY_TYPES = (
-    "TINYINT SMALLINT INTEGER BIGINT HUGEINT UTINYINT USMALLINT UINTEGER UBIGINT UHUGEINT "
-    "VARCHAR UUID DATE TIME TIMESTAMP TIMESTAMP_S TIMESTAMP_MS TIMESTAMP_NS "
-    "TIMESTAMP WITH TIME ZONE BOOLEAN BLOB"
-).split(" ")
+_KEY_TYPES = frozenset(
+    {
+        *("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"),
+        *("UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"),
+        *("VARCHAR", "UUID", "BOOLEAN", "BLOB", "DATE", "TIME"),
+        *("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE"),
+    }
+)
 _RESERVED = {"embedding"}
 
 
@@ -61,9 +64,7 @@ def inspect_query(
         raise QueryError(f"the query holds {len(statements)} statements; pass exactly one SELECT.")
     kind = statements[0].type.name
     if kind != "SELECT":
-        raise QueryError(
-            f"embedsql only reads data: the query is a {kind} statement. Pass a SELECT (or FROM) query."
-        )
+        raise QueryError(f"embedsql only reads data: the query is a {kind} statement. Pass a SELECT (or FROM) query.")
     try:
         relation = con.sql(sql)
         columns = tuple(zip(relation.columns, (str(t) for t in relation.types), strict=True))
@@ -144,7 +145,5 @@ def _pick(wanted: Sequence[str], names: list[str], flag: str) -> list[str]:
         if len(folded) == 1:  # DuckDB identifiers are case-insensitive; be as forgiving
             picked.append(folded[0])
             continue
-        raise QueryError(
-            f"{flag} {name!r} is not a column of the query. Its columns are: {', '.join(names)}."
-        )
+        raise QueryError(f"{flag} {name!r} is not a column of the query. Its columns are: {', '.join(names)}.")
     return picked

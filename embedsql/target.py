@@ -47,7 +47,7 @@ def parse_target(text: str) -> TargetName:
     if not match:
         raise ConfigError(
             f"--into {text!r} is not a table name. Use table or schema.table (letters, digits, _), "
-            'or double-quote a name with other characters: --into \'"my table"\'.'
+            "or double-quote a name with other characters: --into '\"my table\"'."
         )
     parts = [_unquote(p) for p in match.groups() if p is not None]
     name = TargetName(parts[0], parts[1]) if len(parts) == 2 else TargetName(None, parts[0])
@@ -124,7 +124,9 @@ def materialise(
         match = " AND ".join(f"t.{quote(k)} = r.{quote(k)}" for k in query.key_columns)
         con.execute(f"DELETE FROM {name.sql} t USING {rows_table} r WHERE {match}")
         con.execute(f"INSERT INTO {name.sql} {select}")
-    written = con.execute(f"SELECT count(*) FROM {rows_table} r JOIN {cache} c ON c.text_hash = r.{HASH_COLUMN}").fetchall()[0][0]
+    written = con.execute(
+        f"SELECT count(*) FROM {rows_table} r JOIN {cache} c ON c.text_hash = r.{HASH_COLUMN}"
+    ).fetchall()[0][0]
     key_names = [k for k, _ in query.key_types()]
     key_types = [t for _, t in query.key_types()]
     con.execute(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -12,18 +11,17 @@ import numpy as np
 import pytest
 
 from embedsql.local_model import LocalModel, load_local_model
+
 from helpers import REPO
 
 
-
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No developer's key, .env or config file leaks in: clean variables, work in tmp_path."""
     for var in list(os.environ):
         if var.startswith(("OPENAI_", "EMBEDSQL_")):
             monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)
-    yield
 
 
 @pytest.fixture(scope="session")

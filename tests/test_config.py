@@ -424,11 +424,33 @@ def test_invalid_toml_is_refused(tmp_path: Path, file_name: str, text: str, mess
 @pytest.mark.parametrize(
     ("environ", "overrides", "message"),
     [
-        ({"EMBEDSQL_DIMENSIONS": "0"}, None, "dimensions must be a positive number, got 0"),
-        ({}, {"dimensions": 0}, "dimensions must be a positive number, got 0"),
-        ({"EMBEDSQL_DIMENSIONS": "-3"}, None, "dimensions must be a positive number, got -3"),
-        ({"EMBEDSQL_MAX_SHARD_LINES": "0"}, None, "max_shard_lines must be at least 1, got 0"),
-        ({"EMBEDSQL_MAX_SHARD_BYTES": "1023"}, None, "max_shard_bytes must be at least 1024, got 1023"),
+        (
+            {"EMBEDSQL_DIMENSIONS": "0"},
+            None,
+            "dimensions must be at least 1, got 0 (from environment). Fix --dimensions / EMBEDSQL_DIMENSIONS.",
+        ),
+        (
+            {},
+            {"dimensions": 0},
+            "dimensions must be at least 1, got 0 (from flag). Fix --dimensions / EMBEDSQL_DIMENSIONS.",
+        ),
+        (
+            {"EMBEDSQL_DIMENSIONS": "-3"},
+            None,
+            "dimensions must be at least 1, got -3 (from environment). Fix --dimensions / EMBEDSQL_DIMENSIONS.",
+        ),
+        (
+            {"EMBEDSQL_MAX_SHARD_LINES": "0"},
+            None,
+            "max_shard_lines must be at least 1, got 0 (from environment). "
+            "Fix --max-shard-lines / EMBEDSQL_MAX_SHARD_LINES.",
+        ),
+        (
+            {"EMBEDSQL_MAX_SHARD_BYTES": "1023"},
+            None,
+            "max_shard_bytes must be at least 1024, got 1023 (from environment). "
+            "Fix --max-shard-bytes / EMBEDSQL_MAX_SHARD_BYTES.",
+        ),
     ],
 )
 def test_out_of_range_numbers_are_refused(

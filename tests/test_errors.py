@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from embedsql.cli import cli
+
 from helpers import fetch
 
 EXTRA_TABLES = """
@@ -21,73 +22,148 @@ EXTRA_TABLES = """
 Q = "select movieId, genres from movies"
 
 CASES = [
-    ("wrong SQL", ["selec movieId from movies"],
-     'Parser Error: syntax error at or near "selec". Check the SQL of the query.'),
-    ("missing table", ["select movieId, genres from moviez"],
-     'Catalog Error: Table with name moviez does not exist! Did you mean "movies"? '
-     "Check the query's table and column names."),
-    ("missing column", ["select movieId, genre from movies"],
-     'Binder Error: Referenced column "genre" not found in FROM clause! Candidate bindings: "genres". '
-     "Check the query's table and column names."),
-    ("one column", ["select movieId from movies"],
-     "the query returns only the key column 'movieId' and nothing to embed. "
-     "Add the text column(s) after the key, e.g. select id, title from ..."),
-    ("unknown --key", [Q, "--key", "nope"],
-     "--key 'nope' is not a column of the query. Its columns are: movieId, genres."),
-    ("unknown --text", [Q, "--text", "title"],
-     "--text 'title' is not a column of the query. Its columns are: movieId, genres."),
-    ("column both key and text", [Q, "--key", "genres", "--text", "genres"],
-     "column 'genres' is given as both key and text; a column can be one of them."),
-    ("duplicate keys", ["select id, body from dupes"],
-     "the key (id) is not unique: 2 values appear more than once, e.g. 2 (3 rows), 1 (2 rows). "
-     "Make the key unique in the query, or name unique column(s) with --key."),
-    ("NULL keys", ["select id, body from null_keys"],
-     "the key (id) is NULL in 1 of 2 rows; every row needs a key to join its vector back. "
-     "Filter them out (WHERE ... IS NOT NULL) or choose another --key."),
-    ("unsupported key type", ["select id, body from double_keys"],
-     "key column 'id' has type DOUBLE, which cannot serve as a key. Supported: integers, DECIMAL, VARCHAR, "
-     "UUID, DATE, TIME, TIMESTAMP, BOOLEAN and BLOB. Cast it in the query or choose another --key."),
-    ("key named embedding", ["select embedding, body from embedding_key"],
-     "a key column may not be called 'embedding': the target table uses that name for the vectors. "
-     'Rename it in the query, e.g. "embedding" AS embedding_key.'),
-    ("repeated column name", ["select movieId, genres, genres from movies"],
-     "the query returns more than one column named 'genres'. Give each column its own name with AS."),
-    ("side effects", ["delete from movies"],
-     "embedsql only reads data: the query is a DELETE statement. Pass a SELECT (or FROM) query."),
-    ("two statements", ["select 1 as a, 2 as b; drop table movies"],
-     "the query holds 2 statements; pass exactly one SELECT."),
-    ("no rows under replace", [Q + " where movieId < 0"],
-     "the query returned no rows; replacing the target with an empty table is almost certainly a mistake. "
-     "Check the query's WHERE clause, or use --mode upsert to add nothing."),
-    ("query fails while running", ["select movieId, cast(title as integer) from movies"],
-     "the query failed: Conversion Error: Could not convert string 'Toy Story (1995)' to INT32 when casting "
-     "from source column title. Check the query and the data it reads."),
-    ("two tables, no --into", ["select m.movieId, m.genres from movies m join other o on m.movieId = o.id"],
-     "the query reads 2 tables (movies, other), so the target table cannot be named after it. "
-     "Name it with --into TABLE."),
-    ("bad --into", [Q, "--into", "a.b.c"],
-     "--into 'a.b.c' is not a table name. Use table or schema.table (letters, digits, _), "
-     "or double-quote a name with other characters: --into '\"my table\"'."),
-    ("SQL injection through --into", [Q, "--into", "x; drop table movies"],
-     "--into 'x; drop table movies' is not a table name. Use table or schema.table (letters, digits, _), "
-     "or double-quote a name with other characters: --into '\"my table\"'."),
-    ("--into the ledger schema", [Q, "--into", "embedsql.x"],
-     "--into 'embedsql.x' names the ledger's own schema `embedsql`; pick another schema."),
-    ("target is a user table", [Q, "--into", "other"],
-     'table other already exists and was not written by embedsql. Choose another --into, '
-     'or drop it first (DROP TABLE "other").'),
-    ("unknown model", [Q, "--model", "nope"],
-     "unknown model 'nope'. Known models: all-MiniLM-L6-v2, text-embedding-3-small, text-embedding-3-large, "
-     "text-embedding-ada-002. Check --model / EMBEDSQL_MODEL."),
-    ("--dimensions on a fixed-size model", [Q, "--dimensions", "100"],
-     "model all-MiniLM-L6-v2 always returns 384 dimensions; it cannot give 100. "
-     "Drop --dimensions / EMBEDSQL_DIMENSIONS, or use a text-embedding-3 model."),
-    ("--dimensions above the model's", [Q, "--model", "text-embedding-3-small", "--dimensions", "5000", "--dry-run"],
-     "--dimensions 5000 is more than model text-embedding-3-small returns (1536). Pick a value from 1 to 1536."),
-    ("OpenAI model without the batch runner", [Q, "--model", "text-embedding-3-small"],
-     "model text-embedding-3-small runs on the OpenAI Batch API, and this version of embedsql does not ship "
-     "that runner yet. Use --dry-run to plan and price the job, or the local model (--model all-MiniLM-L6-v2) "
-     "to embed now."),
+    (
+        "wrong SQL",
+        ["selec movieId from movies"],
+        'Parser Error: syntax error at or near "selec". Check the SQL of the query.',
+    ),
+    (
+        "missing table",
+        ["select movieId, genres from moviez"],
+        'Catalog Error: Table with name moviez does not exist! Did you mean "movies"? '
+        "Check the query's table and column names.",
+    ),
+    (
+        "missing column",
+        ["select movieId, genre from movies"],
+        'Binder Error: Referenced column "genre" not found in FROM clause! Candidate bindings: "genres". '
+        "Check the query's table and column names.",
+    ),
+    (
+        "one column",
+        ["select movieId from movies"],
+        "the query returns only the key column 'movieId' and nothing to embed. "
+        "Add the text column(s) after the key, e.g. select id, title from ...",
+    ),
+    (
+        "unknown --key",
+        [Q, "--key", "nope"],
+        "--key 'nope' is not a column of the query. Its columns are: movieId, genres.",
+    ),
+    (
+        "unknown --text",
+        [Q, "--text", "title"],
+        "--text 'title' is not a column of the query. Its columns are: movieId, genres.",
+    ),
+    (
+        "column both key and text",
+        [Q, "--key", "genres", "--text", "genres"],
+        "column 'genres' is given as both key and text; a column can be one of them.",
+    ),
+    (
+        "duplicate keys",
+        ["select id, body from dupes"],
+        "the key (id) is not unique: 2 values appear more than once, e.g. 2 (3 rows), 1 (2 rows). "
+        "Make the key unique in the query, or name unique column(s) with --key.",
+    ),
+    (
+        "NULL keys",
+        ["select id, body from null_keys"],
+        "the key (id) is NULL in 1 of 2 rows; every row needs a key to join its vector back. "
+        "Filter them out (WHERE ... IS NOT NULL) or choose another --key.",
+    ),
+    (
+        "unsupported key type",
+        ["select id, body from double_keys"],
+        "key column 'id' has type DOUBLE, which cannot serve as a key. Supported: integers, DECIMAL, VARCHAR, "
+        "UUID, DATE, TIME, TIMESTAMP, BOOLEAN and BLOB. Cast it in the query or choose another --key.",
+    ),
+    (
+        "key named embedding",
+        ["select embedding, body from embedding_key"],
+        "a key column may not be called 'embedding': the target table uses that name for the vectors. "
+        'Rename it in the query, e.g. "embedding" AS embedding_key.',
+    ),
+    (
+        "repeated column name",
+        ["select movieId, genres, genres from movies"],
+        "the query returns more than one column named 'genres'. Give each column its own name with AS.",
+    ),
+    (
+        "side effects",
+        ["delete from movies"],
+        "embedsql only reads data: the query is a DELETE statement. Pass a SELECT (or FROM) query.",
+    ),
+    (
+        "two statements",
+        ["select 1 as a, 2 as b; drop table movies"],
+        "the query holds 2 statements; pass exactly one SELECT.",
+    ),
+    (
+        "no rows under replace",
+        [Q + " where movieId < 0"],
+        "the query returned no rows; replacing the target with an empty table is almost certainly a mistake. "
+        "Check the query's WHERE clause, or use --mode upsert to add nothing.",
+    ),
+    (
+        "query fails while running",
+        ["select movieId, cast(title as integer) from movies"],
+        "the query failed: Conversion Error: Could not convert string 'Toy Story (1995)' to INT32 when casting "
+        "from source column title. Check the query and the data it reads.",
+    ),
+    (
+        "two tables, no --into",
+        ["select m.movieId, m.genres from movies m join other o on m.movieId = o.id"],
+        "the query reads 2 tables (movies, other), so the target table cannot be named after it. "
+        "Name it with --into TABLE.",
+    ),
+    (
+        "bad --into",
+        [Q, "--into", "a.b.c"],
+        "--into 'a.b.c' is not a table name. Use table or schema.table (letters, digits, _), "
+        "or double-quote a name with other characters: --into '\"my table\"'.",
+    ),
+    (
+        "SQL injection through --into",
+        [Q, "--into", "x; drop table movies"],
+        "--into 'x; drop table movies' is not a table name. Use table or schema.table (letters, digits, _), "
+        "or double-quote a name with other characters: --into '\"my table\"'.",
+    ),
+    (
+        "--into the ledger schema",
+        [Q, "--into", "embedsql.x"],
+        "--into 'embedsql.x' names the ledger's own schema `embedsql`; pick another schema.",
+    ),
+    (
+        "target is a user table",
+        [Q, "--into", "other"],
+        "table other already exists and was not written by embedsql. Choose another --into, "
+        'or drop it first (DROP TABLE "other").',
+    ),
+    (
+        "unknown model",
+        [Q, "--model", "nope"],
+        "unknown model 'nope'. Known models: all-MiniLM-L6-v2, text-embedding-3-small, text-embedding-3-large, "
+        "text-embedding-ada-002. Check --model / EMBEDSQL_MODEL.",
+    ),
+    (
+        "--dimensions on a fixed-size model",
+        [Q, "--dimensions", "100"],
+        "model all-MiniLM-L6-v2 always returns 384 dimensions; it cannot give 100. "
+        "Drop --dimensions / EMBEDSQL_DIMENSIONS, or use a text-embedding-3 model.",
+    ),
+    (
+        "--dimensions above the model's",
+        [Q, "--model", "text-embedding-3-small", "--dimensions", "5000", "--dry-run"],
+        "--dimensions 5000 is more than model text-embedding-3-small returns (1536). Pick a value from 1 to 1536.",
+    ),
+    (
+        "OpenAI model without the batch runner",
+        [Q, "--model", "text-embedding-3-small"],
+        "model text-embedding-3-small runs on the OpenAI Batch API, and this version of embedsql does not ship "
+        "that runner yet. Use --dry-run to plan and price the job, or the local model (--model all-MiniLM-L6-v2) "
+        "to embed now.",
+    ),
 ]
 
 
@@ -100,13 +176,17 @@ def db(movies_db: Path) -> Path:
 
 
 def assert_nothing_written(db: Path, tmp_path: Path) -> None:
-    assert fetch(db, "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%embeddings%' "
-                     "OR schema_name NOT IN ('main', 'embedsql')") == [(0,)]
+    assert fetch(
+        db,
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%embeddings%' "
+        "OR schema_name NOT IN ('main', 'embedsql')",
+    ) == [(0,)]
     if fetch(db, "SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'embedsql'") == [(1,)]:
         assert fetch(db, "SELECT count(*) FROM embedsql.jobs") == [(0,)]
         assert fetch(db, "SELECT count(*) FROM embedsql.shards") == [(0,)]
-        assert fetch(db, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'embedsql' "
-                         "AND table_name LIKE 'rows_%'") == [(0,)]
+        assert fetch(
+            db, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'embedsql' AND table_name LIKE 'rows_%'"
+        ) == [(0,)]
     assert fetch(db, "SELECT count(*) FROM movies") == [(62_423,)]
     work = tmp_path / ".embedsql"
     assert not work.exists() or not [p for p in work.iterdir() if not p.name.startswith("dry-run-")]
@@ -182,12 +262,18 @@ def test_a_database_in_use_by_another_process(db: Path) -> None:
     import time
 
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); "
-         "time.sleep(60)", str(db)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); time.sleep(60)",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
-        assert holder.stdout is not None and holder.stdout.readline() == "ok\n"
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "ok\n"
         result = CliRunner().invoke(cli, ["run", Q])
     finally:
         holder.kill()
@@ -208,7 +294,9 @@ def test_the_query_is_required_once(db: Path) -> None:
     both = CliRunner().invoke(cli, ["run", Q, "-f", "q.sql"])
 
     assert neither.exit_code == 2
-    assert neither.stderr.splitlines()[-1] == "Error: pass the query as an argument or with -f FILE (exactly one of them)."
+    assert (
+        neither.stderr.splitlines()[-1] == "Error: pass the query as an argument or with -f FILE (exactly one of them)."
+    )
     assert both.exit_code == 2
 
 
@@ -221,7 +309,7 @@ def test_an_unknown_mode_is_a_usage_error(db: Path) -> None:
 
 def test_resume_of_an_unknown_job(db: Path) -> None:
     assert CliRunner().invoke(cli, ["run", Q + " where movieId <= 3"]).exit_code == 0
-    (job_id,), = fetch(db, "SELECT job_id FROM embedsql.jobs")
+    ((job_id,),) = fetch(db, "SELECT job_id FROM embedsql.jobs")
 
     unknown = CliRunner().invoke(cli, ["resume", "20990101-000000-beef"])
     done = CliRunner().invoke(cli, ["resume", job_id])

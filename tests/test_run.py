@@ -57,12 +57,15 @@ def test_quickstart_builds_the_warehouse_and_embeds_each_genre_string_once(
         r"  time                 +\d+\.\d s\n",
         first.stdout,
     ), first.stdout
-    assert first.stderr.startswith(LOCAL_NOTICE + "Built the example warehouse warehouse.duckdb from sql/warehouse.sql.\n")
+    assert first.stderr.startswith(
+        LOCAL_NOTICE + "Built the example warehouse warehouse.duckdb from sql/warehouse.sql.\n"
+    )
     db = tmp_path / "warehouse.duckdb"
-    assert fetch(db, "SELECT column_name, data_type FROM information_schema.columns "
-                     "WHERE table_name = 'movies_embeddings' ORDER BY ordinal_position") == [
-        ("movieId", "INTEGER"), ("embedding", "FLOAT[384]")
-    ]
+    assert fetch(
+        db,
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = 'movies_embeddings' ORDER BY ordinal_position",
+    ) == [("movieId", "INTEGER"), ("embedding", "FLOAT[384]")]
     genres = dict(fetch(db, "SELECT movieId, genres FROM movies"))
     vectors = vectors_by_key(db, "movies_embeddings", "movieId")
     assert len(vectors) == len(genres) == 62_423
@@ -79,10 +82,13 @@ def test_quickstart_builds_the_warehouse_and_embeds_each_genre_string_once(
 
 
 def docs_db(path: Path) -> Path:
-    return make_db(path, """
+    return make_db(
+        path,
+        """
         CREATE TABLE docs (id INTEGER, body VARCHAR);
         INSERT INTO docs VALUES (1, 'red apples'), (2, 'green pears'), (3, 'ripe bananas'), (4, 'sour lemons');
-    """)
+    """,
+    )
 
 
 def test_upsert_adds_and_changes_rows_and_leaves_the_others(tmp_path: Path, model: LocalModel) -> None:
@@ -117,10 +123,10 @@ def test_replace_removes_rows_no_longer_in_the_query(tmp_path: Path, model: Loca
 
 def test_texts_of_any_shape_are_sent_exactly_and_unusable_ones_skipped(tmp_path: Path, model: LocalModel) -> None:
     texts = {
-        1: 'She said "hi" and left; it\'s O\'Brien\'s',
+        1: "She said \"hi\" and left; it's O'Brien's",
         2: "line one\nline two\r\n\ttabbed",
         3: "emoji 🚀🔥 and ünïcödé — 日本語のテキスト",
-        4: "back\\slash and {\"json\": [1, 2]}",
+        4: 'back\\slash and {"json": [1, 2]}',
         5: "word " * 3000,
         6: None,
         7: "",
@@ -146,15 +152,31 @@ def test_texts_of_any_shape_are_sent_exactly_and_unusable_ones_skipped(tmp_path:
 @pytest.mark.parametrize(
     ("ddl", "query", "key", "expected_types"),
     [
-        ("CREATE TABLE t AS SELECT 42::INTEGER AS k, 'alpha' AS body UNION ALL SELECT 7, 'beta'",
-         "select k, body from t", [], [("k", "INTEGER")]),
-        ("CREATE TABLE t AS SELECT 'doc-1' AS k, 'alpha' AS body UNION ALL SELECT 'doc-2', 'beta'",
-         "select k, body from t", [], [("k", "VARCHAR")]),
-        ("CREATE TABLE t AS SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::UUID AS k, 'alpha' AS body "
-         "UNION ALL SELECT 'b1ffcd88-1d1c-4ef8-bb6d-6bb9bd380a22'::UUID, 'beta'",
-         "select k, body from t", [], [("k", "UUID")]),
-        ("CREATE TABLE t AS SELECT 1::BIGINT AS a, 'x' AS b, 'alpha' AS body UNION ALL SELECT 1, 'y', 'beta'",
-         "select a, b, body from t", ["a", "b"], [("a", "BIGINT"), ("b", "VARCHAR")]),
+        (
+            "CREATE TABLE t AS SELECT 42::INTEGER AS k, 'alpha' AS body UNION ALL SELECT 7, 'beta'",
+            "select k, body from t",
+            [],
+            [("k", "INTEGER")],
+        ),
+        (
+            "CREATE TABLE t AS SELECT 'doc-1' AS k, 'alpha' AS body UNION ALL SELECT 'doc-2', 'beta'",
+            "select k, body from t",
+            [],
+            [("k", "VARCHAR")],
+        ),
+        (
+            "CREATE TABLE t AS SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::UUID AS k, 'alpha' AS body "
+            "UNION ALL SELECT 'b1ffcd88-1d1c-4ef8-bb6d-6bb9bd380a22'::UUID, 'beta'",
+            "select k, body from t",
+            [],
+            [("k", "UUID")],
+        ),
+        (
+            "CREATE TABLE t AS SELECT 1::BIGINT AS a, 'x' AS b, 'alpha' AS body UNION ALL SELECT 1, 'y', 'beta'",
+            "select a, b, body from t",
+            ["a", "b"],
+            [("a", "BIGINT"), ("b", "VARCHAR")],
+        ),
     ],
 )
 def test_key_types_are_kept_in_the_target(
@@ -164,8 +186,11 @@ def test_key_types_are_kept_in_the_target(
 
     embedsql.run(query, db=db, key=key, into="t_vectors")
 
-    columns = fetch(db, "SELECT column_name, data_type FROM information_schema.columns "
-                        "WHERE table_name = 't_vectors' ORDER BY ordinal_position")
+    columns = fetch(
+        db,
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = 't_vectors' ORDER BY ordinal_position",
+    )
     assert columns == [*expected_types, ("embedding", "FLOAT[384]")]
     keys = ", ".join(k for k, _ in expected_types)
     joined = fetch(db, f"SELECT s.body, v.embedding FROM t s JOIN t_vectors v USING ({keys}) ORDER BY s.body")
@@ -175,10 +200,13 @@ def test_key_types_are_kept_in_the_target(
 
 
 def test_several_text_columns_are_joined_with_spaces_and_nulls_left_out(tmp_path: Path, model: LocalModel) -> None:
-    db = make_db(tmp_path / "m.duckdb", """
+    db = make_db(
+        tmp_path / "m.duckdb",
+        """
         CREATE TABLE m (id INTEGER, title VARCHAR, year INTEGER, genres VARCHAR);
         INSERT INTO m VALUES (1, 'Toy Story', 1995, 'Animation'), (2, NULL, 1995, 'Drama'), (3, NULL, NULL, NULL);
-    """)
+    """,
+    )
 
     result = embedsql.run("select id, title, year, genres from m", db=db)
 
@@ -190,10 +218,13 @@ def test_several_text_columns_are_joined_with_spaces_and_nulls_left_out(tmp_path
 
 
 def test_key_and_text_options_pick_columns(tmp_path: Path, model: LocalModel) -> None:
-    db = make_db(tmp_path / "m.duckdb", """
+    db = make_db(
+        tmp_path / "m.duckdb",
+        """
         CREATE TABLE m (title VARCHAR, id INTEGER, genres VARCHAR);
         INSERT INTO m VALUES ('Toy Story', 1, 'Animation'), ('Heat', 2, 'Crime');
-    """)
+    """,
+    )
 
     result = CliRunner().invoke(
         cli, ["run", "select * from m", "--db", str(db), "--key", "id", "--text", "genres", "--into", "by_genre"]
@@ -205,7 +236,9 @@ def test_key_and_text_options_pick_columns(tmp_path: Path, model: LocalModel) ->
 
 
 def test_query_from_a_file(tmp_path: Path, movies_db: Path) -> None:
-    (tmp_path / "q.sql").write_text("-- genres of early movies\nselect movieId, genres from movies where movieId <= 10\n")
+    (tmp_path / "q.sql").write_text(
+        "-- genres of early movies\nselect movieId, genres from movies where movieId <= 10\n"
+    )
 
     result = CliRunner().invoke(cli, ["run", "-f", "q.sql", "--into", "early"])
 
@@ -220,9 +253,12 @@ def test_python_api_returns_the_summary(tmp_path: Path, movies_db: Path) -> None
 
     assert isinstance(result, embedsql.RunResult)
     assert (result.status, result.target, result.model, result.dimensions) == (
-        "complete", "movies_embeddings", "all-MiniLM-L6-v2", 384
+        "complete",
+        "movies_embeddings",
+        "all-MiniLM-L6-v2",
+        384,
     )
-    (expected_rows,), = fetch(movies_db, "SELECT count(*) FROM movies WHERE movieId <= 100")
+    ((expected_rows,),) = fetch(movies_db, "SELECT count(*) FROM movies WHERE movieId <= 100")
     assert expected_rows == 99  # MovieLens ids have gaps
     assert (result.rows, result.target_rows, result.skipped, result.failed_texts) == (99, 99, {}, 0)
     assert result.distinct_texts == result.embedded_texts == result.sent_texts
@@ -254,8 +290,10 @@ def test_custom_ids_are_text_hashes_and_the_snapshot_maps_keys_to_them(tmp_path:
     rows_table = f'embedsql."rows_{result.job_id}"'
     import hashlib
 
-    expected = {i: hashlib.sha256(t.encode()).hexdigest()[:32]
-                for i, t in [(1, "red apples"), (2, "green pears"), (3, "ripe bananas"), (4, "sour lemons")]}
+    expected = {
+        i: hashlib.sha256(t.encode()).hexdigest()[:32]
+        for i, t in [(1, "red apples"), (2, "green pears"), (3, "ripe bananas"), (4, "sour lemons")]
+    }
     assert dict(fetch(db, f"SELECT id, __embedsql_hash FROM {rows_table}")) == expected
     shard = result.work_dir / "shard-00001.jsonl"
     import json
@@ -273,7 +311,9 @@ def test_unique_texts_shared_by_rows_are_embedded_once(tmp_path: Path) -> None:
 
 
 def test_interrupted_job_resumes_without_redoing_loaded_shards(tmp_path: Path, model: LocalModel) -> None:
-    db = make_db(tmp_path / "r.duckdb", "CREATE TABLE r AS SELECT range AS id, 'text number ' || range AS body FROM range(50)")
+    db = make_db(
+        tmp_path / "r.duckdb", "CREATE TABLE r AS SELECT range AS id, 'text number ' || range AS body FROM range(50)"
+    )
     seen: list[int] = []
 
     def stop_after_two_shards(event: object) -> None:
@@ -285,17 +325,21 @@ def test_interrupted_job_resumes_without_redoing_loaded_shards(tmp_path: Path, m
     with pytest.raises(KeyboardInterrupt):
         embedsql.run("select id, body from r", db=db, max_shard_lines=10, on_event=stop_after_two_shards)
 
-    (job_id, status), = fetch(db, "SELECT job_id, status FROM embedsql.jobs")
+    ((job_id, status),) = fetch(db, "SELECT job_id, status FROM embedsql.jobs")
     assert status == "prepared"
     assert fetch(db, "SELECT shard, status FROM embedsql.shards ORDER BY shard") == [
-        (1, "loaded"), (2, "written"), (3, "written"), (4, "written"), (5, "written")
+        (1, "loaded"),
+        (2, "written"),
+        (3, "written"),
+        (4, "written"),
+        (5, "written"),
     ]
     assert fetch(db, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'r_embeddings'") == [(0,)]
 
     result = CliRunner().invoke(cli, ["resume", job_id, "--db", str(db)])
 
     assert result.exit_code == 0, result.output
-    assert f"Resuming job {job_id} (all-MiniLM-L6-v2, 384-d) into \"r_embeddings\".\n" in result.stderr
+    assert f'Resuming job {job_id} (all-MiniLM-L6-v2, 384-d) into "r_embeddings".\n' in result.stderr
     vectors = vectors_by_key(db, "r_embeddings")
     assert sorted(vectors) == list(range(50))
     for key in (0, 19, 49):
@@ -317,7 +361,7 @@ def test_running_the_same_command_again_continues_the_unfinished_job(tmp_path: P
 
     result = embedsql.run("select id, body from r", db=db, max_shard_lines=10, on_event=notices.append)
 
-    (job_id,), = fetch(db, "SELECT job_id FROM embedsql.jobs")
+    ((job_id,),) = fetch(db, "SELECT job_id FROM embedsql.jobs")
     assert result.job_id == job_id
     assert embedsql.Notice(f"Continuing unfinished job {job_id} for the same work.") in notices
     assert fetch(db, "SELECT count(*) FROM r_embeddings") == [(30,)]
