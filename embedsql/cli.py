@@ -52,9 +52,15 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
 @cli.command(name="run")
 @click.argument("sql", required=False)
 @click.option("-f", "--file", "sql_file", type=click.File("r", encoding="utf-8"), help="Read the query from a file.")
-@click.option("--key", multiple=True, help="Key column(s); repeat or comma-separate. Default: the first column.")
-@click.option("--text", multiple=True, help="Text column(s), joined by spaces. Default: all but the key.")
-@click.option("--into", help="Target table ([schema.]table). Default: <table>_embeddings for a one-table query.")
+@click.option(
+    "--key", multiple=True, metavar="COLUMN", help="Key column(s); repeat or comma-separate. Default: the first column."
+)
+@click.option(
+    "--text", multiple=True, metavar="COLUMN", help="Text column(s), joined by spaces. Default: all but the key."
+)
+@click.option(
+    "--into", metavar="TABLE", help="Target table ([schema.]table). Default: <table>_embeddings for a one-table query."
+)
 @click.option(
     "--mode",
     type=click.Choice(MODES),
@@ -62,9 +68,12 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
     show_default=True,
     help="replace: the target becomes the query's rows; upsert: add and update rows, keep others.",
 )
-@click.option("--model", help=f"Embedding model: {', '.join(MODELS)}.  [env: EMBEDSQL_MODEL]")
+@click.option("--model", metavar="NAME", help=f"Embedding model: {', '.join(MODELS)}.  [env: EMBEDSQL_MODEL]")
 @click.option(
-    "--dimensions", type=click.IntRange(min=1), help="Shorter vectors (text-embedding-3-*).  [env: EMBEDSQL_DIMENSIONS]"
+    "--dimensions",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Shorter vectors (text-embedding-3-*).  [env: EMBEDSQL_DIMENSIONS]",
 )
 @click.option(
     "--db",
@@ -144,7 +153,7 @@ def resume_command(ctx: click.Context, job_id: str, db: Path) -> None:
     click.echo(_summary(result, settings.db))
 
 
-@cli.command(name="config")
+@cli.command(name="config", short_help="Show each setting, its value and where it came from.")
 def config_command() -> None:
     """Show each setting, its value and where it came from (flag, environment, .env, file).
 

@@ -1,0 +1,110 @@
+"""The package's promises about itself: its public API, module boundaries, docs and lint."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+import embedsql
+from embedsql.cli import cli
+
+from helpers import REPO
+
+COMMANDS = [[], ["run"], ["resume"], ["config"]]
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(embedsql.__all__) == [
+        "ConfigError",
+        "DatabaseError",
+        "EmbedsqlError",
+        "InputError",
+        "JobError",
+        "LoadError",
+        "Notice",
+        "Progress",
+        "QueryError",
+        "RunResult",
+        "Settings",
+        "TargetError",
+        "load_settings",
+        "resume",
+        "run",
+    ]
+    assert all(hasattr(embedsql, name) for name in embedsql.__all__)
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(["embedsql", *a]))
+def test_readme_reference_equals_help(args: list[str]) -> None:
+    result = CliRunner().invoke(cli, [*args, "--help"], prog_name="embedsql")
+    title = " ".join(["embedsql", *args])
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+
+    block = re.search(rf"### `{re.escape(title)}`\n\n```\n(.*?)\n```", readme, re.S)
+
+    assert result.exit_code == 0
+    assert block is not None, f"README has no reference section for {title}"
+    assert block.group(1) == result.output.rstrip()
+
+
+def test_every_command_is_in_the_readme_and_has_an_example() -> None:
+    assert sorted(cli.commands) == sorted(a[0] for a in COMMANDS if a)
+    for command in cli.commands.values():
+        assert command.help
+        assert "Example:" in command.help
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    quickstart = re.search(r"## Quickstart\n\n```bash\n(.*?)\n(.*?)\n```", readme, re.S)
+    assert quickstart is not None
+    assert quickstart.group(1) == 'pip install -e . && embedsql run "select movieId, genres from movies"'
+    assert quickstart.group(2) in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+
+
+def _imports(path: str) -> set[str]:
+    tree = ast.parse((REPO / path).read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_only_the_cli_imports_click_and_no_module_imports_openai_outside_its_runner() -> None:
+    modules = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "embedsql").rglob("*.py"))
+    assert "embedsql/cli.py" in modules
+    for module in modules:
+        imported = _imports(module)
+        assert ("click" in imported) == (module == "embedsql/cli.py"), module
+        assert "openai" not in imported or module == "embedsql/runners/openai.py", module
+
+
+def test_the_library_does_not_load_click_or_the_model_on_import() -> None:
+    code = (
+        "import sys, embedsql, embedsql.pipeline; print(sorted({'click', 'onnxruntime', 'openai'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "[]\n"
+
+
+def test_ruff_finds_nothing() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "embedsql", "tests", "bench"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_finds_nothing() -> None:
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
