@@ -97,7 +97,7 @@ def test_the_library_does_not_load_click_or_the_model_on_import() -> None:
 
 def test_ruff_finds_nothing() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "embedsql", "tests", "bench"],
+        [sys.executable, "-m", "ruff", "check", *(p for p in ("embedsql", "tests", "bench") if (REPO / p).is_dir())],
         cwd=REPO,
         capture_output=True,
         text=True,
