@@ -26,6 +26,7 @@ __all__ = [
     "Job",
     "Shard",
     "connect",
+    "drop_older_snapshots",
     "find_pending_job",
     "get_job",
     "insert_job",
@@ -190,6 +191,17 @@ def set_job_status(con: duckdb.DuckDBPyConnection, job_id: str, status: str, mes
         f"UPDATE embedsql.jobs SET status = ?, message = ?, finished_at = {finished} WHERE job_id = ?",
         [status, message, job_id],
     )
+
+
+def drop_older_snapshots(con: duckdb.DuckDBPyConnection, job: Job) -> None:
+    """Drop the row snapshots of earlier complete jobs into the same target: only the latest
+    describes the table as it is, and each snapshot is as long as its query."""
+    older = con.execute(
+        "SELECT rows_table FROM embedsql.jobs WHERE target = ? AND status = 'complete' AND job_id <> ?",
+        [job.target, job.job_id],
+    ).fetchall()
+    for (rows_table,) in older:
+        con.execute(f"DROP TABLE IF EXISTS {rows_table}")
 
 
 def insert_shards(con: duckdb.DuckDBPyConnection, shards: Sequence[Shard]) -> None:

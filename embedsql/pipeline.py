@@ -8,6 +8,7 @@ use the warehouse while a job is embedding, and a job killed at any point contin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -163,7 +164,7 @@ def _plan(
     on_event: EventHandler,
 ) -> ledger.Job:
     job_id = _new_job_id()
-    root = settings.work_dir if settings.work_dir is not None else settings.db.parent / ".embedsql"
+    root = _work_root(settings)
     directory = root / (f"dry-run-{job_id}" if dry_run else job_id)
     if not dry_run:
         _remove_orphans(con, root)
@@ -195,7 +196,7 @@ def _plan(
             target=target.sql,
             mode=mode,
             rows_table=rows_table,
-            work_dir=str(directory),
+            work_dir=_portable(directory, settings.db),
             total_rows=plan.total_rows,
             distinct_texts=plan.distinct_texts,
             cached_texts=plan.cached_texts,
@@ -206,7 +207,7 @@ def _plan(
         if dry_run:
             # Report from the planned tables, then undo them: a dry run leaves only its shard files.
             on_event(Notice(f"Dry run: shards written to {directory}; nothing was embedded."))
-            raise _DryRun(job, _result(job, con, None, status="dry-run"))
+            raise _DryRun(job, _result(job, con, None, status="dry-run", db=settings.db))
     on_event(Notice(f"Job {job_id}: {plan.total_rows:,} rows, {len(plan.shards)} shard(s) to embed."))
     return job
 
@@ -225,7 +226,7 @@ def _execute(job: ledger.Job, settings: Settings, runner: Runner, on_event: Even
         shards = ledger.job_shards(con, job.job_id)
     finally:
         con.close()
-    directory = Path(job.work_dir)
+    directory = settings.db.parent / job.work_dir
     total = sum(s.lines for s in shards)
     done = sum(s.lines for s in shards if s.status == "loaded")
     on_event(Progress("embed", done, total))
@@ -269,11 +270,15 @@ def _execute(job: ledger.Job, settings: Settings, runner: Runner, on_event: Even
                 job_id=job.job_id,
             )
             ledger.set_job_status(con, job.job_id, "complete")
-        result = _result(job, con, started, status="complete")
+            ledger.drop_older_snapshots(con, job)
+        result = _result(job, con, started, status="complete", db=settings.db)
     finally:
         con.close()
     if not settings.keep_files:
         shutil.rmtree(directory, ignore_errors=True)
+        for parent in (directory.parent, directory.parent.parent):
+            with contextlib.suppress(OSError):  # only folders left empty go
+                parent.rmdir()
     return result
 
 
@@ -313,7 +318,9 @@ def _load_shard(db: Path, job: ledger.Job, shard: ledger.Shard, path: Path, outp
         con.close()
 
 
-def _result(job: ledger.Job, con: duckdb.DuckDBPyConnection, started: float | None, *, status: str) -> RunResult:
+def _result(
+    job: ledger.Job, con: duckdb.DuckDBPyConnection, started: float | None, *, status: str, db: Path
+) -> RunResult:
     shards = ledger.job_shards(con, job.job_id)
     skipped = dict(
         con.execute(
@@ -352,7 +359,7 @@ def _result(job: ledger.Job, con: duckdb.DuckDBPyConnection, started: float | No
         target_rows=target_rows,
         tokens=job.tokens,
         shards=len(shards),
-        work_dir=Path(job.work_dir),
+        work_dir=db.parent / job.work_dir,
         seconds=0.0 if started is None else time.monotonic() - started,
         failures=failures,
     )
@@ -380,6 +387,21 @@ def _fingerprint(query: Query, choice: ModelChoice, target: TargetName, mode: st
 
 def _new_job_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def _work_root(settings: Settings) -> Path:
+    """Folder of this database's job folders: one per database, so that cleaning up after one
+    database never touches another's files, even when they share a folder or a work_dir."""
+    base = settings.work_dir if settings.work_dir is not None else settings.db.parent / ".embedsql"
+    return base / settings.db.name
+
+
+def _portable(directory: Path, db: Path) -> str:
+    """``directory`` relative to the database's folder when inside it, so the pair can move together."""
+    try:
+        return str(directory.resolve().relative_to(db.parent.resolve()))
+    except ValueError:
+        return str(directory.resolve())
 
 
 def _remove_orphans(con: duckdb.DuckDBPyConnection, root: Path) -> None:

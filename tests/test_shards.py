@@ -38,7 +38,7 @@ def test_dry_run_shards_are_valid_batch_input_and_the_database_is_untouched(tmp_
     assert result.exit_code == 0, result.output
     genres = [g for (g,) in fetch(movies_db, "SELECT DISTINCT genres FROM movies")]
     tokens = sum(len(ENCODING.encode_ordinary(g)) for g in genres)
-    work_dir = next((tmp_path / ".embedsql").iterdir())
+    work_dir = next((tmp_path / ".embedsql" / "warehouse.duckdb").iterdir())
     assert result.stdout == (
         f"Dry run (job {work_dir.name.removeprefix('dry-run-')}): nothing was embedded and movies_embeddings "
         "was not touched.\n"
@@ -50,7 +50,7 @@ def test_dry_run_shards_are_valid_batch_input_and_the_database_is_untouched(tmp_
         f"  est. tokens         {tokens:,}\n"
         f"  est. cost          ${tokens / 1e6 * 0.01:,.4f} on the Batch API "
         f"(${tokens / 1e6 * 0.02:,.4f} at standard prices)\n"
-        f"  shards          .embedsql/{work_dir.name}\n"
+        f"  shards          .embedsql/warehouse.duckdb/{work_dir.name}\n"
     )
     assert tokens == 14_855
     (shard,) = shard_files(work_dir)
@@ -104,11 +104,15 @@ def test_shards_split_by_bytes(tmp_path: Path, movies_db: Path) -> None:
 
 
 def test_the_ledger_records_each_shard_with_its_counts_and_checksum(tmp_path: Path, movies_db: Path) -> None:
-    embedsql.run("select movieId, genres from movies where movieId <= 2000", max_shard_lines=400, keep_files=True)
+    result = embedsql.run(
+        "select movieId, genres from movies where movieId <= 2000", max_shard_lines=100, keep_files=True
+    )
 
     ((work_dir,),) = fetch(movies_db, "SELECT work_dir FROM embedsql.jobs")
+    assert work_dir == f".embedsql/warehouse.duckdb/{result.job_id}"
+    assert result.shards > 1
     for path, lines, size, checksum in fetch(movies_db, "SELECT path, lines, bytes, sha256 FROM embedsql.shards"):
-        content = (Path(str(work_dir)) / str(path)).read_bytes()
+        content = (tmp_path / str(work_dir) / str(path)).read_bytes()
         assert (content.count(b"\n"), len(content), hashlib.sha256(content).hexdigest()) == (lines, size, checksum)
 
 

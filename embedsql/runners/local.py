@@ -23,7 +23,7 @@ __all__ = ["LocalRunner"]
 
 # Texts embedded per model call: large enough for length-sorted batching to pay off, small enough
 # to report progress often.
-_CHUNK = 2048
+_CHUNK = 1024
 
 
 class LocalRunner:
