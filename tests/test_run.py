@@ -183,7 +183,8 @@ def test_texts_of_any_shape_are_sent_exactly_and_unusable_ones_skipped(tmp_path:
             [("k", "TIMESTAMP WITH TIME ZONE")],
         ),
         (
-            "CREATE TABLE t AS SELECT DATE '2024-01-01' AS k, 'alpha' AS body UNION ALL SELECT DATE '2024-01-02', 'beta'",
+            "CREATE TABLE t AS SELECT DATE '2024-01-01' AS k, 'alpha' AS body "
+            "UNION ALL SELECT DATE '2024-01-02', 'beta'",
             "select k, body from t",
             [],
             [("k", "DATE")],
