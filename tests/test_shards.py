@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 import embedsql
 from embedsql.cli import cli
+from embedsql.local_model import LocalModel
 
 from batch_rules import ENCODING, violations
 from helpers import fetch
@@ -116,10 +118,18 @@ def test_the_ledger_records_each_shard_with_its_counts_and_checksum(tmp_path: Pa
         assert (content.count(b"\n"), len(content), hashlib.sha256(content).hexdigest()) == (lines, size, checksum)
 
 
-texts = st.lists(st.text(min_size=1, max_size=300).filter(lambda t: t.strip()), min_size=1, max_size=40)
+# Short texts of any Unicode, long ones (up to ~8,000 tokens), and very long repetitive ones.
+one_text = st.one_of(
+    st.text(min_size=1, max_size=300),
+    st.text(min_size=1000, max_size=2000),
+    st.builds(lambda word, n: (word + " ") * n, st.text('abcxyz"\\\n', min_size=1, max_size=8), st.integers(100, 800)),
+).filter(lambda t: t.strip())
+texts = st.lists(one_text, min_size=1, max_size=40)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(texts=texts)
 def test_any_unicode_text_is_sent_exactly_as_it_is(texts: list[str]) -> None:
     with tempfile.TemporaryDirectory() as scratch:
@@ -137,3 +147,21 @@ def test_any_unicode_text_is_sent_exactly_as_it_is(texts: list[str]) -> None:
         assert all(violations(p, max_lines=7) == [] for p in paths)
         sent = {r["custom_id"]: r["body"]["input"] for r in requests(paths)}  # type: ignore[index]
         assert sent == {hashlib.sha256(t.encode()).hexdigest()[:32]: t for t in texts}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(st.text(min_size=1, max_size=80).filter(lambda t: t.strip()), min_size=1, max_size=8))
+def test_any_unicode_text_comes_back_with_its_own_vector(model: LocalModel, texts: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        db = Path(scratch) / "t.duckdb"
+        con = duckdb.connect(str(db))
+        con.register("incoming", pa.table({"id": list(range(len(texts))), "body": texts}))
+        con.execute("CREATE TABLE t AS SELECT * FROM incoming")
+        con.close()
+
+        embedsql.run("select id, body from t", db=db)
+
+        rows = fetch(db, "SELECT id, embedding FROM t_embeddings ORDER BY id")
+    assert [key for key, _ in rows] == list(range(len(texts)))
+    for key, vector in rows:
+        np.testing.assert_array_equal(np.array(vector, dtype=np.float32), model.embed([texts[key]])[0])  # type: ignore[call-overload]
