@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 
 from .errors import ConfigError
 
-__all__ = ["ENV_VARS", "SECRET_FIELDS", "Settings", "load_settings"]
+__all__ = ["ENV_VARS", "ON_LONG", "SECRET_FIELDS", "Settings", "load_settings"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,18 @@ class Settings:
     # Shard limits. The Batch API takes at most 50,000 request lines and 200 MB per input file.
     max_shard_lines: int = 50_000
     max_shard_bytes: int = 200_000_000
+    # Texts over the model's token limit: "truncate" (token-accurate), "skip" them, or "error".
+    on_long: str = "truncate"
+    # Attempts per text: lines that fail for a transient reason (5xx, expiry, cancel, lost) are sent
+    # again in new shards until this many attempts have been made.
+    max_attempts: int = 3
+    # Tokens the Batch API may hold for this job at once (the organisation's enqueued-token limit);
+    # None: the tier-1 limit of the model.
+    max_enqueued_tokens: int | None = None
+    # Seconds between polls of running batches; the wait grows up to max_poll_interval while
+    # nothing changes.
+    poll_interval: float = 5.0
+    max_poll_interval: float = 120.0
     # OpenAI connection; read by the SDK's runner only. The key is never printed or stored.
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
@@ -60,6 +72,11 @@ ENV_VARS: dict[str, str] = {
     "keep_files": "EMBEDSQL_KEEP_FILES",
     "max_shard_lines": "EMBEDSQL_MAX_SHARD_LINES",
     "max_shard_bytes": "EMBEDSQL_MAX_SHARD_BYTES",
+    "on_long": "EMBEDSQL_ON_LONG",
+    "max_attempts": "EMBEDSQL_MAX_ATTEMPTS",
+    "max_enqueued_tokens": "EMBEDSQL_MAX_ENQUEUED_TOKENS",
+    "poll_interval": "EMBEDSQL_POLL_INTERVAL",
+    "max_poll_interval": "EMBEDSQL_MAX_POLL_INTERVAL",
     "openai_api_key": "OPENAI_API_KEY",
     "openai_base_url": "OPENAI_BASE_URL",
     "openai_org_id": "OPENAI_ORG_ID",
@@ -76,8 +93,13 @@ _KINDS: dict[str, type] = {
     "dimensions": int,
     "max_shard_lines": int,
     "max_shard_bytes": int,
+    "max_attempts": int,
+    "max_enqueued_tokens": int,
+    "poll_interval": float,
+    "max_poll_interval": float,
     "keep_files": bool,
 }
+ON_LONG = ("truncate", "skip", "error")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -169,6 +191,13 @@ def _convert(name: str, raw: Any, where: str) -> Any:
             return int(raw)
         except (TypeError, ValueError):
             raise ConfigError(f"{where} must be a whole number, got {raw!r}") from None
+    if kind is float:
+        if isinstance(raw, bool):
+            raise ConfigError(f"{where} must be a number of seconds, got {raw!r}")
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number of seconds, got {raw!r}") from None
     if kind is bool:
         text = str(raw).strip().lower()
         if isinstance(raw, bool) or text in _TRUE | _FALSE:
@@ -180,7 +209,16 @@ def _convert(name: str, raw: Any, where: str) -> Any:
 
 
 def _validate(settings: Settings) -> None:
-    for name, least in (("dimensions", 1), ("max_shard_lines", 1), ("max_shard_bytes", 1024)):
+    limits = (
+        ("dimensions", 1),
+        ("max_shard_lines", 1),
+        ("max_shard_bytes", 1024),
+        ("max_attempts", 1),
+        ("max_enqueued_tokens", 1),
+        ("poll_interval", 0),
+        ("max_poll_interval", 0),
+    )
+    for name, least in limits:
         value = getattr(settings, name)
         if value is not None and value < least:
             where = settings.sources.get(name, "default")
@@ -188,6 +226,11 @@ def _validate(settings: Settings) -> None:
                 f"{name} must be at least {least}, got {value} (from {where}). "
                 f"Fix --{name.replace('_', '-')} / {ENV_VARS[name]}."
             )
+    if settings.on_long not in ON_LONG:
+        raise ConfigError(
+            f"on_long must be one of {', '.join(ON_LONG)}, got {settings.on_long!r} "
+            f"(from {settings.sources.get('on_long', 'default')}). Fix --on-long / EMBEDSQL_ON_LONG."
+        )
 
 
 def _suggest(name: str) -> str:

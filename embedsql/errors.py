@@ -13,7 +13,10 @@ bug and keeps its traceback.
      ├── InputError         the rows themselves are unusable (duplicate or NULL keys)
      ├── TargetError        the target table exists with another model or shape
      ├── JobError           a job id that does not exist, or a job that cannot go on
-     └── LoadError          a result file that cannot be read back
+     ├── LoadError          a result file that cannot be read back
+     └── RemoteError        the OpenAI API refused or failed a request (key, rate limit, server)
+
+    Detached (a KeyboardInterrupt)  Ctrl-C while a job waits: the job goes on remotely, resumable
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DatabaseError",
+    "Detached",
     "EmbedsqlError",
     "InputError",
     "JobError",
     "LoadError",
     "QueryError",
+    "RemoteError",
     "TargetError",
 ]
 
@@ -60,3 +65,25 @@ class JobError(EmbedsqlError):
 
 class LoadError(EmbedsqlError):
     """A result file that cannot be read back into the cache."""
+
+
+class RemoteError(EmbedsqlError):
+    """The OpenAI API refused or failed a request; the message never contains the API key.
+
+    ``retryable`` tells a failure that may pass on its own (timeouts, 429, 5xx) from one that will not.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Detached(KeyboardInterrupt):
+    """Ctrl-C while a job was working or waiting: the ledger keeps its state and batches keep running.
+
+    A KeyboardInterrupt, so that code catching ``EmbedsqlError`` does not swallow the user's Ctrl-C.
+    """
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Event", "EventHandler", "Notice", "Progress", "ignore"]
+__all__ = ["BatchProgress", "Event", "EventHandler", "Notice", "Progress", "ignore"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,20 @@ class Progress:
     total: int
 
 
-Event = Notice | Progress
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where a job's batches stand: batches by status, and request lines done of ``total``."""
+
+    statuses: dict[str, int]
+    completed: int
+    failed: int
+    total: int
+    elapsed: float
+    # Seconds until all requests are done, from the pace so far; None until there is a pace.
+    eta: float | None
+
+
+Event = Notice | Progress | BatchProgress
 EventHandler = Callable[[Event], None]
 
 

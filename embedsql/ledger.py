@@ -34,6 +34,7 @@ __all__ = [
     "job_shards",
     "set_job_status",
     "transaction",
+    "update_shard",
 ]
 
 SCHEMA_VERSION = 1
@@ -62,6 +63,7 @@ class Job:
     distinct_texts: int
     cached_texts: int
     tokens: int
+    truncated: int = 0
     message: str | None = None
 
 
@@ -80,6 +82,15 @@ class Shard:
     status: str = "written"
     embedded: int | None = None
     failed: int | None = None
+    input_file_id: str | None = None
+    batch_id: str | None = None
+    batch_status: str | None = None
+    submissions: int = 0
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    remote_completed: int | None = None
+    remote_failed: int | None = None
+    message: str | None = None
 
 
 def connect(path: Path, *, create: bool = False) -> duckdb.DuckDBPyConnection:
@@ -186,10 +197,21 @@ def find_pending_job(con: duckdb.DuckDBPyConnection, fingerprint: str) -> Job | 
 
 def set_job_status(con: duckdb.DuckDBPyConnection, job_id: str, status: str, message: str | None = None) -> None:
     """Move a job to ``status``; a finished job gets its finish time."""
-    finished = "now()" if status in ("complete", "failed") else "NULL"
+    finished = "now()" if status in ("complete", "cancelled") else "NULL"
     con.execute(
         f"UPDATE embedsql.jobs SET status = ?, message = ?, finished_at = {finished} WHERE job_id = ?",
         [status, message, job_id],
+    )
+
+
+def update_shard(con: duckdb.DuckDBPyConnection, job_id: str, shard: int, **fields: Any) -> None:
+    """Set ``fields`` of one shard's ledger row."""
+    unknown = set(fields) - set(_SHARD_FIELDS)
+    if unknown:
+        raise ValueError(f"not shard fields: {sorted(unknown)}")
+    assignments = ", ".join(f"{name} = ?" for name in fields)
+    con.execute(
+        f"UPDATE embedsql.shards SET {assignments} WHERE job_id = ? AND shard = ?", [*fields.values(), job_id, shard]
     )
 
 

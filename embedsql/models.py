@@ -32,6 +32,8 @@ class ModelInfo:
     # US dollars per million input tokens, on the standard API and on the Batch API.
     price_standard: float = 0.0
     price_batch: float = 0.0
+    # The Batch API's enqueued-token limit for the model at usage tier 1 (the safe default budget).
+    enqueued_tokens: int = 3_000_000
 
 
 LOCAL_MODEL = ModelInfo(

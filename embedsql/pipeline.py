@@ -1,4 +1,4 @@
-"""``run`` and ``resume``: walk a job through plan -> runner -> results -> cache -> target.
+"""``run``, ``resume`` and ``cancel``: walk a job through plan -> runner -> results -> cache -> target.
 
 Each step is recorded in the ledger in the same transaction as its effect, and the database is
 open only while a step reads or writes it (never while a runner works), so other processes can
@@ -15,30 +15,30 @@ import json
 import secrets
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from . import ledger
-from .cache import cache_table, store_vectors
+from .cache import cache_table
 from .config import Settings, load_settings
-from .errors import ConfigError, JobError
-from .events import EventHandler, Notice, Progress, ignore
+from .errors import ConfigError, Detached, JobError
+from .events import EventHandler, Notice, ignore
 from .models import MODELS, ModelChoice, choose_model
 from .plan import make_plan
-from .results import Failure, read_results
-from .runners import Runner, output_paths
+from .results import Failure
+from .runners import Runner
 from .shards import ShardLimits
 from .source import Query, inspect_query
+from .store import JobStore
 from .target import HASH_COLUMN, SKIP_COLUMN, TargetName, check_target, default_target, materialise, parse_target
 from .warehouse import build_example_warehouse
 
-__all__ = ["MODES", "RunResult", "resume", "run"]
+__all__ = ["MODES", "RunResult", "cancel", "resume", "run"]
 
 MODES = ("replace", "upsert")
 
@@ -48,7 +48,7 @@ class RunResult:
     """What a run did, for the summary and for callers of the Python API."""
 
     job_id: str
-    # "complete", or "dry-run" when nothing was embedded.
+    # "complete"; "submitted" when the job was left running (no_wait); "cancelled"; or "dry-run".
     status: str
     target: str
     model: str
@@ -66,6 +66,8 @@ class RunResult:
     # Rows in the target table that this job wrote.
     target_rows: int
     tokens: int
+    # Texts cut to the model's token limit before they were sent.
+    truncated: int
     shards: int
     work_dir: Path
     seconds: float
@@ -80,14 +82,19 @@ def run(
     into: str | None = None,
     mode: str = "replace",
     dry_run: bool = False,
+    wait: bool = True,
     settings: Settings | None = None,
     on_event: EventHandler = ignore,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
     **overrides: Any,
 ) -> RunResult:
     """Embed the text of every row of ``sql`` into a table of vectors keyed like the query.
 
     ``overrides`` are settings (``db=``, ``model=``, ``dimensions=``, ...) taking precedence over
     the environment and config files; pass ``settings`` to skip loading them altogether.
+    ``wait=False`` submits the job's batches and returns (status "submitted"); ``resume`` finishes
+    it. ``sleep`` and ``clock`` are how the job waits and tells time (tests pass their own).
     """
     started = time.monotonic()
     if mode not in MODES:
@@ -95,7 +102,7 @@ def run(
     settings = settings if settings is not None else load_settings(overrides)
     choice = choose_model(settings)
     on_event(Notice(f"Model: {choice.model.name} ({choice.dimensions}-d): {choice.reason}."))
-    runner = None if dry_run else _runner(choice)
+    runner = None if dry_run else _runner(choice, settings, wait=wait, sleep=sleep, clock=clock)
     if build_example_warehouse(settings.db):
         on_event(Notice(f"Built the example warehouse {settings.db} from sql/warehouse.sql."))
 
@@ -120,36 +127,113 @@ def run(
 
 
 def resume(
-    job_id: str, *, settings: Settings | None = None, on_event: EventHandler = ignore, **overrides: Any
+    job_id: str,
+    *,
+    wait: bool = True,
+    settings: Settings | None = None,
+    on_event: EventHandler = ignore,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    **overrides: Any,
 ) -> RunResult:
     """Continue job ``job_id`` from where the ledger says it stopped."""
     started = time.monotonic()
     settings = settings if settings is not None else load_settings(overrides)
+    job = _open_job(settings, job_id, doing="resume")
+    runner = _runner(_recorded_choice(job), settings, wait=wait, sleep=sleep, clock=clock)
+    on_event(Notice(f"Resuming job {job_id} ({job.model}, {job.dimensions}-d) into {job.target}."))
+    return _execute(job, settings, runner, on_event, started)
+
+
+def cancel(
+    job_id: str,
+    *,
+    settings: Settings | None = None,
+    on_event: EventHandler = ignore,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    **overrides: Any,
+) -> RunResult:
+    """Cancel job ``job_id``: its running batches are cancelled, what they finished (and was billed)
+    goes into the cache, nothing more is sent, and the target is left as it was."""
+    started = time.monotonic()
+    settings = settings if settings is not None else load_settings(overrides)
+    job = _open_job(settings, job_id, doing="cancel")
+    choice = _recorded_choice(job)
+    store = JobStore(settings.db, job, max_attempts=0)
+    if choice.model.provider != "local":
+        from .runners.batch import BatchRunner
+        from .runners.openai import OpenAIBatchAPI
+
+        api = OpenAIBatchAPI(settings, sleep=sleep)
+        for shard in store.shards():
+            if shard.status == "submitted" and shard.batch_id:
+                api.cancel(shard.batch_id)
+                on_event(Notice(f"Cancelling batch {shard.batch_id} (shard {shard.shard})."))
+        runner = BatchRunner(
+            api,
+            budget=0,
+            poll_interval=settings.poll_interval,
+            max_poll_interval=settings.max_poll_interval,
+            submit=False,
+            sleep=sleep,
+            clock=clock,
+        )
+        try:
+            runner.drive(store, on_event)
+        except KeyboardInterrupt:
+            raise Detached(job.job_id) from None
+    con = ledger.connect(settings.db)
+    try:
+        with ledger.transaction(con):
+            ledger.set_job_status(con, job.job_id, "cancelled")
+        return _result(job, con, started, status="cancelled", db=settings.db)
+    finally:
+        con.close()
+
+
+def _open_job(settings: Settings, job_id: str, *, doing: str) -> ledger.Job:
     con = ledger.connect(settings.db)
     try:
         job = ledger.get_job(con, job_id)
     finally:
         con.close()
-    if job.status == "complete":
-        raise JobError(f"job {job_id} is already complete; there is nothing to resume.")
+    if job.status in ("complete", "cancelled"):
+        raise JobError(f"job {job_id} is already {job.status}; there is nothing to {doing}.")
+    return job
+
+
+def _recorded_choice(job: ledger.Job) -> ModelChoice:
     model = MODELS.get(job.model)
     if model is None:
-        raise JobError(f"job {job_id} uses model {job.model!r}, which this embedsql does not know.")
-    runner = _runner(ModelChoice(model, job.dimensions, "recorded in the job"))
-    on_event(Notice(f"Resuming job {job_id} ({job.model}, {job.dimensions}-d) into {job.target}."))
-    return _execute(job, settings, runner, on_event, started)
+        raise JobError(f"job {job.job_id} uses model {job.model!r}, which this embedsql does not know.")
+    return ModelChoice(model, job.dimensions, "recorded in the job")
 
 
-def _runner(choice: ModelChoice) -> Runner:
+def _runner(
+    choice: ModelChoice, settings: Settings, *, wait: bool, sleep: Callable[[float], None], clock: Callable[[], float]
+) -> Runner:
     if choice.model.provider == "local":
         from .runners.local import LocalRunner
 
         return LocalRunner()
-    raise ConfigError(
-        f"model {choice.model.name} runs on the OpenAI Batch API, and this version of embedsql does not "
-        "ship that runner yet. Use --dry-run to plan and price the job, or the local model "
-        "(--model all-MiniLM-L6-v2) to embed now."
+    from .runners.batch import BatchRunner
+    from .runners.openai import OpenAIBatchAPI
+
+    return BatchRunner(
+        OpenAIBatchAPI(settings, sleep=sleep),
+        budget=_budget(choice, settings),
+        poll_interval=settings.poll_interval,
+        max_poll_interval=settings.max_poll_interval,
+        wait=wait,
+        sleep=sleep,
+        clock=clock,
     )
+
+
+def _budget(choice: ModelChoice, settings: Settings) -> int:
+    """Tokens the job may have enqueued at the Batch API at once."""
+    return settings.max_enqueued_tokens or choice.model.enqueued_tokens
 
 
 def _plan(
@@ -169,7 +253,9 @@ def _plan(
     if not dry_run:
         _remove_orphans(con, root)
     rows_table = f'embedsql."rows_{job_id}"'
-    limits = ShardLimits(lines=settings.max_shard_lines, bytes=settings.max_shard_bytes)
+    # A shard must fit the enqueued-token budget on its own, or it could never be submitted.
+    budget = _budget(choice, settings) if choice.model.provider != "local" else None
+    limits = ShardLimits(lines=settings.max_shard_lines, bytes=settings.max_shard_bytes, tokens=budget)
     with ledger.transaction(con):
         plan = make_plan(
             con,
@@ -180,6 +266,7 @@ def _plan(
             mode=mode,
             directory=directory,
             limits=limits,
+            on_long=settings.on_long,
         )
         job = ledger.Job(
             job_id=job_id,
@@ -201,6 +288,7 @@ def _plan(
             distinct_texts=plan.distinct_texts,
             cached_texts=plan.cached_texts,
             tokens=plan.tokens,
+            truncated=plan.truncated,
         )
         ledger.insert_job(con, job)
         ledger.insert_shards(con, plan.shards)
@@ -221,37 +309,17 @@ class _DryRun(Exception):
 
 
 def _execute(job: ledger.Job, settings: Settings, runner: Runner, on_event: EventHandler, started: float) -> RunResult:
-    con = ledger.connect(settings.db)
+    store = JobStore(settings.db, job, max_attempts=settings.max_attempts)
     try:
-        shards = ledger.job_shards(con, job.job_id)
-    finally:
-        con.close()
-    directory = settings.db.parent / job.work_dir
-    total = sum(s.lines for s in shards)
-    done = sum(s.lines for s in shards if s.status == "loaded")
-    on_event(Progress("embed", done, total))
-    for shard in shards:
-        if shard.status == "loaded":
-            continue
-        path = directory / shard.path
-        if not path.exists():
-            raise JobError(
-                f"shard file {path} of job {job.job_id} is missing, so its texts cannot be sent. "
-                "Run the original command again to plan a new job (cached texts are not paid twice)."
-            )
-        output, errors = output_paths(path)
-        if not (output.exists() and errors.exists()):
-
-            def advance(n: int) -> None:
-                nonlocal done
-                done += n
-                on_event(Progress("embed", done, total))
-
-            runner.run_shard(path, output, errors, on_lines=advance)
-        else:
-            done += shard.lines
-            on_event(Progress("embed", done, total))
-        _load_shard(settings.db, job, shard, path, output, errors)
+        runner.drive(store, on_event)
+    except KeyboardInterrupt:
+        raise Detached(job.job_id) from None
+    if any(s.status != "loaded" for s in store.shards()):
+        con = ledger.connect(settings.db)
+        try:
+            return _result(job, con, started, status="submitted", db=settings.db)
+        finally:
+            con.close()
 
     con = ledger.connect(settings.db)
     try:
@@ -275,47 +343,11 @@ def _execute(job: ledger.Job, settings: Settings, runner: Runner, on_event: Even
     finally:
         con.close()
     if not settings.keep_files:
-        shutil.rmtree(directory, ignore_errors=True)
-        for parent in (directory.parent, directory.parent.parent):
+        shutil.rmtree(store.directory, ignore_errors=True)
+        for parent in (store.directory.parent, store.directory.parent.parent):
             with contextlib.suppress(OSError):  # only folders left empty go
                 parent.rmdir()
     return result
-
-
-def _load_shard(db: Path, job: ledger.Job, shard: ledger.Shard, path: Path, output: Path, errors: Path) -> None:
-    """Results of one shard into the cache, its failures into the errors table, "loaded": one transaction."""
-    con = ledger.connect(db)
-    try:
-        results = read_results(con, [output, errors], dimensions=job.dimensions)
-        sent = {
-            r[0]
-            for r in con.execute(
-                "SELECT custom_id FROM read_json(?, format = 'newline_delimited', columns = {'custom_id': 'VARCHAR'})",
-                [str(path)],
-            ).fetchall()
-        }
-        answered = set(results.custom_ids.to_pylist()) | {f.custom_id for f in results.failures}
-        failures = [f for f in results.failures if f.custom_id in sent] + [
-            Failure(c, None, "missing", "the line is in neither the output nor the error file")
-            for c in sorted(sent - answered)
-        ]
-        keep = pa.array([c in sent for c in results.custom_ids.to_pylist()])
-        ids, vectors = results.custom_ids.filter(keep), results.vectors[keep.to_numpy(zero_copy_only=False)]
-        with ledger.transaction(con):
-            cache = cache_table(con, job.model, job.dimensions, create=True)
-            assert cache is not None
-            store_vectors(con, cache, ids, vectors)
-            if failures:
-                con.executemany(
-                    "INSERT INTO embedsql.errors VALUES (?, ?, ?, ?, ?, ?)",
-                    [[job.job_id, shard.shard, f.custom_id, f.status, f.code, f.message] for f in failures],
-                )
-            con.execute(
-                "UPDATE embedsql.shards SET status = 'loaded', embedded = ?, failed = ? WHERE job_id = ? AND shard = ?",
-                [len(ids), len(failures), job.job_id, shard.shard],
-            )
-    finally:
-        con.close()
 
 
 def _result(
@@ -331,7 +363,8 @@ def _result(
     failures = [
         Failure(*row)
         for row in con.execute(
-            "SELECT custom_id, status, code, message FROM embedsql.errors WHERE job_id = ? ORDER BY shard, custom_id",
+            "SELECT custom_id, status, code, message FROM embedsql.errors WHERE job_id = ? AND final "
+            "ORDER BY shard, custom_id",
             [job.job_id],
         ).fetchall()
     ]
@@ -352,12 +385,13 @@ def _result(
         rows=job.total_rows,
         distinct_texts=job.distinct_texts,
         cached_texts=job.cached_texts,
-        sent_texts=sum(s.lines for s in shards),
+        sent_texts=sum(s.lines for s in shards if s.attempt == 1),
         embedded_texts=sum(s.embedded or 0 for s in shards),
         failed_texts=len(failures),
         skipped=skipped,
         target_rows=target_rows,
         tokens=job.tokens,
+        truncated=job.truncated,
         shards=len(shards),
         work_dir=db.parent / job.work_dir,
         seconds=0.0 if started is None else time.monotonic() - started,

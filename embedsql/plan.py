@@ -7,6 +7,7 @@ slow or not deterministic is neither re-run nor seen twice with different rows.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .models import ModelChoice
 from .shards import ShardLimits, ShardWriter
 from .source import Query, duck_message, quote, text_expression
 from .target import HASH_COLUMN, SKIP_COLUMN
-from .tokens import count_tokens
+from .tokens import count_tokens, truncate
 
 __all__ = ["Plan", "make_plan"]
 
@@ -41,6 +42,8 @@ class Plan:
     distinct_texts: int
     cached_texts: int
     tokens: int
+    # Texts cut to the model's token limit (--on-long truncate).
+    truncated: int
     shards: list[Shard]
 
 
@@ -54,6 +57,7 @@ def make_plan(
     mode: str,
     directory: Path,
     limits: ShardLimits,
+    on_long: str,
 ) -> Plan:
     """Snapshot the query into ``rows_table`` and write the texts the cache lacks into shards.
 
@@ -107,13 +111,22 @@ def make_plan(
               WHERE {HASH_COLUMN} IS NOT NULL {unseen} GROUP BY 1)
         ORDER BY custom_id
     """
-    model = choice.model
-
-    def tokens_of(batch: pa.RecordBatch) -> np.ndarray:
-        return count_tokens(model, batch.column("text").to_pylist())
-
-    writer = ShardWriter(directory, job_id=job_id, limits=limits, count_tokens=tokens_of)
-    shards = writer.write_all(con.sql(pending).to_arrow_reader(_BATCH_ROWS))
+    long_texts = _LongTexts(choice, on_long)
+    writer = ShardWriter(directory, job_id=job_id, limits=limits, shape=long_texts.shape)
+    try:
+        shards = writer.write_all(con.sql(pending).to_arrow_reader(_BATCH_ROWS))
+    except _TooLong as e:
+        raise long_texts.error(con, query, e) from None
+    if long_texts.skipped:
+        con.register("_embedsql_too_long", pa.table({"h": long_texts.skipped}))
+        con.execute(
+            f"UPDATE {rows_table} SET {SKIP_COLUMN} = 'text too long', {HASH_COLUMN} = NULL "
+            f"WHERE {HASH_COLUMN} IN (SELECT h FROM _embedsql_too_long)"
+        )
+        con.unregister("_embedsql_too_long")
+        too_long = _scalar(con, f"SELECT count(*) FROM {rows_table} WHERE {SKIP_COLUMN} = 'text too long'")
+        skipped = dict(sorted({**skipped, "text too long": too_long}.items()))
+        distinct -= len(long_texts.skipped)
     con.execute(f"DROP TABLE {_SOURCE}")
     return Plan(
         total_rows=total,
@@ -121,8 +134,70 @@ def make_plan(
         distinct_texts=distinct,
         cached_texts=cached,
         tokens=sum(s.tokens for s in shards),
+        truncated=long_texts.truncated,
         shards=shards,
     )
+
+
+class _TooLong(Exception):
+    def __init__(self, count: int, custom_id: str, tokens: int) -> None:
+        super().__init__(custom_id)
+        self.count, self.custom_id, self.tokens = count, custom_id, tokens
+
+
+class _LongTexts:
+    """Applies the --on-long policy to texts over the model's token limit, batch by batch."""
+
+    def __init__(self, choice: ModelChoice, policy: str) -> None:
+        self.model = choice.model
+        self.policy = policy
+        self.truncated = 0
+        self.skipped: list[str] = []
+        body = {"model": self.model.name, "encoding_format": "base64"}
+        if choice.dimensions != self.model.dimensions:
+            body["dimensions"] = choice.dimensions  # type: ignore[assignment]
+        self.body = body
+
+    def shape(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, np.ndarray]:
+        texts = batch.column("text").to_pylist()
+        counts = count_tokens(self.model, texts)
+        long = np.flatnonzero(counts > self.model.max_tokens)
+        if len(long) == 0:
+            return batch, counts
+        ids = batch.column("custom_id")
+        if self.policy == "error":
+            first = int(long[np.argmax(counts[long])])
+            raise _TooLong(len(long), ids[first].as_py(), int(counts[first]))
+        if self.policy == "skip":
+            self.skipped += [ids[int(i)].as_py() for i in long]
+            keep = np.ones(len(texts), dtype=bool)
+            keep[long] = False
+            return batch.filter(pa.array(keep)), counts[keep]
+        self.truncated += len(long)
+        if self.model.tokenizer != "cl100k_base":
+            return batch, np.minimum(counts, self.model.max_tokens)  # the model cuts its own input
+        lines = batch.column("line").to_pylist()
+        for i in map(int, long):
+            request = {
+                "custom_id": ids[i].as_py(),
+                "method": "POST",
+                "url": "/v1/embeddings",
+                "body": {"input": truncate(self.model, texts[i]), **self.body},
+            }
+            lines[i] = json.dumps(request, ensure_ascii=False, separators=(",", ":")) + "\n"
+        counts = np.minimum(counts, self.model.max_tokens)
+        column = pa.array(lines, type=batch.column("line").type)
+        return batch.set_column(batch.schema.get_field_index("line"), "line", column), counts
+
+    def error(self, con: duckdb.DuckDBPyConnection, query: Query, e: _TooLong) -> InputError:
+        keys = ", ".join(quote(k) for k in query.key_columns)
+        row = con.execute(f"SELECT {keys} FROM {_SOURCE} WHERE {HASH_COLUMN} = ? LIMIT 1", [e.custom_id]).fetchall()
+        key = _show(row[0]) if row else e.custom_id
+        return InputError(
+            f"at least {e.count:,} text(s) are longer than the {self.model.max_tokens:,} tokens {self.model.name} "
+            f"accepts, e.g. the text of key {key} ({e.tokens:,} tokens). Shorten them in the query, or pass "
+            f"--on-long truncate (cut at {self.model.max_tokens:,} tokens) or --on-long skip (leave them out)."
+        )
 
 
 def _check_keys(con: duckdb.DuckDBPyConnection, query: Query, total: int, mode: str) -> None:

@@ -41,8 +41,9 @@ def shard_name(number: int) -> str:
 class ShardWriter:
     """Writes record batches of request lines into shards under ``directory``.
 
-    Each batch needs a ``line`` column (a complete request line ending in a newline); the token
-    count of each line comes from ``count_tokens``, called once per batch with the batch.
+    Each batch needs a ``line`` column (a complete request line ending in a newline). ``shape`` sees
+    each batch first and returns the batch to write (it may rewrite or drop lines) with the token
+    count of each of its lines.
     """
 
     def __init__(
@@ -51,14 +52,14 @@ class ShardWriter:
         *,
         job_id: str,
         limits: ShardLimits,
-        count_tokens: Callable[[pa.RecordBatch], np.ndarray],
+        shape: Callable[[pa.RecordBatch], tuple[pa.RecordBatch, np.ndarray]],
         first_shard: int = 1,
         attempt: int = 1,
     ) -> None:
         self.directory = directory
         self.job_id = job_id
         self.limits = limits
-        self.count_tokens = count_tokens
+        self.shape = shape
         self.attempt = attempt
         self.shards: list[Shard] = []
         self._next = first_shard
@@ -79,12 +80,13 @@ class ShardWriter:
         return self.shards
 
     def _write_batch(self, batch: pa.RecordBatch) -> None:
+        batch, counts = self.shape(batch)
         if batch.num_rows == 0:
             return
         lines = batch.column("line")
         offsets, data = _string_buffers(lines)
         sizes = np.diff(offsets)
-        tokens = np.asarray(self.count_tokens(batch), dtype=np.int64)
+        tokens = np.asarray(counts, dtype=np.int64)
         start, n = 0, batch.num_rows
         while start < n:
             fit = self._fitting(sizes[start:], tokens[start:])

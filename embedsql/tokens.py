@@ -14,7 +14,7 @@ import numpy as np
 
 from .models import ModelInfo
 
-__all__ = ["count_tokens"]
+__all__ = ["count_tokens", "truncate"]
 
 _CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 # cl100k_base's split pattern and special tokens, as tiktoken_ext.openai_public defines them.
@@ -56,3 +56,25 @@ def count_tokens(model: ModelInfo, texts: Sequence[str]) -> np.ndarray:
     from .local_model import load_local_model
 
     return load_local_model().count_tokens(texts)
+
+
+def truncate(model: ModelInfo, text: str) -> str:
+    """``text`` cut to ``model.max_tokens`` tokens, exactly at a token boundary.
+
+    The local model truncates its own input as sentence-transformers does, so its texts are sent
+    whole; a cl100k text is cut by decoding its first ``max_tokens`` tokens.
+    """
+    if model.tokenizer != "cl100k_base":
+        return text
+    encoding = cl100k_base()
+    tokens = encoding.encode_ordinary(text)
+    if len(tokens) <= model.max_tokens:
+        return text
+    # Decoding a token prefix can end inside a multi-byte character; drop tokens until it does not.
+    end = model.max_tokens
+    while end > 0:
+        try:
+            return bytes(encoding.decode_bytes(tokens[:end])).decode("utf-8")
+        except UnicodeDecodeError:
+            end -= 1
+    return ""

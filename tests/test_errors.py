@@ -158,11 +158,10 @@ CASES = [
         "--dimensions 5000 is more than model text-embedding-3-small returns (1536). Pick a value from 1 to 1536.",
     ),
     (
-        "OpenAI model without the batch runner",
+        "OpenAI model without a key",
         [Q, "--model", "text-embedding-3-small"],
-        "model text-embedding-3-small runs on the OpenAI Batch API, and this version of embedsql does not ship "
-        "that runner yet. Use --dry-run to plan and price the job, or the local model (--model all-MiniLM-L6-v2) "
-        "to embed now.",
+        "model text-embedding-3-small runs on the OpenAI API, which needs a key. Set OPENAI_API_KEY in the "
+        "environment or in .env, or use the offline model (--model all-MiniLM-L6-v2).",
     ),
 ]
 

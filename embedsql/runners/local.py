@@ -17,7 +17,10 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from ..events import EventHandler
 from ..local_model import MODEL_NAME, load_local_model
+from ..store import JobStore
+from . import drive_shards
 
 __all__ = ["LocalRunner"]
 
@@ -30,6 +33,10 @@ class LocalRunner:
     """Embeds shards with all-MiniLM-L6-v2 through onnxruntime."""
 
     name = "local"
+
+    def drive(self, store: JobStore, on_event: EventHandler) -> None:
+        """Embed every shard of the job in turn."""
+        drive_shards(self, store, on_event)
 
     def run_shard(self, shard: Path, output: Path, errors: Path, *, on_lines: Callable[[int], None]) -> None:
         """Write ``output`` and ``errors`` for every request line of ``shard``."""

@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS embedsql.meta (
 CREATE TABLE IF NOT EXISTS embedsql.jobs (
     job_id         VARCHAR PRIMARY KEY,   -- sortable: yyyymmdd-hhmmss-xxxx (UTC)
     fingerprint    VARCHAR NOT NULL,      -- hash of the job's definition: a re-run attaches to it
-    status         VARCHAR NOT NULL,      -- prepared | complete | failed
+    status         VARCHAR NOT NULL,      -- prepared | complete | cancelled
     created_at     TIMESTAMPTZ NOT NULL,
     finished_at    TIMESTAMPTZ,
     query          VARCHAR NOT NULL,
@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS embedsql.jobs (
     distinct_texts BIGINT NOT NULL,
     cached_texts   BIGINT NOT NULL,       -- distinct texts the cache already held at prepare time
     tokens         BIGINT NOT NULL,       -- tokens of the texts to embed
+    truncated      BIGINT NOT NULL DEFAULT 0,  -- texts cut to the model's token limit
     message        VARCHAR                -- why a job failed
 );
 
@@ -41,20 +42,32 @@ CREATE TABLE IF NOT EXISTS embedsql.shards (
     bytes    BIGINT NOT NULL,
     tokens   BIGINT NOT NULL,
     sha256   VARCHAR NOT NULL,
-    status   VARCHAR NOT NULL,            -- written | loaded
+    status   VARCHAR NOT NULL,            -- written | uploaded | submitted | downloaded | loaded
     embedded BIGINT,                      -- lines that came back with a vector
     failed   BIGINT,                      -- lines that came back with an error
+    -- Remote state, for runners that send the shard somewhere (the Batch API).
+    input_file_id    VARCHAR,
+    batch_id         VARCHAR,
+    batch_status     VARCHAR,             -- the batch's own status, as last seen
+    submissions      INTEGER NOT NULL DEFAULT 0,  -- batches created for this shard so far
+    output_file_id   VARCHAR,
+    error_file_id    VARCHAR,
+    remote_completed BIGINT,              -- request_counts as last seen
+    remote_failed    BIGINT,
+    message          VARCHAR,             -- why the batch failed, as the server said
     PRIMARY KEY (job_id, shard)
 );
 
--- Texts that failed for good, one row per custom_id and attempt.
+-- Lines that came back without a vector, one row per custom_id and attempt.
 CREATE TABLE IF NOT EXISTS embedsql.errors (
     job_id    VARCHAR NOT NULL,
     shard     INTEGER NOT NULL,
+    attempt   INTEGER NOT NULL,
     custom_id VARCHAR NOT NULL,
     status    INTEGER,                    -- HTTP status of the line, NULL for non-HTTP failures
     code      VARCHAR,
-    message   VARCHAR
+    message   VARCHAR,
+    final     BOOLEAN NOT NULL            -- false: sent again in a later attempt
 );
 
 -- One cache table per (model, dimensions): text hash -> vector.

@@ -1,0 +1,233 @@
+"""The ``batch`` runner: shards through the OpenAI Batch API, followed to the end.
+
+Each remote step is bracketed by ledger writes (DESIGN.md, "Crash safety"):
+
+    written --upload--> uploaded --create--> submitted --poll..--> (terminal) --download--> downloaded
+        --load--> loaded
+
+A file id is recorded as soon as the upload returns; before a batch is created the shard is marked
+``creating``, so that after a crash the batch is looked up by its metadata (job, shard, submission)
+and adopted instead of created twice. The scheduler keeps the tokens of batches in flight under the
+enqueued-token budget, and treats ``token_limit_exceeded`` as "wait and resubmit".
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from ..errors import RemoteError
+from ..events import BatchProgress, EventHandler, Notice
+from ..ledger import Shard
+from ..store import JobStore
+from .openai import BatchInfo, OpenAIBatchAPI
+
+__all__ = ["BatchRunner"]
+
+# Seconds to wait before resubmitting a shard refused for the enqueued-token limit.
+_TOKEN_LIMIT_WAIT = 60.0
+
+
+class BatchRunner:
+    """Submits, follows, downloads and loads every shard of a job."""
+
+    name = "batch"
+
+    def __init__(
+        self,
+        api: OpenAIBatchAPI,
+        *,
+        budget: int,
+        poll_interval: float,
+        max_poll_interval: float,
+        wait: bool = True,
+        submit: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api = api
+        self.budget = budget
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.wait = wait
+        self.submit = submit
+        self.sleep = sleep
+        self.clock = clock
+        self._not_before: dict[int, float] = {}
+
+    def drive(self, store: JobStore, on_event: EventHandler) -> None:
+        """Run until every shard is loaded; with ``wait=False``, return once what fits is submitted."""
+        started = self.clock()
+        self._baseline: int | None = None
+        interval = self.poll_interval
+        while True:
+            changed = self._load_downloaded(store)
+            if self.submit:
+                changed |= self._submit_what_fits(store, on_event)
+            shards = store.shards()
+            self._report(shards, on_event, started)
+            if all(s.status == "loaded" for s in shards):
+                return
+            in_flight = [s for s in shards if s.status == "submitted"]
+            if not self.wait or (not in_flight and not self.submit):
+                return
+            self.sleep(interval)
+            for shard in in_flight:
+                changed |= self._poll(store, shard, on_event)
+            interval = self.poll_interval if changed else min(interval * 1.5, self.max_poll_interval)
+
+    def _load_downloaded(self, store: JobStore) -> bool:
+        loaded = False
+        for shard in store.shards():
+            if shard.status == "downloaded":
+                failure = None
+                if shard.batch_status == "failed":
+                    failure = ("batch_failed", shard.message or "the batch failed validation")
+                store.load(shard, batch_failure=failure)
+                loaded = True
+        return loaded
+
+    def _submit_what_fits(self, store: JobStore, on_event: EventHandler) -> bool:
+        shards = store.shards()
+        in_flight = sum(s.tokens for s in shards if s.status == "submitted")
+        busy = any(s.status == "submitted" for s in shards)
+        submitted = False
+        now = self.clock()
+        for shard in shards:
+            if shard.status not in ("written", "uploaded", "creating"):
+                continue
+            if self._not_before.get(shard.shard, 0.0) > now:
+                continue
+            if busy and in_flight + shard.tokens > self.budget:
+                break  # keep shard order: the next one waits for room
+            if not self._submit(store, shard, on_event):
+                break
+            in_flight += shard.tokens
+            busy = submitted = True
+        return submitted
+
+    def _submit(self, store: JobStore, shard: Shard, on_event: EventHandler) -> bool:
+        job = store.job
+        if shard.status == "written":
+            name = f"embedsql-{job.job_id}-{shard.path}"
+            uploaded = self.api.upload(store.path(shard), name)
+            store.update(shard, status="uploaded", input_file_id=uploaded.id, message=None)
+            shard = _with(shard, status="uploaded", input_file_id=uploaded.id)
+        submission = shard.submissions + 1
+        metadata = {
+            "embedsql_job": job.job_id,
+            "embedsql_shard": str(shard.shard),
+            "embedsql_attempt": str(shard.attempt),
+            "embedsql_submission": str(submission),
+        }
+        info = None
+        if shard.status == "creating":
+            # A create may have happened before a crash: adopt that batch instead of paying twice.
+            info = self.api.find(metadata, since=0)
+            if info is not None:
+                on_event(Notice(f"Adopted batch {info.id} of shard {shard.shard}, created before an interruption."))
+        if info is None:
+            store.update(shard, status="creating")
+            try:
+                info = self.api.create(shard.input_file_id or "", metadata)
+            except RemoteError as e:
+                if not e.retryable:
+                    store.update(shard, status="uploaded")
+                    raise
+                # The batch may exist all the same; stay "creating", so the next round looks it up first.
+                on_event(Notice(f"Creating the batch of shard {shard.shard} failed for now ({e}); trying again."))
+                return False
+        store.update(
+            shard,
+            status="submitted",
+            batch_id=info.id,
+            batch_status=info.status,
+            submissions=submission,
+            remote_completed=info.completed,
+            remote_failed=info.failed,
+        )
+        return True
+
+    def _poll(self, store: JobStore, shard: Shard, on_event: EventHandler) -> bool:
+        assert shard.batch_id is not None
+        info = self.api.retrieve(shard.batch_id)
+        changed = (info.status, info.completed, info.failed) != (
+            shard.batch_status,
+            shard.remote_completed,
+            shard.remote_failed,
+        )
+        if not info.terminal:
+            if changed:
+                store.update(
+                    shard, batch_status=info.status, remote_completed=info.completed, remote_failed=info.failed
+                )
+            return changed
+        if info.status == "failed":
+            self._failed(store, shard, info, on_event)
+            return True
+        self._download(store, shard, info)
+        return True
+
+    def _failed(self, store: JobStore, shard: Shard, info: BatchInfo, on_event: EventHandler) -> None:
+        codes = [code for code, _ in info.errors]
+        if "token_limit_exceeded" in codes:
+            on_event(
+                Notice(
+                    f"Batch {info.id} (shard {shard.shard}) went over the organisation's enqueued-token limit; "
+                    "it will be submitted again once running batches finish. Lower --max-enqueued-tokens to "
+                    "match your tier."
+                )
+            )
+            self._not_before[shard.shard] = self.clock() + _TOKEN_LIMIT_WAIT
+            store.update(shard, status="uploaded", batch_status="failed", batch_id=None, message=None)
+            return
+        message = "; ".join(f"{code}: {text}" for code, text in info.errors) or "the batch failed with no reason given"
+        on_event(Notice(f"Batch {info.id} (shard {shard.shard}) failed validation: {message}"))
+        store.update(shard, status="downloaded", batch_status="failed", message=message)
+
+    def _download(self, store: JobStore, shard: Shard, info: BatchInfo) -> None:
+        output, errors = store.outputs(shard)
+        for file_id, path, expected in (
+            (info.output_file_id, output, info.completed),
+            (info.error_file_id, errors, None),
+        ):
+            if file_id is None:
+                path.write_bytes(b"")  # a batch whose lines all failed has no output file, and vice versa
+            else:
+                self.api.download(file_id, path, expected_lines=expected)
+        store.update(
+            shard,
+            status="downloaded",
+            batch_status=info.status,
+            remote_completed=info.completed,
+            remote_failed=info.failed,
+            output_file_id=info.output_file_id,
+            error_file_id=info.error_file_id,
+        )
+
+    def _report(self, shards: list[Shard], on_event: EventHandler, started: float) -> None:
+        statuses = Counter(
+            s.batch_status or "not submitted" if s.status == "submitted" else _done_status(s) for s in shards
+        )
+        completed = sum((s.embedded or 0) if s.status == "loaded" else (s.remote_completed or 0) for s in shards)
+        failed = sum((s.failed or 0) if s.status == "loaded" else (s.remote_failed or 0) for s in shards)
+        total = sum(s.lines for s in shards if s.attempt == 1)
+        elapsed = self.clock() - started
+        if self._baseline is None:
+            self._baseline = completed  # done before this process started (a resumed job) sets no pace
+        eta = None
+        pace = (completed - self._baseline) / elapsed if elapsed > 0 else 0.0
+        if pace > 0 and completed < total:
+            eta = (total - completed) / pace
+        on_event(BatchProgress(dict(sorted(statuses.items())), completed, failed, total, elapsed, eta))
+
+
+def _done_status(shard: Shard) -> str:
+    return {"loaded": "loaded", "downloaded": "downloaded"}.get(shard.status, "waiting")
+
+
+def _with(shard: Shard, **fields: object) -> Shard:
+    from dataclasses import replace
+
+    return replace(shard, **fields)  # type: ignore[arg-type]

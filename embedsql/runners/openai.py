@@ -1,0 +1,278 @@
+"""The OpenAI Files and Batches API, through the official SDK: the only module that imports it.
+
+It speaks in small frozen dataclasses and ``RemoteError``s, so the batch scheduler above it never
+sees an SDK object, and the SDK's own error text (which quotes part of the API key on a 401) never
+reaches the user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+
+from ..config import Settings
+from ..errors import ConfigError, RemoteError
+
+__all__ = ["BatchInfo", "OpenAIBatchAPI"]
+
+# Requests other than batch creation are safe to repeat: let the SDK retry them (429/5xx/connection),
+# honouring retry-after.
+_RETRIES = 4
+_TIMEOUT = 120.0
+_TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """What embedsql needs of a batch object."""
+
+    id: str
+    status: str
+    input_file_id: str
+    output_file_id: str | None
+    error_file_id: str | None
+    total: int
+    completed: int
+    failed: int
+    created_at: int
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    # (code, message) of each validation error in `errors.data`.
+    errors: tuple[tuple[str | None, str | None], ...] = ()
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the batch will not change any more."""
+        return self.status in _TERMINAL
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """An uploaded input file."""
+
+    id: str
+    created_at: int
+
+
+class OpenAIBatchAPI:
+    """Upload, create, find, poll, cancel and download batches for one API key."""
+
+    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        if not settings.openai_api_key:
+            raise ConfigError(
+                f"model {settings.model or 'text-embedding-3-small'} runs on the OpenAI API, which needs a key. "
+                "Set OPENAI_API_KEY in the environment or in .env, or use the offline model "
+                "(--model all-MiniLM-L6-v2)."
+            )
+        self._key = settings.openai_api_key
+        self._sleep = sleep
+        self.client = openai.OpenAI(
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            organization=settings.openai_org_id,
+            project=settings.openai_project_id,
+            max_retries=_RETRIES,
+            timeout=_TIMEOUT,
+        )
+
+    def upload(self, path: Path, name: str) -> UploadedFile:
+        """Upload a shard as a batch input file named ``name`` and wait until it is processed."""
+        with open(path, "rb") as f:
+            uploaded = self._call("upload the shard", self.client.files.create, file=(name, f), purpose="batch")
+        # A file is not usable for a batch until it is processed; creating one earlier is refused.
+        wait = 0.5
+        while getattr(uploaded, "status", "processed") not in ("processed", "error"):
+            self._sleep(wait)
+            wait = min(wait * 2, 10.0)
+            uploaded = self._call("check the uploaded file", self.client.files.retrieve, uploaded.id)
+        if uploaded.status == "error":
+            raise RemoteError(f"OpenAI could not process the uploaded file {name}: {uploaded.status_details}")
+        return UploadedFile(uploaded.id, int(uploaded.created_at))
+
+    def create(self, file_id: str, metadata: Mapping[str, str]) -> BatchInfo:
+        """Create a batch, with SDK retries off: a repeated create could start (and bill) a second batch."""
+        client = self.client.with_options(max_retries=0)
+        batch = self._call(
+            "create the batch",
+            client.batches.create,
+            input_file_id=file_id,
+            endpoint="/v1/embeddings",
+            completion_window="24h",
+            metadata=dict(metadata),
+        )
+        return _info(batch)
+
+    def find(self, metadata: Mapping[str, str], *, since: int) -> BatchInfo | None:
+        """The newest batch whose metadata includes ``metadata``, created at or after ``since``."""
+        after: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": 100}
+            if after is not None:
+                kwargs["after"] = after
+            page = self._call("list batches", self.client.batches.list, **kwargs)
+            for batch in page.data:
+                if batch.created_at < since:
+                    return None  # newest first: nothing older can be ours
+                if all((batch.metadata or {}).get(k) == v for k, v in metadata.items()):
+                    return _info(batch)
+            if not page.has_more or not page.data:
+                return None
+            after = page.data[-1].id
+
+    def retrieve(self, batch_id: str) -> BatchInfo:
+        """The batch as it is now."""
+        return _info(self._call("check the batch", self.client.batches.retrieve, batch_id))
+
+    def cancel(self, batch_id: str) -> BatchInfo:
+        """Ask for the batch to be cancelled; a batch that already finished is returned as it is."""
+        try:
+            return _info(self.client.batches.cancel(batch_id))
+        except openai.ConflictError:
+            return self.retrieve(batch_id)
+        except openai.APIError as e:
+            raise self._translate("cancel the batch", e) from None
+
+    def download(self, file_id: str, destination: Path, *, expected_lines: int | None, tries: int = 3) -> int:
+        """Stream a file to ``destination`` (written aside, then renamed); returns its complete lines.
+
+        A download that ends early (fewer lines than ``expected_lines``, or cut inside a line) is tried
+        again; after ``tries`` short ones, the complete lines are kept and the rest count as missing.
+        """
+        part = destination.with_name(destination.name + ".part")
+        lines = 0
+        for attempt in range(1, tries + 1):
+            try:
+                with self.client.files.with_streaming_response.content(file_id) as response:
+                    response.stream_to_file(part)
+            except (openai.APIConnectionError, httpx2.HTTPError) as e:
+                if attempt == tries:
+                    raise RemoteError(
+                        f"could not download file {file_id} after {tries} tries ({self._redact(str(e))}). "
+                        "Check the network, then run `embedsql resume JOB`.",
+                        retryable=True,
+                    ) from None
+                self._sleep(2.0 * attempt)
+                continue
+            except openai.APIError as e:
+                raise self._translate(f"download file {file_id}", e) from None
+            lines = _complete_lines(part)
+            if expected_lines is None or lines >= expected_lines:
+                break
+            if attempt < tries:
+                self._sleep(2.0 * attempt)
+        os.replace(part, destination)
+        return lines
+
+    def delete_file(self, file_id: str) -> None:
+        """Delete an uploaded file (an already deleted one is fine)."""
+        try:
+            self.client.files.delete(file_id)
+        except openai.NotFoundError:
+            pass
+        except openai.APIError as e:
+            raise self._translate(f"delete file {file_id}", e) from None
+
+    def _call(self, doing: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except openai.APIError as e:
+            raise self._translate(doing, e) from None
+
+    def _translate(self, doing: str, error: openai.APIError) -> RemoteError:
+        """One place that turns SDK errors into messages with the fix, and never the key."""
+        base = str(self.client.base_url).rstrip("/")
+        if isinstance(error, openai.AuthenticationError):
+            return RemoteError(
+                f"OpenAI refused the API key (401 while trying to {doing} at {base}). Check OPENAI_API_KEY in the "
+                "environment or .env: it may be mistyped, revoked, or for another project (OPENAI_PROJECT_ID)."
+            )
+        if isinstance(error, openai.PermissionDeniedError):
+            return RemoteError(
+                f"OpenAI denied access (403 while trying to {doing}): {self._server_message(error)} "
+                "Check that the key's project may use the Batch API and this model."
+            )
+        if isinstance(error, openai.RateLimitError):
+            return RemoteError(
+                f"OpenAI kept answering 429 (rate limit) while trying to {doing}: {self._server_message(error)} "
+                "Wait a while, then run `embedsql resume JOB`.",
+                retryable=True,
+            )
+        if isinstance(error, openai.APITimeoutError | openai.APIConnectionError):
+            return RemoteError(
+                f"could not reach the OpenAI API at {base} to {doing} ({type(error).__name__}). Check the network "
+                "and OPENAI_BASE_URL, then run `embedsql resume JOB`.",
+                retryable=True,
+            )
+        if isinstance(error, openai.APIStatusError):
+            return RemoteError(
+                f"OpenAI answered {error.status_code} while trying to {doing}: {self._server_message(error)}",
+                retryable=error.status_code >= 500 or error.status_code in (408, 409),
+            )
+        return RemoteError(f"the OpenAI API failed to {doing}: {self._redact(str(error))}")
+
+    def _server_message(self, error: openai.APIStatusError) -> str:
+        body = error.body if isinstance(error.body, dict) else {}
+        message = body.get("message") or error.message
+        return self._redact(str(message)).rstrip(".") + "."
+
+    def _redact(self, text: str) -> str:
+        text = text.replace(self._key, "***")
+        # The API quotes keys masked in the middle (sk-abc***wxyz): keep no part of any.
+        return re.sub(r"\bsk-[A-Za-z0-9_\-*]+", "sk-***", text)
+
+
+def _info(batch: Any) -> BatchInfo:
+    counts = batch.request_counts
+    errors = tuple((e.code, e.message) for e in (batch.errors.data or [])) if batch.errors else ()
+    return BatchInfo(
+        id=batch.id,
+        status=batch.status,
+        input_file_id=batch.input_file_id,
+        output_file_id=batch.output_file_id,
+        error_file_id=batch.error_file_id,
+        total=counts.total if counts else 0,
+        completed=counts.completed if counts else 0,
+        failed=counts.failed if counts else 0,
+        created_at=int(batch.created_at),
+        metadata=dict(batch.metadata or {}),
+        errors=errors,
+    )
+
+
+def _complete_lines(path: Path) -> int:
+    """Make ``path`` end at a complete line and count its lines.
+
+    A last line without a newline is kept when it is whole JSON (a server may omit the final
+    newline) and dropped when it was cut short: a half line would spoil the whole file.
+    """
+    with open(path, "rb+") as f:
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+        size = f.tell()
+        tail_start = size
+        while tail_start > 0:
+            step = min(1 << 16, tail_start)
+            f.seek(tail_start - step)
+            newline = f.read(step).rfind(b"\n")
+            if newline >= 0:
+                tail_start = tail_start - step + newline + 1
+                break
+            tail_start -= step
+        if tail_start == size:
+            return lines
+        f.seek(tail_start)
+        tail = f.read()
+        try:
+            json.loads(tail)
+        except ValueError:
+            f.truncate(tail_start)
+            return lines
+        f.write(b"\n")
+        return lines + 1

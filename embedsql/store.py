@@ -1,0 +1,203 @@
+"""One job's ledger, as runners see it: its shards, their files, and loading their results.
+
+Every method opens the database, does one short transaction and closes it again, so that a job
+that waits (for OpenAI, for the local model) never keeps the warehouse locked, and every step's
+effect lands together with its record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from . import ledger
+from .cache import cache_table, store_vectors
+from .models import MODELS
+from .results import Failure, read_results
+from .shards import shard_name
+from .tokens import count_tokens
+
+__all__ = ["JobStore", "LoadOutcome", "is_transient", "output_paths"]
+
+# Non-HTTP failures that another attempt can fix.
+_TRANSIENT_CODES = {"batch_expired", "batch_cancelled", "missing", "no_embedding"}
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    """What loading one shard did."""
+
+    embedded: int
+    # Lines that failed for good, and lines sent again in a new shard.
+    failed: int
+    retried: int
+
+
+def is_transient(failure: Failure) -> bool:
+    """Whether another attempt may succeed: server errors, rate limits, expiry, cancel, lost lines."""
+    if failure.status is None:
+        return failure.code != "invalid_vector"
+    if failure.status in (408, 409, 429) or failure.status >= 500:
+        return True
+    return 200 <= failure.status < 300 and failure.code != "invalid_vector"
+
+
+class JobStore:
+    """The ledger rows and files of job ``job_id`` in database ``db``."""
+
+    def __init__(self, db: Path, job: ledger.Job, *, max_attempts: int) -> None:
+        self.db = db
+        self.job = job
+        self.max_attempts = max_attempts
+        self.directory = db.parent / job.work_dir
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The database, open for the duration of one step."""
+        con = ledger.connect(self.db)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def shards(self) -> list[ledger.Shard]:
+        """All shards of the job, retries included, in order."""
+        with self.connection() as con:
+            return ledger.job_shards(con, self.job.job_id)
+
+    def update(self, shard: ledger.Shard, **fields: Any) -> None:
+        """Record ``fields`` of ``shard`` (ids, statuses, counts) in one transaction."""
+        with self.connection() as con, ledger.transaction(con):
+            ledger.update_shard(con, self.job.job_id, shard.shard, **fields)
+
+    def path(self, shard: ledger.Shard) -> Path:
+        """The shard's input file."""
+        return self.directory / shard.path
+
+    def outputs(self, shard: ledger.Shard) -> tuple[Path, Path]:
+        """Where the shard's output and error files go."""
+        return output_paths(self.path(shard))
+
+    def load(self, shard: ledger.Shard, *, batch_failure: tuple[str, str] | None = None) -> LoadOutcome:
+        """Results of ``shard`` into the cache, failures into the errors table, transient failures into
+        a new shard for the next attempt, and the shard marked loaded: all in one transaction.
+
+        ``batch_failure`` (code, message) fails every line of a shard whose batch failed as a whole.
+        """
+        path = self.path(shard)
+        output, errors = self.outputs(shard)
+        with self.connection() as con:
+            sent = _custom_ids(con, path)
+            if batch_failure is None:
+                results = read_results(con, [output, errors], dimensions=self.job.dimensions)
+                ids, vectors = _only(results.custom_ids, results.vectors, sent)
+                answered = set(ids.to_pylist()) | {f.custom_id for f in results.failures}
+                failures = [f for f in results.failures if f.custom_id in sent]
+                failures += [
+                    Failure(c, None, "missing", "the line is in neither the output nor the error file")
+                    for c in sorted(sent - answered)
+                ]
+            else:
+                ids, vectors = pa.array([], pa.string()), np.zeros((0, self.job.dimensions), np.float32)
+                failures = [Failure(c, None, *batch_failure) for c in sorted(sent)]
+            again = [f for f in failures if is_transient(f)] if shard.attempt < self.max_attempts else []
+            retry_ids = {f.custom_id for f in again}
+            with ledger.transaction(con):
+                cache = cache_table(con, self.job.model, self.job.dimensions, create=True)
+                assert cache is not None
+                store_vectors(con, cache, ids, vectors)
+                if failures:
+                    con.executemany(
+                        "INSERT INTO embedsql.errors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            [
+                                self.job.job_id,
+                                shard.shard,
+                                shard.attempt,
+                                f.custom_id,
+                                f.status,
+                                f.code,
+                                f.message,
+                                f.custom_id not in retry_ids,
+                            ]
+                            for f in failures
+                        ],
+                    )
+                if retry_ids:
+                    self._write_retry(con, shard, retry_ids)
+                ledger.update_shard(
+                    con,
+                    self.job.job_id,
+                    shard.shard,
+                    status="loaded",
+                    embedded=len(ids),
+                    failed=len(failures) - len(retry_ids),
+                )
+        return LoadOutcome(len(ids), len(failures) - len(retry_ids), len(retry_ids))
+
+    def _write_retry(self, con: duckdb.DuckDBPyConnection, shard: ledger.Shard, custom_ids: set[str]) -> None:
+        """Copy the lines of ``custom_ids`` into a new shard of the next attempt and record it."""
+        number = 1 + int(
+            con.execute("SELECT max(shard) FROM embedsql.shards WHERE job_id = ?", [self.job.job_id]).fetchall()[0][0]
+        )
+        lines, texts = [], []
+        with open(self.path(shard), "rb") as source:
+            for line in source:
+                request = json.loads(line)
+                if request["custom_id"] in custom_ids:
+                    lines.append(line)
+                    texts.append(request["body"]["input"])
+        name = shard_name(number)
+        part = self.directory / (name + ".part")
+        with open(part, "wb") as f:
+            f.writelines(lines)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(part, self.directory / name)
+        content = b"".join(lines)
+        tokens = int(count_tokens(MODELS[self.job.model], texts).sum()) if self.job.model in MODELS else 0
+        ledger.insert_shards(
+            con,
+            [
+                ledger.Shard(
+                    job_id=self.job.job_id,
+                    shard=number,
+                    attempt=shard.attempt + 1,
+                    path=name,
+                    lines=len(lines),
+                    bytes=len(content),
+                    tokens=tokens,
+                    sha256=hashlib.sha256(content).hexdigest(),
+                )
+            ],
+        )
+
+
+def output_paths(shard: Path) -> tuple[Path, Path]:
+    """Where a shard's output and error files live: beside it, named after it."""
+    stem = shard.name.removesuffix(".jsonl")
+    return shard.with_name(f"{stem}.output.jsonl"), shard.with_name(f"{stem}.errors.jsonl")
+
+
+def _custom_ids(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:
+    rows = con.execute(
+        "SELECT custom_id FROM read_json(?, format = 'newline_delimited', columns = {'custom_id': 'VARCHAR'})",
+        [str(path)],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _only(ids: pa.Array, vectors: np.ndarray, sent: set[str]) -> tuple[pa.Array, np.ndarray]:
+    """Keep the results of lines this shard sent (a server may answer for lines it was not given)."""
+    keep = np.fromiter((c in sent for c in ids.to_pylist()), dtype=bool, count=len(ids))
+    return ids.filter(pa.array(keep)), vectors[keep]
