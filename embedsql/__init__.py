@@ -10,19 +10,23 @@ from .config import Settings, load_settings
 from .errors import (
     ConfigError,
     DatabaseError,
+    Detached,
     EmbedsqlError,
     InputError,
     JobError,
     LoadError,
     QueryError,
+    RemoteError,
     TargetError,
 )
-from .events import Notice, Progress
-from .pipeline import RunResult, resume, run
+from .events import BatchProgress, Notice, Progress
+from .pipeline import RunResult, cancel, resume, run
 
 __all__ = [
+    "BatchProgress",
     "ConfigError",
     "DatabaseError",
+    "Detached",
     "EmbedsqlError",
     "InputError",
     "JobError",
@@ -30,9 +34,11 @@ __all__ = [
     "Notice",
     "Progress",
     "QueryError",
+    "RemoteError",
     "RunResult",
     "Settings",
     "TargetError",
+    "cancel",
     "load_settings",
     "resume",
     "run",

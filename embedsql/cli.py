@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, TextIO, TypeVar
 
 import click
 
-from .config import ENV_VARS, SECRET_FIELDS, Settings, load_settings
-from .errors import EmbedsqlError
-from .events import Event, Notice, Progress
+from .config import ENV_VARS, ON_LONG, SECRET_FIELDS, Settings, load_settings
+from .errors import Detached, EmbedsqlError
+from .events import BatchProgress, Event, Notice, Progress
+from .jobs import job_status, list_jobs
 from .models import MODELS
-from .pipeline import MODES, RunResult, resume, run
+from .pipeline import MODES, RunResult, cancel, resume, run
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _Group(click.Group):
@@ -27,6 +31,13 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except EmbedsqlError as e:
             raise click.ClickException(str(e)) from e
+        except Detached as e:
+            click.echo(
+                f"\nDetached from job {e.job_id}. Its batches (if any) keep running at OpenAI; nothing is lost.\n"
+                f"Continue with: embedsql resume {e.job_id}",
+                err=True,
+            )
+            ctx.exit(130)
 
 
 @click.group(cls=_Group)
@@ -37,6 +48,16 @@ def cli() -> None:
     With OPENAI_API_KEY set it uses the OpenAI Batch API (half the price of the normal API);
     without one it uses a bundled offline model, so it works out of the box.
     """
+
+
+def _db_option(command: F) -> F:
+    return click.option(
+        "--db",
+        type=click.Path(path_type=Path),
+        default=Path("warehouse.duckdb"),
+        help="DuckDB database.  [env: EMBEDSQL_DB; default: warehouse.duckdb]",
+        show_default=False,
+    )(command)
 
 
 def _settings(ctx: click.Context, **flags: Any) -> Settings:
@@ -76,14 +97,27 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
     help="Shorter vectors (text-embedding-3-*).  [env: EMBEDSQL_DIMENSIONS]",
 )
 @click.option(
-    "--db",
-    type=click.Path(path_type=Path),
-    default=Path("warehouse.duckdb"),
-    help="DuckDB database.  [env: EMBEDSQL_DB; default: warehouse.duckdb]",
-    show_default=False,
+    "--on-long",
+    type=click.Choice(ON_LONG),
+    help="Texts over the model's token limit: cut them (default), skip them, or stop.  [env: EMBEDSQL_ON_LONG]",
 )
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Attempts per text for transient failures (default 3).  [env: EMBEDSQL_MAX_ATTEMPTS]",
+)
+@click.option(
+    "--max-enqueued-tokens",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Tokens in flight at the Batch API at once (default: the model's tier-1 limit).  "
+    "[env: EMBEDSQL_MAX_ENQUEUED_TOKENS]",
+)
+@_db_option
 @click.option("--keep-files", is_flag=True, help="Keep shard and result files after the job completes.")
-@click.option("--dry-run", is_flag=True, help="Write the shards and show what would be sent; embed nothing.")
+@click.option("--dry-run", is_flag=True, help="Write the shards and show what would be sent and cost; embed nothing.")
+@click.option("--no-wait", is_flag=True, help="Submit the batches and return; finish later with `embedsql resume`.")
 @click.pass_context
 def run_command(
     ctx: click.Context,
@@ -95,15 +129,20 @@ def run_command(
     mode: str,
     model: str | None,
     dimensions: int | None,
+    on_long: str | None,
+    max_attempts: int | None,
+    max_enqueued_tokens: int | None,
     db: Path,
     keep_files: bool,
     dry_run: bool,
+    no_wait: bool,
 ) -> None:
     """Embed the rows of SQL into a DuckDB table of vectors.
 
     The first column of the query is the key and the other columns are joined into the text
     (or name them with --key and --text). Identical texts are embedded once, and texts embedded
-    before with the same model come from the cache.
+    before with the same model come from the cache. Ctrl-C while it waits detaches: the job
+    keeps its place and `embedsql resume JOB` continues it.
 
     \b
     Example:
@@ -113,33 +152,40 @@ def run_command(
     if (sql is None) == (sql_file is None):
         raise click.UsageError("pass the query as an argument or with -f FILE (exactly one of them).")
     query = sql if sql is not None else sql_file.read()  # type: ignore[union-attr]
-    settings = _settings(ctx, model=model, dimensions=dimensions, db=db, keep_files=keep_files)
-    display = _Display(sys.stderr)
-    result = run(
-        query,
-        key=_split(key),
-        text=_split(text),
-        into=into,
-        mode=mode,
-        dry_run=dry_run,
-        settings=settings,
-        on_event=display,
+    settings = _settings(
+        ctx,
+        model=model,
+        dimensions=dimensions,
+        on_long=on_long,
+        max_attempts=max_attempts,
+        max_enqueued_tokens=max_enqueued_tokens,
+        db=db,
+        keep_files=keep_files,
     )
-    display.finish()
-    click.echo(_summary(result, settings.db))
+    display = _Display(sys.stderr)
+    try:
+        result = run(
+            query,
+            key=_split(key),
+            text=_split(text),
+            into=into,
+            mode=mode,
+            dry_run=dry_run,
+            wait=not no_wait,
+            settings=settings,
+            on_event=display,
+        )
+    finally:
+        display.finish()
+    _report(ctx, result, settings.db)
 
 
 @cli.command(name="resume")
 @click.argument("job_id")
-@click.option(
-    "--db",
-    type=click.Path(path_type=Path),
-    default=Path("warehouse.duckdb"),
-    help="DuckDB database.  [env: EMBEDSQL_DB; default: warehouse.duckdb]",
-    show_default=False,
-)
+@_db_option
+@click.option("--no-wait", is_flag=True, help="Submit what is left and return instead of waiting.")
 @click.pass_context
-def resume_command(ctx: click.Context, job_id: str, db: Path) -> None:
+def resume_command(ctx: click.Context, job_id: str, db: Path, no_wait: bool) -> None:
     """Continue an unfinished job from where it stopped.
 
     \b
@@ -148,9 +194,81 @@ def resume_command(ctx: click.Context, job_id: str, db: Path) -> None:
     """
     settings = _settings(ctx, db=db)
     display = _Display(sys.stderr)
-    result = resume(job_id, settings=settings, on_event=display)
-    display.finish()
-    click.echo(_summary(result, settings.db))
+    try:
+        result = resume(job_id, wait=not no_wait, settings=settings, on_event=display)
+    finally:
+        display.finish()
+    _report(ctx, result, settings.db)
+
+
+@cli.command(name="cancel", short_help="Cancel a job, keeping what its batches finished.")
+@click.argument("job_id")
+@_db_option
+@click.pass_context
+def cancel_command(ctx: click.Context, job_id: str, db: Path) -> None:
+    """Cancel a job: stop its batches, keep what they finished, send nothing more.
+
+    Texts the batches finished before the cancel (which OpenAI bills) go into the cache, so a
+    later run does not pay for them again. The target table is left as it was.
+
+    \b
+    Example:
+        embedsql cancel 20261125-093012-a1b2
+    """
+    settings = _settings(ctx, db=db)
+    display = _Display(sys.stderr)
+    try:
+        result = cancel(job_id, settings=settings, on_event=display)
+    finally:
+        display.finish()
+    _report(ctx, result, settings.db)
+
+
+@cli.command(name="jobs")
+@_db_option
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Jobs to list.")
+@click.pass_context
+def jobs_command(ctx: click.Context, db: Path, limit: int) -> None:
+    """List recent jobs, newest first, one line each.
+
+    \b
+    Example:
+        embedsql jobs -n 5
+    """
+    settings = _settings(ctx, db=db)
+    for job in list_jobs(settings.db, limit=limit):
+        click.echo(
+            f"{job.job_id}  {job.status:<9}  {job.target}  {job.model}  {job.rows:,} rows  "
+            f"{job.texts_to_embed:,} texts to embed  {job.created_at:%Y-%m-%d %H:%M}"
+        )
+
+
+@cli.command(name="status", short_help="Show where a job stands.")
+@click.argument("job_id", required=False)
+@_db_option
+@click.pass_context
+def status_command(ctx: click.Context, job_id: str | None, db: Path) -> None:
+    """Show where a job stands (the newest one when JOB_ID is left out).
+
+    \b
+    Example:
+        embedsql status 20261125-093012-a1b2
+    """
+    settings = _settings(ctx, db=db)
+    status = job_status(settings.db, job_id)
+    job = status.job
+    click.echo(f"job {job.job_id}: {job.status}")
+    click.echo(f"  target      {job.target} ({job.mode})")
+    click.echo(f"  model       {job.model} ({job.dimensions}-d), runner {job.runner}")
+    click.echo(f"  rows        {job.total_rows:,} ({job.distinct_texts:,} distinct texts, {job.cached_texts:,} cached)")
+    click.echo(f"  requests    {status.embedded:,} embedded, {status.failed:,} failed, of {status.lines:,}")
+    click.echo(f"  shards      {_counts(status.shards)}")
+    if status.batches:
+        click.echo(f"  batches     {_counts(status.batches)}")
+    for code, message, count in status.top_errors:
+        click.echo(f"  error       {count:,} x {code}: {message}")
+    if job.status == "prepared":
+        click.echo(f"Continue with: embedsql resume {job.job_id}")
 
 
 @cli.command(name="config", short_help="Show each setting, its value and where it came from.")
@@ -173,6 +291,30 @@ def _split(values: tuple[str, ...]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n:,} {name}" for name, n in counts.items()) or "none"
+
+
+def _report(ctx: click.Context, result: RunResult, db: Path) -> None:
+    """Print the summary; texts that failed for good make the exit status 1."""
+    click.echo(_summary(result, db))
+    if result.status == "submitted":
+        click.echo(
+            f"Submitted. Follow it with: embedsql status {result.job_id}; finish with: embedsql resume {result.job_id}",
+            err=True,
+        )
+    if result.failed_texts:
+        first = result.failures[0]
+        status = f"{first.status} " if first.status else ""
+        click.echo(
+            f"Error: {result.failed_texts:,} text(s) failed for good and their rows are not in {result.target}; "
+            f"first: {status}{first.code}: {first.message} See table embedsql.errors (job_id = "
+            f"'{result.job_id}'), fix those texts, and run again (the rest comes from the cache).",
+            err=True,
+        )
+        ctx.exit(1)
+
+
 def _summary(result: RunResult, db: Path) -> str:
     def line(label: str, number: int | str, extra: str = "") -> str:
         shown = f"{number:,}" if isinstance(number, int) else number
@@ -188,8 +330,10 @@ def _summary(result: RunResult, db: Path) -> str:
             line("already cached", result.cached_texts),
             line("to embed", result.sent_texts, f" texts in {result.shards} shard(s)"),
             line("skipped rows", skipped, reasons),
-            line("est. tokens", result.tokens),
         ]
+        if result.truncated:
+            lines.append(line("truncated", result.truncated, " texts cut to the model's token limit"))
+        lines.append(line("est. tokens", result.tokens))
         model = MODELS[result.model]
         if model.price_batch:
             batch, standard = (result.tokens / 1e6 * price for price in (model.price_batch, model.price_standard))
@@ -198,9 +342,15 @@ def _summary(result: RunResult, db: Path) -> str:
             )
         lines.append(f"  {'shards':<16}{result.work_dir}")
         return "\n".join(lines)
+    if result.status == "complete":
+        head = (
+            f"{result.target} in {db}: {result.target_rows:,} rows of {result.model} FLOAT[{result.dimensions}] "
+            f"(job {result.job_id})"
+        )
+    else:
+        head = f"Job {result.job_id} {result.status}: {result.target} in {db} was not written."
     lines = [
-        f"{result.target} in {db}: {result.target_rows:,} rows of {result.model} FLOAT[{result.dimensions}] "
-        f"(job {result.job_id})",
+        head,
         line("rows", result.rows),
         line("distinct texts", result.distinct_texts),
         line("from cache", result.cached_texts),
@@ -208,20 +358,24 @@ def _summary(result: RunResult, db: Path) -> str:
     ]
     if result.failed_texts:
         lines.append(line("failed", result.failed_texts, " (see table embedsql.errors)"))
+    if result.truncated:
+        lines.append(line("truncated", result.truncated, " texts cut to the model's token limit"))
     lines.append(line("skipped rows", skipped, reasons))
     lines.append(line("time", f"{result.seconds:.1f} s"))
     return "\n".join(lines)
 
 
 class _Display:
-    """Renders library events on stderr: a progress bar on a terminal, sparse lines otherwise."""
+    """Renders library events on stderr: a live line or bar on a terminal, sparse lines otherwise."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.tty = stream.isatty()
         self.bar: Any = None
-        self.last_line = 0.0
         self.shown = 0
+        self.last_line = 0.0
+        self.last_state: tuple[object, ...] = ()
+        self.live = False
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Notice):
@@ -229,6 +383,8 @@ class _Display:
             click.echo(event.message, file=self.stream)
         elif isinstance(event, Progress):
             self._progress(event)
+        elif isinstance(event, BatchProgress):
+            self._batches(event)
 
     def _progress(self, event: Progress) -> None:
         if event.total == 0:
@@ -237,6 +393,7 @@ class _Display:
             if self.bar is None:
                 self.bar = click.progressbar(length=event.total, label="Embedding", file=self.stream, show_pos=True)
                 self.bar.__enter__()
+                self.shown = 0
             self.bar.update(event.done - self.shown)
             self.shown = event.done
             return
@@ -245,11 +402,40 @@ class _Display:
             self.last_line = now
             click.echo(f"embedded {event.done:,}/{event.total:,} texts", file=self.stream)
 
+    def _batches(self, event: BatchProgress) -> None:
+        statuses = ", ".join(f"{n} {status}" for status, n in event.statuses.items())
+        text = (
+            f"batches: {statuses} | requests {event.completed:,}/{event.total:,} done, {event.failed:,} failed | "
+            f"{_duration(event.elapsed)}" + (f" | ETA {_duration(event.eta)}" if event.eta is not None else "")
+        )
+        if self.tty:
+            click.echo("\r\x1b[2K" + text, file=self.stream, nl=False)
+            self.live = True
+            return
+        # Off a terminal: a line when something changed, and at least every five minutes.
+        state = (event.statuses, event.completed, event.failed)
+        now = time.monotonic()
+        if state != self.last_state or now - self.last_line >= 300:
+            self.last_state, self.last_line = state, now
+            click.echo(text, file=self.stream)
+
     def _clear(self) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
+        if self.live:
+            click.echo("", file=self.stream)
+            self.live = False
 
     def finish(self) -> None:
-        """Close the progress bar, if one is open."""
+        """Close the progress bar or live line, if one is open."""
         self._clear()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

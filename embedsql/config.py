@@ -141,7 +141,8 @@ def load_settings(
         if name not in _FIELDS:
             raise ConfigError(f"unknown setting {name!r}{_suggest(name)}")
         if value is not None:
-            values[name] = value
+            # The Python API takes paths as str or PathLike, like open() does.
+            values[name] = Path(value) if _KINDS.get(name) is Path else value
             sources[name] = "flag"
 
     settings = Settings(**values, sources=sources)

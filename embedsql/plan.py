@@ -113,10 +113,14 @@ def make_plan(
     """
     long_texts = _LongTexts(choice, on_long)
     writer = ShardWriter(directory, job_id=job_id, limits=limits, shape=long_texts.shape)
+    reader = con.sql(pending).to_arrow_reader(_BATCH_ROWS)
     try:
-        shards = writer.write_all(con.sql(pending).to_arrow_reader(_BATCH_ROWS))
+        shards = writer.write_all(reader)
     except _TooLong as e:
+        reader.close()  # the connection serves no other query while a result is open
         raise long_texts.error(con, query, e) from None
+    finally:
+        reader.close()
     if long_texts.skipped:
         con.register("_embedsql_too_long", pa.table({"h": long_texts.skipped}))
         con.execute(

@@ -29,8 +29,8 @@ from .tokens import count_tokens
 
 __all__ = ["JobStore", "LoadOutcome", "is_transient", "output_paths"]
 
-# Non-HTTP failures that another attempt can fix.
-_TRANSIENT_CODES = {"batch_expired", "batch_cancelled", "missing", "no_embedding"}
+# Failures that another attempt of the same line cannot fix.
+_PERMANENT_CODES = {"invalid_vector", "batch_failed"}
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,11 @@ class LoadOutcome:
 
 def is_transient(failure: Failure) -> bool:
     """Whether another attempt may succeed: server errors, rate limits, expiry, cancel, lost lines."""
-    if failure.status is None:
-        return failure.code != "invalid_vector"
-    if failure.status in (408, 409, 429) or failure.status >= 500:
+    if failure.code in _PERMANENT_CODES:
+        return False
+    if failure.status is None:  # expired, cancelled, missing
         return True
-    return 200 <= failure.status < 300 and failure.code != "invalid_vector"
+    return failure.status in (408, 409, 429) or failure.status >= 500 or 200 <= failure.status < 300
 
 
 class JobStore:

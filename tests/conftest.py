@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -12,6 +13,7 @@ import pytest
 
 from embedsql.local_model import LocalModel, load_local_model
 
+from fake_openai import FakeOpenAI
 from helpers import REPO
 
 
@@ -60,3 +62,12 @@ def genre_vectors(movies_template: Path, model: LocalModel) -> dict[str, np.ndar
     finally:
         con.close()
     return {genre: model.embed([genre])[0] for genre in genres}
+
+
+@pytest.fixture
+def openai_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+    """The local OpenAI API, with OPENAI_API_KEY and OPENAI_BASE_URL pointing at it."""
+    with FakeOpenAI() as server:
+        monkeypatch.setenv("OPENAI_API_KEY", server.api_key)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        yield server

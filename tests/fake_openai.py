@@ -37,6 +37,7 @@ import socket
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email import policy
@@ -146,7 +147,7 @@ def expected_vector(model: str, text: str, dimensions: int) -> np.ndarray:
     return _vector(model, text, dimensions).copy()
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=4_096)
 def _vector(model: str, text: str, dimensions: int) -> np.ndarray:
     digest = hashlib.sha256(f"{model}\0{dimensions}\0{text}".encode()).digest()
     draw = np.random.default_rng(int.from_bytes(digest, "big")).standard_normal(dimensions)
@@ -203,7 +204,12 @@ class _Response:
 
 
 def _json(status: int, obj: object, headers: dict[str, str] | None = None) -> _Response:
-    return _Response(status, json.dumps(obj).encode(), headers=headers or {})
+    return _Response(status, _dumps(obj).encode(), headers=headers or {})
+
+
+def _dumps(obj: object) -> str:
+    # Float vectors stay numpy arrays until written: no list of Python floats per line in memory.
+    return json.dumps(obj, default=np.ndarray.tolist)
 
 
 @dataclass
@@ -293,7 +299,10 @@ class FakeOpenAI:
         if self._httpd is not None:
             raise RuntimeError("FakeOpenAI is already running")
         self._httpd = _HTTPServer(self)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True)
+        # A short poll interval keeps stop() fast: shutdown() waits for the serving loop to look up.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -501,8 +510,9 @@ class FakeOpenAI:
 
     def _add_file(self, filename: str, purpose: str, content: bytes, *, ready_after: float = 0.0) -> dict:
         created = int(self._clock)
+        file_id = self._new_id("file-", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 22)
         file = {
-            "id": self._new_id("file-", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 22),
+            "id": file_id,
             "object": "file",
             "bytes": len(content),
             "created_at": created,
@@ -516,7 +526,7 @@ class FakeOpenAI:
             "_ready_at": self._clock + ready_after,
             "_seq": len(self._files),
         }
-        self._files[file["id"]] = file
+        self._files[file_id] = file
         return file
 
     def _file(self, file_id: str) -> dict:
@@ -733,8 +743,6 @@ class FakeOpenAI:
         when = batch["_expires"]
         if batch["status"] == "validating":
             done = 0
-            if not batch["_parsed"].errors:
-                batch["request_counts"]["total"] = len(batch["_parsed"].requests)
         else:
             done = _lines_done(len(batch["_parsed"].requests), when - batch["_in_progress_at"], batch["_in_progress_s"])
         self._finish_partial(batch, "expired", when, done)
@@ -759,6 +767,7 @@ class FakeOpenAI:
             }
             for r in requests[len(results) :]
         ]
+        batch["request_counts"]["total"] = len(requests)
         batch["request_counts"]["failed"] += len(never_ran)
         self._finish(batch, status, when, results + never_ran)
 
@@ -783,7 +792,7 @@ class FakeOpenAI:
         if self.shuffle_output:
             lines = lines.copy()
             self._shuffle.shuffle(lines)
-        content = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        content = "".join(_dumps(line) + "\n" for line in lines).encode()
         return self._add_file(filename, "batch_output", content)["id"]
 
     def _count(self, batch: dict, results: list[dict]) -> None:
@@ -889,7 +898,7 @@ class FakeOpenAI:
             if encoding_format == "base64":
                 embedding = base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
             else:
-                embedding = vector.tolist()
+                embedding = vector
             data.append({"object": "embedding", "index": index, "embedding": embedding})
         self._inputs_by_text.update(texts)
         return {
@@ -1041,10 +1050,19 @@ def _texts(value: object) -> list[str]:
     if (
         not isinstance(texts, list)
         or not 1 <= len(texts) <= MAX_INPUTS_PER_REQUEST
-        or not all(isinstance(text, str) and text for text in texts)
+        or not all(isinstance(text, str) and text and _is_unicode(text) for text in texts)
     ):
         raise ApiError(400, INVALID_INPUT)
     return texts
+
+
+def _is_unicode(text: str) -> bool:
+    # JSON can carry an escaped lone surrogate (\ud800): it is not text and has no UTF-8 form.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse_input(content: bytes, endpoint: str, models: dict[str, int], max_lines: int, max_inputs: int) -> _Parsed:
@@ -1202,6 +1220,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Without it Nagle's algorithm and the client's delayed ACK add ~40 ms to every exchange.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.connections_lock:
             self.server.connections.add(self.connection)
 
@@ -1235,7 +1255,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         response = self.server.fake.handle(method, self.path, headers, body)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
-        self.send_header("x-request-id", "req_" + hashlib.md5(body + self.path.encode()).hexdigest())
+        self.send_header("x-request-id", "req_" + uuid.uuid4().hex)
         self.send_header("openai-organization", ORGANIZATION)
         self.send_header("openai-version", "2020-10-01")
         self.send_header("openai-processing-ms", str(int((time.perf_counter() - started) * 1000)))
@@ -1253,7 +1273,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline(65_537).split(b";")[0].strip() or b"0", 16)
                 if size == 0:

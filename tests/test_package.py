@@ -1,4 +1,8 @@
-"""The package's promises about itself: its public API, module boundaries, docs and lint."""
+"""The package's promises about itself: its public API, module boundaries, docs and lint.
+
+After changing a command's options or help, `python tests/test_package.py` rewrites the README's
+command reference from `--help`.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,15 @@ from embedsql.cli import cli
 
 from helpers import REPO
 
-COMMANDS = [[], ["run"], ["resume"], ["config"]]
+COMMANDS = [[], ["run"], ["resume"], ["cancel"], ["status"], ["jobs"], ["config"]]
 
 
 def test_public_api_is_pinned() -> None:
     assert sorted(embedsql.__all__) == [
+        "BatchProgress",
         "ConfigError",
         "DatabaseError",
+        "Detached",
         "EmbedsqlError",
         "InputError",
         "JobError",
@@ -29,9 +35,11 @@ def test_public_api_is_pinned() -> None:
         "Notice",
         "Progress",
         "QueryError",
+        "RemoteError",
         "RunResult",
         "Settings",
         "TargetError",
+        "cancel",
         "load_settings",
         "resume",
         "run",
@@ -108,3 +116,19 @@ def test_ruff_finds_nothing() -> None:
 def test_mypy_finds_nothing() -> None:
     result = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _reference() -> str:
+    blocks = []
+    for args in COMMANDS:
+        output = CliRunner().invoke(cli, [*args, "--help"], prog_name="embedsql").output
+        blocks.append(f"### `{' '.join(['embedsql', *args])}`\n\n```\n{output.rstrip()}\n```\n")
+    return "\n".join(blocks)
+
+
+if __name__ == "__main__":
+    readme = REPO / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start = text.index("### `embedsql`")
+    end = text.index("## ", text.index("```", text.rindex("### `embedsql")) + 3)
+    readme.write_text(text[:start] + _reference() + "\n" + text[end:], encoding="utf-8")

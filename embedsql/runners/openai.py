@@ -134,7 +134,8 @@ class OpenAIBatchAPI:
     def cancel(self, batch_id: str) -> BatchInfo:
         """Ask for the batch to be cancelled; a batch that already finished is returned as it is."""
         try:
-            return _info(self.client.batches.cancel(batch_id))
+            # The SDK retries a 409 by default; here it means "already finished", an answer, not a fault.
+            return _info(self.client.with_options(max_retries=0).batches.cancel(batch_id))
         except openai.ConflictError:
             return self.retrieve(batch_id)
         except openai.APIError as e:

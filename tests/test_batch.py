@@ -1,0 +1,405 @@
+"""The OpenAI Batch runner, through the real SDK against the local OpenAI server."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import embedsql
+from embedsql.cli import cli
+
+from fake_openai import FakeOpenAI, expected_vector, mask_key
+from helpers import fetch, make_db
+
+MODEL = "text-embedding-3-small"
+Q = "select movieId, genres from movies"
+
+
+def vectors_of(db: Path, table: str, key: str) -> dict[object, np.ndarray]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        arrow = con.sql(f"SELECT {key} AS k, embedding FROM {table}").to_arrow_table()
+    finally:
+        con.close()
+    keys = arrow["k"].to_pylist()
+    flat = arrow["embedding"].combine_chunks().flatten().to_numpy()
+    return dict(zip(keys, flat.reshape(len(keys), -1), strict=True))
+
+
+def assert_exact_table(db: Path, table: str, texts: dict[object, str], key: str, dimensions: int = 1536) -> None:
+    """Every key has exactly the server's vector of its own text."""
+    vectors = vectors_of(db, table, key)
+    assert sorted(vectors) == sorted(texts)  # type: ignore[type-var]
+    cache: dict[str, np.ndarray] = {}
+    for k, vector in vectors.items():
+        text = texts[k]
+        if text not in cache:
+            cache[text] = expected_vector(MODEL, text, dimensions)
+        np.testing.assert_array_equal(vector, cache[text])
+
+
+def small_db(path: Path, n: int = 40) -> tuple[Path, dict[int, str]]:
+    texts = {i: f"document number {i} about {'cats' if i % 2 else 'dogs'}" for i in range(n)}
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE docs (id INTEGER, body VARCHAR)")
+    con.executemany("INSERT INTO docs VALUES (?, ?)", list(texts.items()))
+    con.close()
+    return path, texts
+
+
+def test_movies_end_to_end_each_distinct_text_embedded_once(movies_db: Path, openai_server: FakeOpenAI) -> None:
+    openai_server.validating_seconds = 30
+    openai_server.in_progress_seconds = 600
+    openai_server.finalizing_seconds = 60
+    events: list[object] = []
+
+    result = embedsql.run(Q, sleep=openai_server.advance, clock=openai_server.now, on_event=events.append)
+
+    genres = dict(fetch(movies_db, "SELECT movieId, genres FROM movies"))
+    assert (result.status, result.model, result.dimensions, result.target_rows) == ("complete", MODEL, 1536, 62_423)
+    assert (result.distinct_texts, result.embedded_texts, result.failed_texts) == (1639, 1639, 0)
+    assert openai_server.inputs_by_text == Counter(dict.fromkeys(set(genres.values()), 1))
+    assert openai_server.batches_created == 1
+    assert_exact_table(movies_db, "movies_embeddings", genres, "movieId")
+    assert fetch(
+        movies_db,
+        "SELECT data_type FROM information_schema.columns WHERE table_name = 'movies_embeddings' "
+        "AND column_name = 'embedding'",
+    ) == [("FLOAT[1536]",)]
+    notices = [e.message for e in events if isinstance(e, embedsql.Notice)]
+    assert notices[0] == "Model: text-embedding-3-small (1536-d): OPENAI_API_KEY is configured, so the OpenAI default."
+    statuses = [tuple(e.statuses) for e in events if isinstance(e, embedsql.BatchProgress)]
+    assert ("validating",) in statuses
+    assert ("in_progress",) in statuses
+    assert ("finalizing",) in statuses
+    (body,) = {b["metadata"]["embedsql_job"] for b in openai_server.batches.values()}
+    assert body == result.job_id
+
+
+def test_a_rerun_after_completion_creates_no_batch(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb")
+    embedsql.run("select id, body from docs", db=db, sleep=openai_server.advance, clock=openai_server.now)
+    created = openai_server.batches_created
+    uploads = [r for r in openai_server.requests if r[:2] == ("POST", "/v1/files")]
+
+    result = embedsql.run("select id, body from docs", db=db, sleep=openai_server.advance, clock=openai_server.now)
+
+    assert (result.embedded_texts, result.cached_texts, result.target_rows) == (0, 40, 40)
+    assert openai_server.batches_created == created
+    assert [r for r in openai_server.requests if r[:2] == ("POST", "/v1/files")] == uploads
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+
+
+def test_shards_split_several_in_flight_within_the_token_budget(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb", n=100)
+    openai_server.in_progress_seconds = 100
+    tokens_per_shard = 20 * 8  # 20 lines of 8 tokens ("document number 12 about cats")
+    in_flight: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        live = [b for b in openai_server.batches.values() if b["status"] in ("validating", "in_progress", "finalizing")]
+        in_flight.append(len(live))
+        openai_server.advance(seconds)
+
+    result = embedsql.run(
+        "select id, body from docs",
+        db=db,
+        sleep=sleep,
+        clock=openai_server.now,
+        max_shard_lines=20,
+        max_enqueued_tokens=2 * tokens_per_shard + 10,
+    )
+
+    assert result.shards == 5
+    assert openai_server.batches_created == 5
+    assert max(in_flight) == 2
+    assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+
+
+def test_lines_that_fail_for_a_transient_reason_are_retried_to_completion(
+    tmp_path: Path, openai_server: FakeOpenAI
+) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb")
+    openai_server.fail_lines([texts[3], texts[4]], status=500, times=1)
+    openai_server.fail_lines([texts[5]], status=429, code="rate_limit_exceeded", message="Slow down.", times=2)
+
+    result = embedsql.run("select id, body from docs", db=db, sleep=openai_server.advance, clock=openai_server.now)
+
+    assert (result.embedded_texts, result.failed_texts, result.target_rows) == (40, 0, 40)
+    assert openai_server.batches_created == 3
+    assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
+    assert fetch(db, "SELECT shard, attempt, lines, status FROM embedsql.shards ORDER BY shard") == [
+        (1, 1, 40, "loaded"),
+        (2, 2, 3, "loaded"),
+        (3, 3, 1, "loaded"),
+    ]
+    assert fetch(db, "SELECT count(*), count(*) FILTER (WHERE final) FROM embedsql.errors") == [(4, 0)]
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+
+
+def test_permanent_failures_are_recorded_and_summarised(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb", n=6)
+    openai_server.fail_lines([texts[2]], status=400, code="invalid_input", message="This input is invalid.", times=9)
+
+    result = CliRunner().invoke(
+        cli, ["run", "select id, body from docs", "--db", str(db)], env={"EMBEDSQL_POLL_INTERVAL": "0"}
+    )
+
+    assert result.exit_code == 1, result.output
+    assert "  failed                   1 (see table embedsql.errors)\n" in result.stdout
+    job_id = fetch(db, "SELECT job_id FROM embedsql.jobs")[0][0]
+    assert result.stderr.splitlines()[-1] == (
+        "Error: 1 text(s) failed for good and their rows are not in docs_embeddings; first: 400 invalid_input: "
+        "This input is invalid. See table embedsql.errors (job_id = "
+        f"'{job_id}'), fix those texts, and run again (the rest comes from the cache)."
+    )
+    assert sorted(vectors_of(db, "docs_embeddings", "id")) == [0, 1, 3, 4, 5]
+    assert openai_server.batches_created == 1
+
+
+def test_an_expired_batch_is_completed_by_a_later_attempt(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb")
+    openai_server.in_progress_seconds = 86_400 * 2  # the first batch gets through half its lines in 24 h
+
+    def sleep(seconds: float) -> None:
+        openai_server.advance(seconds)
+        if openai_server.batches_created >= 1:
+            openai_server.in_progress_seconds = 60
+
+    result = embedsql.run(
+        "select id, body from docs",
+        db=db,
+        sleep=sleep,
+        clock=openai_server.now,
+        poll_interval=3600,
+        max_poll_interval=3600,
+    )
+
+    first = min(openai_server.batches.values(), key=lambda b: b["created_at"])
+    assert first["status"] == "expired"
+    assert 0 < first["request_counts"]["completed"] < 40
+    assert openai_server.batches_created == 2
+    assert result.target_rows == 40
+    assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
+    assert fetch(db, "SELECT code, count(*) FROM embedsql.errors GROUP BY 1") == [
+        ("batch_expired", 40 - first["request_counts"]["completed"])
+    ]
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+
+
+def test_a_batch_cancelled_elsewhere_is_completed_by_a_later_attempt(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    import openai
+
+    db, texts = small_db(tmp_path / "d.duckdb")
+    openai_server.in_progress_seconds = 100
+    client = openai.OpenAI(api_key=openai_server.api_key, base_url=openai_server.base_url, max_retries=0)
+
+    def sleep(seconds: float) -> None:
+        openai_server.advance(seconds)
+        for batch in openai_server.batches.values():
+            if (
+                batch["status"] == "in_progress"
+                and openai_server.batches_created == 1
+                and batch["in_progress_at"]
+                and openai_server.now() - batch["in_progress_at"] >= 50
+            ):
+                client.batches.cancel(batch["id"])  # someone cancels it in the dashboard, halfway
+
+    result = embedsql.run(
+        "select id, body from docs",
+        db=db,
+        sleep=sleep,
+        clock=openai_server.now,
+        poll_interval=10,
+        max_poll_interval=10,
+    )
+    client.close()
+
+    statuses = sorted(b["status"] for b in openai_server.batches.values())
+    assert statuses == ["cancelled", "completed"]
+    assert result.target_rows == 40
+    assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+
+
+def test_token_limit_exceeded_is_waited_out(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb", n=60)
+    openai_server.in_progress_seconds = 300
+    openai_server.enqueued_token_limit = 250  # room for one shard of 20 lines x 8 tokens, not two
+    events: list[object] = []
+
+    result = embedsql.run(
+        "select id, body from docs",
+        db=db,
+        sleep=openai_server.advance,
+        clock=openai_server.now,
+        max_shard_lines=20,
+        on_event=events.append,
+    )
+
+    refused = [b for b in openai_server.batches.values() if b["status"] == "failed"]
+    assert refused
+    assert all(b["errors"]["data"][0]["code"] == "token_limit_exceeded" for b in refused)
+    assert result.target_rows == 60
+    assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
+    assert any("enqueued-token limit" in e.message for e in events if isinstance(e, embedsql.Notice))
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+
+
+def test_a_short_download_is_downloaded_again(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb")
+    openai_server.cut_downloads(times=2)
+
+    result = embedsql.run("select id, body from docs", db=db, sleep=openai_server.advance, clock=openai_server.now)
+
+    downloads = [r for r in openai_server.requests if r[0] == "GET" and r[1].endswith("/content")]
+    assert len(downloads) == 3  # cut, cut, whole
+    assert result.target_rows == 40
+    assert openai_server.batches_created == 1
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+
+
+def test_a_completed_batch_without_its_output_file_is_sent_again(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb")
+    openai_server.omit_output_file(times=1)
+
+    result = embedsql.run("select id, body from docs", db=db, sleep=openai_server.advance, clock=openai_server.now)
+
+    assert openai_server.batches_created == 2
+    assert result.target_rows == 40
+    assert fetch(db, "SELECT code, count(*) FROM embedsql.errors GROUP BY 1") == [("missing", 40)]
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+
+
+def test_a_batch_that_fails_validation_is_reported_with_the_servers_message(
+    tmp_path: Path, openai_server: FakeOpenAI
+) -> None:
+    db, _ = small_db(tmp_path / "d.duckdb", n=3)
+    del openai_server.models[MODEL]  # the organisation has no access to the model
+
+    result = CliRunner().invoke(
+        cli, ["run", "select id, body from docs", "--db", str(db)], env={"EMBEDSQL_POLL_INTERVAL": "0"}
+    )
+
+    assert result.exit_code == 1
+    (batch,) = openai_server.batches.values()
+    server_message = batch["errors"]["data"][0]["message"]
+    assert f"failed validation: model_not_found: {server_message}" in result.stderr
+    assert (
+        "Error: 3 text(s) failed for good and their rows are not in docs_embeddings; first: batch_failed: "
+        f"model_not_found: {server_message}" in result.stderr
+    )
+
+
+def test_a_wrong_key_is_one_clear_line_and_never_echoed(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, _ = small_db(tmp_path / "d.duckdb", n=3)
+    wrong = "sk-proj-WRONGwrongWRONGwrong1234"
+
+    result = CliRunner().invoke(
+        cli, ["run", "select id, body from docs", "--db", str(db)], env={"OPENAI_API_KEY": wrong}
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: OpenAI refused the API key (401 while trying to upload the shard at {openai_server.base_url}). "
+        "Check OPENAI_API_KEY in the environment or .env: it may be mistyped, revoked, or for another project "
+        "(OPENAI_PROJECT_ID)."
+    )
+    for leaked in (wrong, mask_key(wrong), wrong[-4:], wrong[8:16]):
+        assert leaked not in result.output
+    assert fetch(db, "SELECT status FROM embedsql.jobs") == [("prepared",)]
+
+
+def test_no_wait_then_resume_gives_the_same_table(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb")
+    openai_server.in_progress_seconds = 3600
+    env = {"EMBEDSQL_POLL_INTERVAL": "0"}
+
+    submitted = CliRunner().invoke(cli, ["run", "select id, body from docs", "--db", str(db), "--no-wait"], env=env)
+
+    assert submitted.exit_code == 0, submitted.output
+    job_id = fetch(db, "SELECT job_id FROM embedsql.jobs")[0][0]
+    assert submitted.stdout.startswith(f"Job {job_id} submitted: docs_embeddings in {db} was not written.\n")
+    assert f"Submitted. Follow it with: embedsql status {job_id}; finish with: embedsql resume {job_id}\n" in (
+        submitted.stderr
+    )
+    openai_server.advance(600)
+    status = CliRunner().invoke(cli, ["status", job_id, "--db", str(db)])
+    assert status.exit_code == 0, status.output
+    assert status.stdout == (
+        f"job {job_id}: prepared\n"
+        '  target      "docs_embeddings" (replace)\n'
+        "  model       text-embedding-3-small (1536-d), runner batch\n"
+        "  rows        40 (40 distinct texts, 0 cached)\n"
+        "  requests    0 embedded, 0 failed, of 40\n"
+        "  shards      1 submitted\n"
+        "  batches     1 validating\n"
+        f"Continue with: embedsql resume {job_id}\n"
+    )
+    openai_server.advance(3600)
+
+    resumed = CliRunner().invoke(cli, ["resume", job_id, "--db", str(db)], env=env)
+
+    assert resumed.exit_code == 0, resumed.output
+    assert openai_server.batches_created == 1
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+    jobs = CliRunner().invoke(cli, ["jobs", "--db", str(db)])
+    (line,) = jobs.stdout.splitlines()
+    assert line.startswith(
+        f'{job_id}  complete   "docs_embeddings"  text-embedding-3-small  40 rows  40 texts to embed  '
+    )
+
+
+def test_dimensions_are_requested_and_the_vectors_have_that_size(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb", n=5)
+
+    embedsql.run(
+        "select id, body from docs", db=db, dimensions=256, sleep=openai_server.advance, clock=openai_server.now
+    )
+
+    assert_exact_table(db, "docs_embeddings", texts, "id", dimensions=256)
+
+
+@pytest.mark.parametrize(("policy", "rows", "truncated"), [("truncate", 3, 1), ("skip", 2, 0)])
+def test_texts_over_the_token_limit(
+    tmp_path: Path, openai_server: FakeOpenAI, policy: str, rows: int, truncated: int
+) -> None:
+    long_text = "token " * 9000
+    db = make_db(
+        tmp_path / "l.duckdb",
+        f"CREATE TABLE l AS SELECT * FROM (VALUES (1, 'short one'), (2, '{long_text}'), (3, 'short two')) t(id, body)",
+    )
+
+    result = embedsql.run(
+        "select id, body from l", db=db, on_long=policy, sleep=openai_server.advance, clock=openai_server.now
+    )
+
+    assert (result.target_rows, result.truncated) == (rows, truncated)
+    if policy == "truncate":
+        (sent,) = [t for t in openai_server.inputs_by_text if t.startswith("token")]
+        assert sent == "token " * 8191 + "token"
+        np.testing.assert_array_equal(vectors_of(db, "l_embeddings", "id")[2], expected_vector(MODEL, sent, 1536))
+    else:
+        assert result.skipped == {"text too long": 1}
+        assert all(not t.startswith("token") for t in openai_server.inputs_by_text)
+
+
+def test_texts_over_the_token_limit_under_the_error_policy(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db = make_db(tmp_path / "l.duckdb", f"CREATE TABLE l AS SELECT 7 AS id, '{'token ' * 9000}' AS body")
+
+    result = CliRunner().invoke(cli, ["run", "select id, body from l", "--db", str(db), "--on-long", "error"])
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        "Error: at least 1 text(s) are longer than the 8,192 tokens text-embedding-3-small accepts, e.g. the text "
+        "of key 7 (9,001 tokens). Shorten them in the query, or pass --on-long truncate (cut at 8,192 tokens) or "
+        "--on-long skip (leave them out)."
+    )
+    assert openai_server.batches_created == 0
+    assert fetch(db, "SELECT count(*) FROM embedsql.jobs") == [(0,)]

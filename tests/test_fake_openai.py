@@ -1,0 +1,634 @@
+"""The fake OpenAI server, driven only through the real openai SDK over loopback."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import openai
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fake_openai import API_KEY, EPOCH, FakeOpenAI, expected_vector, mask_key, token_count
+
+SMALL = "text-embedding-3-small"
+INVALID_INPUT = "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def client(server: FakeOpenAI) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(api_key=API_KEY, base_url=server.base_url, max_retries=0) as sdk:
+        yield sdk
+
+
+def line(custom_id: str, text: object, *, model: str = SMALL, **body: object) -> dict:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/embeddings",
+        "body": {"model": model, "input": text, **body},
+    }
+
+
+def jsonl(lines: list[dict]) -> bytes:
+    return "".join(json.dumps(x) + "\n" for x in lines).encode()
+
+
+def submit(client: openai.OpenAI, content: bytes | list[dict], **metadata: str) -> openai.types.Batch:
+    raw = content if isinstance(content, bytes) else jsonl(content)
+    file = client.files.create(file=("input.jsonl", raw), purpose="batch")
+    return client.batches.create(
+        input_file_id=file.id, endpoint="/v1/embeddings", completion_window="24h", metadata=metadata or None
+    )
+
+
+def results(client: openai.OpenAI, file_id: str | None) -> list[dict]:
+    assert file_id is not None
+    return [json.loads(x) for x in client.files.content(file_id).read().decode().splitlines()]
+
+
+def counts(batch: openai.types.Batch) -> dict[str, int]:
+    assert batch.request_counts is not None
+    return batch.request_counts.model_dump()
+
+
+def vector_of(data: dict) -> np.ndarray:
+    embedding = data["embedding"]
+    if isinstance(embedding, str):
+        return np.frombuffer(base64.b64decode(embedding), dtype="<f4")
+    return np.asarray(embedding, dtype=np.float32)
+
+
+# ------------------------------------------------------------------------------------------------------------- files
+
+
+def test_file_upload_retrieve_download_delete_round_trip(client: openai.OpenAI, tmp_path: Path) -> None:
+    content = jsonl([line("a", "héllo\r\nwörld")]) + b"\r\n"
+    path = tmp_path / "shard.jsonl"
+    path.write_bytes(content)
+
+    file = client.files.create(file=path, purpose="batch")
+
+    assert file.id.startswith("file-")
+    assert (file.object, file.bytes, file.filename, file.purpose, file.status, file.created_at) == (
+        "file",
+        len(content),
+        "shard.jsonl",
+        "batch",
+        "processed",
+        int(EPOCH),
+    )
+    assert client.files.retrieve(file.id) == file
+    assert client.files.content(file.id).read() == content
+    assert [f.id for f in client.files.list()] == [file.id]
+    deleted = client.files.delete(file.id)
+    assert (deleted.id, deleted.object, deleted.deleted) == (file.id, "file", True)
+    with pytest.raises(openai.NotFoundError) as e:
+        client.files.retrieve(file.id)
+    assert e.value.body == {
+        "message": f"No such File object: {file.id}",
+        "type": "invalid_request_error",
+        "param": "id",
+        "code": None,
+    }
+
+
+def test_a_file_is_uploaded_then_processed_and_only_then_usable(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.file_processing_seconds = 5
+    file = client.files.create(file=("input.jsonl", jsonl([line("a", "x")])), purpose="batch")
+    assert file.status == "uploaded"
+    with pytest.raises(openai.BadRequestError, match="is still being processed"):
+        client.batches.create(input_file_id=file.id, endpoint="/v1/embeddings", completion_window="24h")
+
+    server.advance(5)
+
+    assert client.files.retrieve(file.id).status == "processed"
+    assert client.batches.create(input_file_id=file.id, endpoint="/v1/embeddings", completion_window="24h")
+
+
+def test_uploads_are_refused_when_too_large_or_not_for_batch(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.max_file_bytes = 10
+    with pytest.raises(openai.BadRequestError) as e:
+        client.files.create(file=("input.jsonl", b"x" * 11), purpose="batch")
+    assert e.value.body == {
+        "message": "File is too large.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    with pytest.raises(openai.BadRequestError, match="only accepts 'batch'"):
+        client.files.create(file=("input.jsonl", b"x"), purpose="fine-tune")
+    with pytest.raises(openai.BadRequestError, match=r"Must be \.jsonl"):
+        client.files.create(file=("input.csv", b"x"), purpose="batch")
+    assert client.files.create(file=("input.jsonl", b"x" * 10), purpose="batch").bytes == 10
+
+
+# ----------------------------------------------------------------------------------------------------------- batches
+
+
+def test_a_batch_goes_validating_in_progress_finalizing_completed_on_the_fake_clock(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.validating_seconds, server.in_progress_seconds, server.finalizing_seconds = 10, 100, 50
+    texts = ["alpha", "beta gamma", "delta"]
+    batch = submit(client, [line(f"k{i}", t) for i, t in enumerate(texts)], job="j1")
+    t0 = int(EPOCH)
+
+    assert batch.id.startswith("batch_")
+    assert (batch.status, batch.created_at, batch.expires_at, batch.in_progress_at) == (
+        "validating",
+        t0,
+        t0 + 86_400,
+        None,
+    )
+    assert (batch.endpoint, batch.completion_window, batch.metadata, batch.errors) == (
+        "/v1/embeddings",
+        "24h",
+        {"job": "j1"},
+        None,
+    )
+    assert server.batches_created == 1
+    tokens = sum(token_count(t) for t in texts)
+    assert server.batch_tokens(batch.id) == tokens
+    server.advance(9.5)
+    assert client.batches.retrieve(batch.id).status == "validating"
+
+    server.advance(0.5)
+    batch = client.batches.retrieve(batch.id)
+    assert (batch.status, batch.in_progress_at, counts(batch)) == (
+        "in_progress",
+        t0 + 10,
+        {"total": 3, "completed": 0, "failed": 0},
+    )
+    assert server.inputs_by_text == {}
+
+    server.advance(100)
+    batch = client.batches.retrieve(batch.id)
+    assert (batch.status, batch.finalizing_at, counts(batch), batch.output_file_id) == (
+        "finalizing",
+        t0 + 110,
+        {"total": 3, "completed": 3, "failed": 0},
+        None,
+    )
+    assert server.inputs_by_text == dict.fromkeys(texts, 1)
+
+    server.advance(49)
+    assert client.batches.retrieve(batch.id).status == "finalizing"
+    server.advance(1)
+    batch = client.batches.retrieve(batch.id)
+    assert (batch.status, batch.completed_at, batch.error_file_id) == ("completed", t0 + 160, None)
+    assert counts(batch) == {"total": 3, "completed": 3, "failed": 0}
+    assert batch.usage is not None
+    assert (batch.usage.input_tokens, batch.usage.total_tokens) == (tokens, tokens)
+    output = client.files.retrieve(batch.output_file_id or "")
+    assert (output.purpose, output.filename) == ("batch_output", f"batch_{batch.id}_output.jsonl")
+    assert sorted(r["custom_id"] for r in results(client, batch.output_file_id)) == ["k0", "k1", "k2"]
+    assert server.inputs_by_text == dict.fromkeys(texts, 1)
+
+
+def test_output_is_shuffled_and_every_vector_is_the_expected_one(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    lines = [line(f"f{i}", f"text {i}") for i in range(10)]
+    lines += [line(f"b{i}", f"text {i}", encoding_format="base64") for i in range(10)]
+    lines += [line("array", ["one", "two", "three"], dimensions=256, encoding_format="base64")]
+    batch = client.batches.retrieve(submit(client, lines).id)
+
+    assert batch.status == "completed"
+    output = results(client, batch.output_file_id)
+    assert [r["custom_id"] for r in output] != [x["custom_id"] for x in lines]
+    by_id = {r["custom_id"]: r for r in output}
+    assert sorted(by_id) == sorted(x["custom_id"] for x in lines)
+    for i in range(10):
+        for custom_id, kind in ((f"f{i}", list), (f"b{i}", str)):
+            result = by_id[custom_id]
+            assert result["id"].startswith("batch_req_")
+            assert result["error"] is None
+            response = result["response"]
+            assert response["status_code"] == 200
+            body = response["body"]
+            assert (body["object"], body["model"]) == ("list", SMALL)
+            tokens = token_count(f"text {i}")
+            assert body["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
+            [data] = body["data"]
+            assert (data["object"], data["index"], type(data["embedding"])) == ("embedding", 0, kind)
+            np.testing.assert_array_equal(vector_of(data), expected_vector(SMALL, f"text {i}", 1536))
+    data = by_id["array"]["response"]["body"]["data"]
+    assert [d["index"] for d in data] == [0, 1, 2]
+    for d, text in zip(data, ["one", "two", "three"], strict=True):
+        np.testing.assert_array_equal(vector_of(d), expected_vector(SMALL, text, 256))
+    assert server.inputs_by_text["text 3"] == 2
+    assert server.inputs_by_text["two"] == 1
+
+
+def test_expected_vector_is_a_deterministic_unit_float32_vector() -> None:
+    vector = expected_vector(SMALL, "x", 1536)
+    assert (vector.dtype, vector.shape) == (np.float32, (1536,))
+    assert abs(float(np.linalg.norm(vector)) - 1) < 1e-6
+    np.testing.assert_array_equal(vector, expected_vector(SMALL, "x", 1536))
+    assert not np.array_equal(vector[:256], expected_vector(SMALL, "x", 256))
+    assert not np.array_equal(vector, expected_vector("text-embedding-ada-002", "x", 1536))
+
+
+def test_bad_inputs_and_injected_faults_land_in_the_error_file_unbilled(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    long_text = "hello " * 8_200
+    tokens = token_count(long_text)
+    assert tokens > 8_192
+    server.fail_lines(["flaky"], status=500)
+    batch = submit(
+        client,
+        [
+            line("ok", "fine"),
+            line("empty", ""),
+            line("empty-in-array", ["fine", ""]),
+            line("long", long_text),
+            line("flaky", "flaky"),
+            line("too-many-dimensions", "fine", dimensions=1537),
+        ],
+    )
+    batch = client.batches.retrieve(batch.id)
+
+    assert counts(batch) == {"total": 6, "completed": 1, "failed": 5}
+    assert [r["custom_id"] for r in results(client, batch.output_file_id)] == ["ok"]
+    errors = {r["custom_id"]: r for r in results(client, batch.error_file_id)}
+    assert sorted(errors) == ["empty", "empty-in-array", "flaky", "long", "too-many-dimensions"]
+    for custom_id in ("empty", "empty-in-array"):
+        assert errors[custom_id]["error"] is None
+        assert errors[custom_id]["response"]["status_code"] == 400
+        assert errors[custom_id]["response"]["body"] == {
+            "error": {"message": INVALID_INPUT, "type": "invalid_request_error", "param": None, "code": None}
+        }
+    assert errors["long"]["response"]["body"]["error"] == {
+        "message": (
+            f"This model's maximum context length is 8192 tokens, however you requested {tokens} tokens "
+            f"({tokens} in your prompt; 0 for the completion). Please reduce your prompt; or completion length."
+        ),
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    assert errors["flaky"]["response"]["status_code"] == 500
+    assert errors["flaky"]["response"]["body"]["error"] == {
+        "message": "The server had an error while processing your request.",
+        "type": "server_error",
+        "param": None,
+        "code": "server_error",
+    }
+    assert errors["too-many-dimensions"]["response"]["status_code"] == 400
+    assert server.inputs_by_text == {"fine": 1}
+
+    # The fault was used up: the same text succeeds in the next batch.
+    again = client.batches.retrieve(submit(client, [line("flaky", "flaky")]).id)
+    assert (counts(again), again.error_file_id) == ({"total": 1, "completed": 1, "failed": 0}, None)
+
+
+def test_dimensions_on_ada_002_fail_the_line(client: openai.OpenAI) -> None:
+    batch = client.batches.retrieve(submit(client, [line("a", "x", model="text-embedding-ada-002", dimensions=8)]).id)
+
+    assert (batch.status, batch.output_file_id) == ("completed", None)
+    [error] = results(client, batch.error_file_id)
+    assert error["response"]["status_code"] == 400
+    assert error["response"]["body"]["error"]["message"] == "This model does not support specifying dimensions."
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "line_number"),
+    [
+        (jsonl([line("a", "x")]) + b"{not json\n", "invalid_json_line", 2),
+        (
+            jsonl([{"custom_id": "a", "method": "POST", "body": {"model": SMALL, "input": "x"}}]),
+            "missing_required_parameter",
+            1,
+        ),
+        (jsonl([line("a", "x"), {**line("b", "y"), "url": "/v1/chat/completions"}]), "invalid_url", 2),
+        (jsonl([line("a", "x", model="no-such-model")]), "model_not_found", 1),
+        (jsonl([line("a", "x"), line("b", "y", model="text-embedding-3-large")]), "mismatched_model", 2),
+        (jsonl([line("a", "x"), line("b", "y"), line("a", "z")]), "duplicate_custom_id", 3),
+        (jsonl([line(str(i), "x") for i in range(4)]), "batch_too_large", None),
+        (jsonl([line("a", ["x", "y", "z"]), line("b", ["x", "y"])]), "batch_too_large", None),
+        (b"", "empty_file", None),
+    ],
+)
+def test_invalid_input_files_fail_validation_with_the_api_codes(
+    server: FakeOpenAI, client: openai.OpenAI, content: bytes, code: str, line_number: int | None
+) -> None:
+    server.validating_seconds = 60
+    server.max_lines, server.max_inputs = 3, 4
+    batch = submit(client, content)
+    assert client.batches.retrieve(batch.id).status == "validating"
+
+    server.advance(60)
+
+    batch = client.batches.retrieve(batch.id)
+    assert (batch.status, batch.failed_at, batch.output_file_id, batch.error_file_id) == (
+        "failed",
+        int(EPOCH) + 60,
+        None,
+        None,
+    )
+    assert counts(batch) == {"total": 0, "completed": 0, "failed": 0}
+    assert batch.errors is not None
+    assert batch.errors.object == "list"
+    assert [(e.code, e.line) for e in batch.errors.data or []] == [(code, line_number)]
+    assert server.inputs_by_text == {}
+
+
+def test_create_refuses_bad_parameters_at_once(client: openai.OpenAI) -> None:
+    file = client.files.create(file=("input.jsonl", jsonl([line("a", "x")])), purpose="batch")
+
+    def create(**overrides: object) -> None:
+        params: dict = {"input_file_id": file.id, "endpoint": "/v1/embeddings", "completion_window": "24h"}
+        client.batches.create(**{**params, **overrides})
+
+    with pytest.raises(openai.BadRequestError, match=r"Invalid value: '48h'\. Supported values are: '24h'\."):
+        create(completion_window="48h")
+    with pytest.raises(openai.BadRequestError, match="only '/v1/embeddings'"):
+        create(endpoint="/v1/chat/completions")
+    with pytest.raises(openai.BadRequestError, match="at most 16 properties"):
+        create(metadata={f"k{i}": "v" for i in range(17)})
+    with pytest.raises(openai.BadRequestError, match="maximum length 512"):
+        create(metadata={"k": "v" * 513})
+    with pytest.raises(openai.BadRequestError, match="No such File object: file-nope"):
+        create(input_file_id="file-nope")
+
+
+def test_enqueued_token_limit_fails_the_batch_that_overflows_it(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.in_progress_seconds = 100
+    content = [line(str(i), f"some words number {i}") for i in range(5)]
+    first = submit(client, content)
+    server.enqueued_token_limit = int(server.batch_tokens(first.id) * 1.5)
+    second = submit(client, content)
+
+    assert client.batches.retrieve(first.id).status == "in_progress"
+    second = client.batches.retrieve(second.id)
+    assert second.status == "failed"
+    assert second.errors is not None
+    assert [e.model_dump() for e in second.errors.data or []] == [
+        {
+            "code": "token_limit_exceeded",
+            "line": None,
+            "message": (
+                f"Enqueued token limit reached for {SMALL} in organization org-fake. "
+                f"Limit: {server.enqueued_token_limit:,} enqueued tokens. "
+                "Please try again once some in_progress batches have been completed."
+            ),
+            "param": None,
+        }
+    ]
+
+    server.advance(100)
+    assert client.batches.retrieve(first.id).status == "completed"
+    third = submit(client, content)
+    assert client.batches.retrieve(third.id).status == "in_progress"
+    assert server.batches_created == 3
+
+
+def test_expiry_keeps_the_lines_done_and_reports_the_rest(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.completion_window_seconds = 1_000
+    server.validating_seconds, server.in_progress_seconds = 200, 1_600
+    texts = [f"text {i}" for i in range(10)]
+    batch = submit(client, [line(f"k{i}", t) for i, t in enumerate(texts)])
+    assert batch.expires_at == int(EPOCH) + 1_000
+
+    server.advance(999)
+    assert client.batches.retrieve(batch.id).status == "in_progress"
+    server.advance(1)
+
+    batch = client.batches.retrieve(batch.id)
+    assert (batch.status, batch.expired_at, batch.completed_at) == ("expired", int(EPOCH) + 1_000, None)
+    assert counts(batch) == {"total": 10, "completed": 5, "failed": 5}
+    assert sorted(r["custom_id"] for r in results(client, batch.output_file_id)) == [f"k{i}" for i in range(5)]
+    errors = results(client, batch.error_file_id)
+    assert sorted(r["custom_id"] for r in errors) == [f"k{i}" for i in range(5, 10)]
+    for error in errors:
+        assert error["response"] is None
+        assert error["error"] == {
+            "code": "batch_expired",
+            "message": "This request could not be executed before the completion window expired.",
+        }
+    assert server.inputs_by_text == dict.fromkeys(texts[:5], 1)
+
+
+def test_cancel_keeps_the_lines_done_and_refuses_a_second_cancel(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.in_progress_seconds, server.cancelling_seconds = 100, 30
+    batch = submit(client, [line(f"k{i}", f"text {i}") for i in range(10)])
+    server.advance(40)
+
+    batch = client.batches.cancel(batch.id)
+
+    assert (batch.status, batch.cancelling_at) == ("cancelling", int(EPOCH) + 40)
+    assert client.batches.cancel(batch.id).status == "cancelling"
+    server.advance(30)
+    batch = client.batches.retrieve(batch.id)
+    assert (batch.status, batch.cancelled_at) == ("cancelled", int(EPOCH) + 70)
+    assert counts(batch) == {"total": 10, "completed": 4, "failed": 6}
+    assert sorted(r["custom_id"] for r in results(client, batch.output_file_id)) == ["k0", "k1", "k2", "k3"]
+    errors = results(client, batch.error_file_id)
+    assert {r["error"]["code"] for r in errors} == {"batch_cancelled"}
+    assert len(errors) == 6
+    with pytest.raises(openai.ConflictError) as e:
+        client.batches.cancel(batch.id)
+    assert e.value.message == "Error code: 409 - Cannot cancel a batch with status 'cancelled'."
+
+
+def test_cancel_while_validating_runs_no_line(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.validating_seconds = 60
+    batch = submit(client, [line(f"k{i}", f"text {i}") for i in range(3)])
+    assert client.batches.cancel(batch.id).status == "cancelling"
+
+    batch = client.batches.retrieve(batch.id)
+
+    assert (batch.status, batch.in_progress_at, batch.output_file_id) == ("cancelled", None, None)
+    assert counts(batch) == {"total": 3, "completed": 0, "failed": 3}
+    assert sorted(
+        (r["custom_id"], r["response"], r["error"]["code"]) for r in results(client, batch.error_file_id)
+    ) == [(f"k{i}", None, "batch_cancelled") for i in range(3)]
+    assert server.inputs_by_text == {}
+
+
+def test_omit_output_file_loses_the_successes_of_a_completed_batch(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.omit_output_file()
+    batch = client.batches.retrieve(submit(client, [line("a", "x"), line("b", "")]).id)
+
+    assert (batch.status, batch.output_file_id) == ("completed", None)
+    assert counts(batch) == {"total": 2, "completed": 1, "failed": 1}
+    assert [r["custom_id"] for r in results(client, batch.error_file_id)] == ["b"]
+    assert server.inputs_by_text == {"x": 1}
+    assert client.batches.retrieve(submit(client, [line("a", "x")]).id).output_file_id is not None
+
+
+def test_batches_list_pages_newest_first(client: openai.OpenAI) -> None:
+    ids = [submit(client, [line("a", "x")], n=str(i)).id for i in range(5)]
+    newest_first = ids[::-1]
+
+    page = client.batches.list(limit=2)
+
+    assert ([b.id for b in page.data], page.has_more) == (newest_first[:2], True)
+    page = client.batches.list(limit=2, after=page.data[-1].id)
+    assert ([b.id for b in page.data], page.has_more) == (newest_first[2:4], True)
+    page = client.batches.list(limit=2, after=page.data[-1].id)
+    assert ([b.id for b in page.data], page.has_more) == (newest_first[4:], False)
+    assert [b.id for b in client.batches.list(limit=2)] == newest_first
+    assert [b.metadata for b in client.batches.list()] == [{"n": str(i)} for i in range(4, -1, -1)]
+    with pytest.raises(openai.BadRequestError, match="between 1 and 100"):
+        client.batches.list(limit=101)
+
+
+def test_unknown_batch_is_404(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError, match="No batch found with id 'batch_nope'"):
+        client.batches.retrieve("batch_nope")
+
+
+# ------------------------------------------------------------------------------------------------ auth and faults
+
+
+def test_a_wrong_key_gets_the_real_401_body_with_the_key_partly_echoed(server: FakeOpenAI) -> None:
+    key = "sk-wrong-key-0123456789-ABCDWXYZ"
+    with (
+        openai.OpenAI(api_key=key, base_url=server.base_url, max_retries=0) as sdk,
+        pytest.raises(openai.AuthenticationError) as e,
+    ):
+        sdk.batches.list()
+
+    masked = "sk-wrong********************WXYZ"
+    assert mask_key(key) == masked
+    message = (
+        f"Incorrect API key provided: {masked}. You can find your API key at "
+        "https://platform.openai.com/account/api-keys."
+    )
+    assert e.value.body == {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_api_key",
+    }
+    assert e.value.message == f"Error code: 401 - {message}"
+    assert server.requests == [("GET", "/v1/batches", 401)]
+
+
+def test_an_injected_429_with_retry_after_is_retried_by_the_sdk(server: FakeOpenAI) -> None:
+    server.fail_requests("POST", r"^/v1/files$", 429, retry_after=0.01)
+    with openai.OpenAI(api_key=API_KEY, base_url=server.base_url, max_retries=1) as sdk:
+        file = sdk.files.create(file=("input.jsonl", b"{}\n"), purpose="batch")
+
+    assert file.bytes == 3
+    assert server.requests == [("POST", "/v1/files", 429), ("POST", "/v1/files", 200)]
+
+
+def test_injected_errors_carry_the_openai_body_and_headers(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.fail_requests("GET", r"/v1/batches", 429, times=2, retry_after=7)
+    server.fail_requests("POST", r"/cancel$", 500)
+
+    for _ in range(2):
+        with pytest.raises(openai.RateLimitError) as rate:
+            client.batches.list()
+        assert rate.value.response.headers["retry-after"] == "7"
+        assert rate.value.code == "rate_limit_exceeded"
+    assert client.batches.list().data == []
+    with pytest.raises(openai.InternalServerError) as internal:
+        client.batches.cancel("batch_whatever")
+    assert internal.value.body == {
+        "message": "The server had an error while processing your request. Sorry about that!",
+        "type": "server_error",
+        "param": None,
+        "code": "server_error",
+    }
+
+
+def test_a_cut_download_gives_a_clean_but_short_file(server: FakeOpenAI, client: openai.OpenAI, tmp_path: Path) -> None:
+    batch = client.batches.retrieve(submit(client, [line(f"k{i}", f"text {i}") for i in range(20)]).id)
+    assert batch.output_file_id is not None
+    whole = client.files.content(batch.output_file_id).read()
+    server.cut_downloads()
+
+    with client.files.with_streaming_response.content(batch.output_file_id) as response:
+        response.stream_to_file(tmp_path / "out.jsonl")
+
+    short = (tmp_path / "out.jsonl").read_bytes()
+    assert short == whole[: len(whole) // 2]
+    assert short.count(b"\n") < 20
+    assert client.files.content(batch.output_file_id).read() == whole
+
+
+# ---------------------------------------------------------------------------------------------- sync embeddings
+
+
+def test_sync_embeddings_with_array_input_and_dimensions(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    response = client.embeddings.create(model=SMALL, input=["a b", "c", "a b"], dimensions=64)
+
+    assert response.model == SMALL
+    assert (response.usage.prompt_tokens, response.usage.total_tokens) == (5, 5)
+    assert [d.index for d in response.data] == [0, 1, 2]
+    for data, text in zip(response.data, ["a b", "c", "a b"], strict=True):
+        np.testing.assert_array_equal(np.asarray(data.embedding, dtype=np.float32), expected_vector(SMALL, text, 64))
+    floats = client.embeddings.create(model=SMALL, input="c", encoding_format="float")
+    np.testing.assert_array_equal(
+        np.asarray(floats.data[0].embedding, dtype=np.float32), expected_vector(SMALL, "c", 1536)
+    )
+    assert server.inputs_by_text == {"a b": 2, "c": 2}
+
+
+def test_sync_embeddings_of_a_registered_model_and_errors(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.models["nomic-embed-text"] = 768
+    response = client.embeddings.create(model="nomic-embed-text", input="x")
+    np.testing.assert_array_equal(
+        np.asarray(response.data[0].embedding, dtype=np.float32), expected_vector("nomic-embed-text", "x", 768)
+    )
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model=SMALL, input=["x", ""])
+    assert e.value.body == {"message": INVALID_INPUT, "type": "invalid_request_error", "param": None, "code": None}
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.embeddings.create(model="no-such-model", input="x")
+    assert missing.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError, match="does not support specifying dimensions"):
+        client.embeddings.create(model="text-embedding-ada-002", input="x", dimensions=8)
+    assert server.inputs_by_text == {"x": 1}
+
+
+TEXTS = st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
+
+
+def test_any_unicode_text_and_custom_id_round_trip_with_its_exact_vector() -> None:
+    with FakeOpenAI() as server, openai.OpenAI(api_key=API_KEY, base_url=server.base_url, max_retries=0) as client:
+
+        @settings(max_examples=25, deadline=None)
+        @given(st.dictionaries(TEXTS, TEXTS, min_size=1, max_size=5))
+        def round_trip(texts_by_id: dict[str, str]) -> None:
+            batch = client.batches.retrieve(
+                submit(client, [line(k, t, dimensions=16) for k, t in texts_by_id.items()]).id
+            )
+            output = results(client, batch.output_file_id)
+            assert sorted(r["custom_id"] for r in output) == sorted(texts_by_id)
+            for result in output:
+                [data] = result["response"]["body"]["data"]
+                np.testing.assert_array_equal(
+                    vector_of(data), expected_vector(SMALL, texts_by_id[result["custom_id"]], 16)
+                )
+            sync = client.embeddings.create(model=SMALL, input=list(texts_by_id.values()), dimensions=16)
+            for data, text in zip(sync.data, texts_by_id.values(), strict=True):
+                np.testing.assert_array_equal(
+                    np.asarray(data.embedding, dtype=np.float32), expected_vector(SMALL, text, 16)
+                )
+
+        round_trip()
+        assert server.unexpected_errors == []
+
+
+def test_a_lone_surrogate_in_a_batch_line_is_an_invalid_input(client: openai.OpenAI) -> None:
+    # The SDK cannot even send one (it encodes its JSON body as UTF-8), but a JSONL file can escape it.
+    batch = client.batches.retrieve(submit(client, [line("ok", "fine"), line("bad", ["fine", "\ud800"])]).id)
+
+    assert counts(batch) == {"total": 2, "completed": 1, "failed": 1}
+    [error] = results(client, batch.error_file_id)
+    assert (error["custom_id"], error["response"]["status_code"]) == ("bad", 400)
+    assert error["response"]["body"]["error"]["message"] == INVALID_INPUT
