@@ -285,6 +285,8 @@ def config_command() -> None:
         value = getattr(settings, name)
         shown = "(not set)" if value is None else ("********" if name in SECRET_FIELDS else str(value))
         click.echo(f"{name:<{width}}  {shown}  [{settings.sources.get(name, 'default')}; env {var}]")
+    if settings.prices:
+        click.echo(f"{'prices':<{width}}  {dict(settings.prices)}  [{settings.sources.get('prices')}]")
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -334,9 +336,8 @@ def _summary(result: RunResult, db: Path) -> str:
         if result.truncated:
             lines.append(line("truncated", result.truncated, " texts cut to the model's token limit"))
         lines.append(line("est. tokens", result.tokens))
-        model = MODELS[result.model]
-        if model.price_batch:
-            batch, standard = (result.tokens / 1e6 * price for price in (model.price_batch, model.price_standard))
+        if result.cost is not None:
+            batch, standard = result.cost
             lines.append(
                 line("est. cost", f"${batch:,.4f}", f" on the Batch API (${standard:,.4f} at standard prices)")
             )
@@ -439,3 +440,7 @@ def _duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+if __name__ == "__main__":
+    cli()

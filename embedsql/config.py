@@ -54,6 +54,9 @@ class Settings:
     # nothing changes.
     poll_interval: float = 5.0
     max_poll_interval: float = 120.0
+    # Prices in US dollars per million tokens, by model: {"text-embedding-3-small": {"batch": 0.01,
+    # "standard": 0.02}}; overrides the built-in table for --dry-run's estimate (config file only).
+    prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     # OpenAI connection; read by the SDK's runner only. The key is never printed or stored.
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
@@ -122,7 +125,7 @@ def load_settings(
 
     file_values, file_name = _read_config_file(cwd)
     for name, raw in file_values.items():
-        values[name] = _convert(name, raw, f"{name} in {file_name}")
+        values[name] = _prices(raw, file_name) if name == "prices" else _convert(name, raw, f"{name} in {file_name}")
         sources[name] = file_name
 
     dotenv_path = cwd / ".env"
@@ -207,6 +210,27 @@ def _convert(name: str, raw: Any, where: str) -> Any:
     if not isinstance(raw, str):
         raise ConfigError(f"{where} must be a string, got {raw!r}")
     return raw or None
+
+
+def _prices(raw: Any, where: str) -> dict[str, dict[str, float]]:
+    """The ``prices`` table of a config file, checked: model -> {"batch": $, "standard": $}."""
+    example = '[prices]\n"text-embedding-3-small" = { batch = 0.01, standard = 0.02 }'
+    if not isinstance(raw, dict):
+        raise ConfigError(f"prices in {where} must be a table of models, like:\n{example}")
+    prices: dict[str, dict[str, float]] = {}
+    for model, entry in raw.items():
+        if (
+            not isinstance(entry, dict)
+            or not entry
+            or set(entry) - {"batch", "standard"}
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in entry.values())
+        ):
+            raise ConfigError(
+                f"prices for {model!r} in {where} must give `batch` and/or `standard` in dollars per million "
+                f"tokens, got {entry!r}. For example:\n{example}"
+            )
+        prices[model] = {k: float(v) for k, v in entry.items()}
+    return prices
 
 
 def _validate(settings: Settings) -> None:

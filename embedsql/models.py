@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .config import Settings
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_OPENAI_MODEL", "LOCAL_MODEL", "MODELS", "ModelChoice", "ModelInfo", "choose_model"]
+__all__ = ["DEFAULT_OPENAI_MODEL", "LOCAL_MODEL", "MODELS", "ModelChoice", "ModelInfo", "choose_model", "estimate_cost"]
 
 
 @dataclass(frozen=True)
@@ -100,3 +100,16 @@ def _dimensions(info: ModelInfo, asked: int | None) -> int:
 def _origin(settings: Settings, name: str, flag: str, env: str) -> str:
     source = settings.sources.get(name, "flag")
     return {"flag": flag, "environment": env, ".env": f"{env} in .env"}.get(source, source)
+
+
+def estimate_cost(model: ModelInfo, tokens: int, settings: Settings) -> tuple[float, float] | None:
+    """US dollars for ``tokens`` on the Batch API and on the standard API (None: the model is free).
+
+    ``settings.prices`` overrides the built-in table, for new prices or negotiated ones.
+    """
+    override = settings.prices.get(model.name, {})
+    batch = override.get("batch", model.price_batch)
+    standard = override.get("standard", model.price_standard)
+    if model.provider == "local" and not override:
+        return None
+    return tokens / 1e6 * batch, tokens / 1e6 * standard

@@ -28,7 +28,7 @@ from .cache import cache_table
 from .config import Settings, load_settings
 from .errors import ConfigError, Detached, JobError
 from .events import EventHandler, Notice, ignore
-from .models import MODELS, ModelChoice, choose_model
+from .models import MODELS, ModelChoice, choose_model, estimate_cost
 from .plan import make_plan
 from .results import Failure
 from .runners import Runner
@@ -68,6 +68,8 @@ class RunResult:
     tokens: int
     # Texts cut to the model's token limit before they were sent.
     truncated: int
+    # Estimated US dollars for the tokens to send, on the Batch API and at standard prices (dry run).
+    cost: tuple[float, float] | None
     shards: int
     work_dir: Path
     seconds: float
@@ -295,7 +297,7 @@ def _plan(
         if dry_run:
             # Report from the planned tables, then undo them: a dry run leaves only its shard files.
             on_event(Notice(f"Dry run: shards written to {directory}; nothing was embedded."))
-            raise _DryRun(job, _result(job, con, None, status="dry-run", db=settings.db))
+            raise _DryRun(job, _result(job, con, None, status="dry-run", db=settings.db, settings=settings))
     on_event(Notice(f"Job {job_id}: {plan.total_rows:,} rows, {len(plan.shards)} shard(s) to embed."))
     return job
 
@@ -351,7 +353,13 @@ def _execute(job: ledger.Job, settings: Settings, runner: Runner, on_event: Even
 
 
 def _result(
-    job: ledger.Job, con: duckdb.DuckDBPyConnection, started: float | None, *, status: str, db: Path
+    job: ledger.Job,
+    con: duckdb.DuckDBPyConnection,
+    started: float | None,
+    *,
+    status: str,
+    db: Path,
+    settings: Settings | None = None,
 ) -> RunResult:
     shards = ledger.job_shards(con, job.job_id)
     skipped = dict(
@@ -392,6 +400,7 @@ def _result(
         target_rows=target_rows,
         tokens=job.tokens,
         truncated=job.truncated,
+        cost=estimate_cost(MODELS[job.model], job.tokens, settings) if settings and job.model in MODELS else None,
         shards=len(shards),
         work_dir=db.parent / job.work_dir,
         seconds=0.0 if started is None else time.monotonic() - started,

@@ -285,6 +285,8 @@ class FakeOpenAI:
         self._inputs_by_text: collections.Counter[str] = collections.Counter()
         self._requests: list[tuple[str, str, int]] = []
         self._request_faults: list[_RequestFault] = []
+        self._lost_responses: list[_RequestFault] = []
+        self._headers: list[tuple[str, str, dict[str, str]]] = []
         self._line_faults: dict[str, _LineFault] = {}
         self._cuts = 0
         self._omissions = 0
@@ -367,6 +369,12 @@ class FakeOpenAI:
                 _RequestFault(method.upper(), re.compile(path), status, times, retry_after, body)
             )
 
+    def lose_responses(self, method: str, path: str, *, status: int = 500, times: int = 1) -> None:
+        """Carry out the next ``times`` matching requests, then answer ``status`` as if they had failed:
+        the client cannot tell whether a batch was created (why a create must never be blindly retried)."""
+        with self._lock:
+            self._lost_responses.append(_RequestFault(method.upper(), re.compile(path), status, times, None, None))
+
     def fail_lines(
         self,
         texts: Iterable[str],
@@ -415,6 +423,12 @@ class FakeOpenAI:
             return self._inputs_by_text
 
     @property
+    def request_headers(self) -> list[tuple[str, str, dict[str, str]]]:
+        """``(method, path, headers with lower-case names)`` of every request received, in order."""
+        with self._lock:
+            return list(self._headers)
+
+    @property
     def requests(self) -> list[tuple[str, str, int]]:
         """``(method, path without query, status)`` of every request served, in order."""
         with self._lock:
@@ -432,8 +446,10 @@ class FakeOpenAI:
         path = urlsplit(target).path
         query = {k: v[-1] for k, v in parse_qs(urlsplit(target).query).items()}
         with self._lock:
+            self._headers.append((method, path, dict(headers)))
             try:
                 response = self._fault(method, path) or self._route(method, path, query, headers, body)
+                response = self._lost(method, path) or response
             except ApiError as e:
                 response = _json(e.status, e.body, e.headers)
             except Exception:
@@ -441,6 +457,15 @@ class FakeOpenAI:
                 response = _json(500, {"error": _error("fake server bug", "server_error", None, "server_error")})
             self._requests.append((method, path, response.status))
             return response
+
+    def _lost(self, method: str, path: str) -> _Response | None:
+        """A response replaced by a 500 after the request took effect (see lose_responses)."""
+        for fault in self._lost_responses:
+            if fault.times > 0 and fault.method == method and fault.path.search(path):
+                fault.times -= 1
+                type_, code, message = FAULTS.get(fault.status, ("server_error", None, "Error."))
+                return _json(fault.status, {"error": _error(message, type_, None, code)})
+        return None
 
     def _fault(self, method: str, path: str) -> _Response | None:
         for fault in self._request_faults:

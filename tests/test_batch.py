@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +17,7 @@ from click.testing import CliRunner
 import embedsql
 from embedsql.cli import cli
 
-from fake_openai import FakeOpenAI, expected_vector, mask_key
+from fake_openai import FakeOpenAI, expected_vector, mask_key, token_count
 from helpers import fetch, make_db
 
 MODEL = "text-embedding-3-small"
@@ -98,7 +102,7 @@ def test_a_rerun_after_completion_creates_no_batch(tmp_path: Path, openai_server
 def test_shards_split_several_in_flight_within_the_token_budget(tmp_path: Path, openai_server: FakeOpenAI) -> None:
     db, texts = small_db(tmp_path / "d.duckdb", n=100)
     openai_server.in_progress_seconds = 100
-    tokens_per_shard = 20 * 8  # 20 lines of 8 tokens ("document number 12 about cats")
+    tokens_per_shard = 20 * 6  # 20 lines of 6 tokens ("document number 12 about cats")
     in_flight: list[int] = []
 
     def sleep(seconds: float) -> None:
@@ -403,3 +407,163 @@ def test_texts_over_the_token_limit_under_the_error_policy(tmp_path: Path, opena
     )
     assert openai_server.batches_created == 0
     assert fetch(db, "SELECT count(*) FROM embedsql.jobs") == [(0,)]
+
+
+def test_a_create_whose_answer_was_lost_is_adopted_not_sent_twice(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb")
+    openai_server.lose_responses("POST", r"^/v1/batches$", status=502)
+    events: list[object] = []
+
+    result = embedsql.run(
+        "select id, body from docs",
+        db=db,
+        sleep=openai_server.advance,
+        clock=openai_server.now,
+        on_event=events.append,
+    )
+
+    assert openai_server.batches_created == 1
+    (batch,) = openai_server.batches.values()
+    assert batch["metadata"] == {
+        "embedsql_job": result.job_id,
+        "embedsql_shard": "1",
+        "embedsql_attempt": "1",
+        "embedsql_submission": "1",
+    }
+    notices = [e.message for e in events if isinstance(e, embedsql.Notice)]
+    assert f"Adopted batch {batch['id']} of shard 1, created before an interruption." in notices
+    assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+
+
+def test_shards_are_cut_to_fit_the_token_budget(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb")
+
+    result = embedsql.run(
+        "select id, body from docs",
+        db=db,
+        max_enqueued_tokens=100,
+        sleep=openai_server.advance,
+        clock=openai_server.now,
+    )
+
+    tokens = [t for (t,) in fetch(db, "SELECT tokens FROM embedsql.shards ORDER BY shard")]
+    assert {token_count(t) for t in texts.values()} == {6}  # "document number 12 about cats"
+    assert tokens == [96, 96, 48]  # 16 lines of 6 tokens fit under 100
+    assert sum(tokens) == result.tokens == sum(openai_server.batch_tokens(b) for b in openai_server.batches)
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+
+
+def test_organization_and_project_are_sent(
+    tmp_path: Path, openai_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, _ = small_db(tmp_path / "d.duckdb", n=2)
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-embedsql")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_embedsql")
+
+    embedsql.run("select id, body from docs", db=db, sleep=openai_server.advance, clock=openai_server.now)
+
+    headers = [h for _, _, h in openai_server.request_headers]
+    assert headers
+    assert {h.get("openai-organization") for h in headers} == {"org-embedsql"}
+    assert {h.get("openai-project") for h in headers} == {"proj_embedsql"}
+
+
+def test_waiting_does_not_hold_the_database(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb")
+    openai_server.in_progress_seconds = 600
+    writes: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        if not writes:  # another process writes to the warehouse while the job waits for OpenAI
+            code = (
+                "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                "c.execute('CREATE TABLE written_meanwhile AS SELECT 42 AS answer'); c.close()"
+            )
+            writes.append(subprocess.run([sys.executable, "-c", code, str(db)], capture_output=True).returncode)
+        openai_server.advance(seconds)
+
+    embedsql.run("select id, body from docs", db=db, sleep=sleep, clock=openai_server.now)
+
+    assert writes == [0]
+    assert fetch(db, "SELECT answer FROM written_meanwhile") == [(42,)]
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+
+
+def test_cancel_keeps_what_was_finished_and_a_rerun_pays_only_for_the_rest(
+    tmp_path: Path, openai_server: FakeOpenAI
+) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb")
+    openai_server.in_progress_seconds = 100
+    env = {"EMBEDSQL_POLL_INTERVAL": "0"}
+    submitted = CliRunner().invoke(cli, ["run", "select id, body from docs", "--db", str(db), "--no-wait"], env=env)
+    assert submitted.exit_code == 0, submitted.output
+    job_id = fetch(db, "SELECT job_id FROM embedsql.jobs")[0][0]
+    openai_server.advance(50)  # half the lines are done
+
+    cancelled = CliRunner().invoke(cli, ["cancel", job_id, "--db", str(db)], env=env)
+
+    assert cancelled.exit_code == 1  # the never-run lines are reported as failed for good
+    assert cancelled.stdout.startswith(f"Job {job_id} cancelled: docs_embeddings in {db} was not written.\n")
+    assert "  embedded                20\n" in cancelled.stdout
+    (batch,) = openai_server.batches.values()
+    assert batch["status"] == "cancelled"
+    assert fetch(db, "SELECT status FROM embedsql.jobs") == [("cancelled",)]
+    assert fetch(db, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'docs_embeddings'") == [(0,)]
+
+    rerun = embedsql.run("select id, body from docs", db=db, sleep=openai_server.advance, clock=openai_server.now)
+
+    assert (rerun.cached_texts, rerun.sent_texts) == (20, 20)
+    assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+
+
+def test_ctrl_c_detaches_and_resume_finishes(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb")
+    openai_server.in_progress_seconds = 3600
+    env = {**os.environ, "EMBEDSQL_POLL_INTERVAL": "0.05", "EMBEDSQL_MAX_POLL_INTERVAL": "0.05"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "embedsql.cli", "run", "select id, body from docs", "--db", str(db)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if line.startswith("batches: 1 in_progress"):
+            break
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+
+    job_id = fetch(db, "SELECT job_id FROM embedsql.jobs")[0][0]
+    assert process.returncode == 130, "".join(seen) + stderr
+    assert stderr.endswith(
+        f"Detached from job {job_id}. Its batches (if any) keep running at OpenAI; nothing is lost.\n"
+        f"Continue with: embedsql resume {job_id}\n"
+    )
+    assert stdout == ""
+    openai_server.advance(3600)
+
+    resumed = CliRunner().invoke(cli, ["resume", job_id, "--db", str(db)], env={"EMBEDSQL_POLL_INTERVAL": "0"})
+
+    assert resumed.exit_code == 0, resumed.output
+    assert openai_server.batches_created == 1
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+
+
+def test_the_live_display_off_a_terminal_is_a_line_per_change(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, _ = small_db(tmp_path / "d.duckdb", n=10)
+
+    result = CliRunner().invoke(
+        cli, ["run", "select id, body from docs", "--db", str(db)], env={"EMBEDSQL_POLL_INTERVAL": "0"}
+    )
+
+    assert result.exit_code == 0, result.output
+    lines = [line.rsplit(" | ", 1)[0] for line in result.stderr.splitlines() if line.startswith("batches:")]
+    assert lines == [
+        "batches: 1 validating | requests 0/10 done, 0 failed",
+        "batches: 1 loaded | requests 10/10 done, 0 failed",
+    ]

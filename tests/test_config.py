@@ -19,7 +19,7 @@ from embedsql.cli import cli
 from embedsql.config import ENV_VARS, Settings, load_settings
 from embedsql.errors import ConfigError
 
-DEFAULT_SOURCES = dict.fromkeys(ENV_VARS, "default")
+DEFAULT_SOURCES = {**dict.fromkeys(ENV_VARS, "default"), "prices": "default"}
 SECRET_REFUSED = (
     "{label} sets {key!r}: secrets do not belong in a file that is usually committed. "
     "Set OPENAI_API_KEY in the environment or in .env instead."
@@ -112,7 +112,7 @@ def test_every_environment_variable_is_read_and_converted(tmp_path: Path) -> Non
         openai_org_id="org-1",
         openai_project_id="proj-1",
     )
-    assert dict(settings.sources) == dict.fromkeys(ENV_VARS, "environment")
+    assert dict(settings.sources) == {**dict.fromkeys(ENV_VARS, "environment"), "prices": "default"}
 
 
 def test_paths_expand_the_home_directory(tmp_path: Path) -> None:
@@ -347,7 +347,7 @@ def test_repr_never_shows_the_key(tmp_path: Path) -> None:
             'colour = "blue"',
             "unknown setting 'colour' in embedsql.toml; known settings: db, model, dimensions, work_dir, "
             "keep_files, max_shard_lines, max_shard_bytes, on_long, max_attempts, max_enqueued_tokens, "
-            "poll_interval, max_poll_interval, openai_api_key, openai_base_url, openai_org_id, "
+            "poll_interval, max_poll_interval, prices, openai_api_key, openai_base_url, openai_org_id, "
             "openai_project_id",
         ),
     ],

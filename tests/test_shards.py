@@ -165,3 +165,28 @@ def test_any_unicode_text_comes_back_with_its_own_vector(model: LocalModel, text
     assert [key for key, _ in rows] == list(range(len(texts)))
     for key, vector in rows:
         np.testing.assert_array_equal(np.array(vector, dtype=np.float32), model.embed([texts[key]])[0])  # type: ignore[call-overload]
+
+
+def test_dry_run_prices_can_be_overridden_in_the_config_file(tmp_path: Path, movies_db: Path) -> None:
+    (tmp_path / "embedsql.toml").write_text('[prices]\n"text-embedding-3-small" = { batch = 1.0, standard = 3.0 }\n')
+
+    result = CliRunner().invoke(
+        cli, ["run", "select movieId, genres from movies", "--model", "text-embedding-3-small", "--dry-run"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "  est. tokens         14,855\n" in result.stdout
+    assert "  est. cost          $0.0149 on the Batch API ($0.0446 at standard prices)\n" in result.stdout
+
+
+def test_a_malformed_price_table_is_refused(tmp_path: Path, movies_db: Path) -> None:
+    (tmp_path / "embedsql.toml").write_text('[prices]\n"text-embedding-3-small" = { batch = "cheap" }\n')
+
+    result = CliRunner().invoke(cli, ["run", "select movieId, genres from movies", "--dry-run"])
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: prices for 'text-embedding-3-small' in embedsql.toml must give `batch` and/or `standard` in dollars "
+        "per million tokens, got {'batch': 'cheap'}. For example:\n"
+        '[prices]\n"text-embedding-3-small" = { batch = 0.01, standard = 0.02 }\n'
+    )
