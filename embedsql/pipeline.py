@@ -28,6 +28,7 @@ from .cache import cache_table
 from .config import Settings, load_settings
 from .errors import ConfigError, Detached, JobError
 from .events import EventHandler, Notice, ignore
+from .failpoints import failpoint
 from .models import MODELS, ModelChoice, choose_model, estimate_cost
 from .plan import make_plan
 from .results import Failure
@@ -341,6 +342,7 @@ def _execute(job: ledger.Job, settings: Settings, runner: Runner, on_event: Even
             )
             ledger.set_job_status(con, job.job_id, "complete")
             ledger.drop_older_snapshots(con, job)
+            failpoint("materialise")
         result = _result(job, con, started, status="complete", db=settings.db)
     finally:
         con.close()

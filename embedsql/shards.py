@@ -18,6 +18,7 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 
+from .failpoints import failpoint
 from .ledger import Shard
 
 __all__ = ["ShardLimits", "ShardWriter", "shard_name"]
@@ -115,6 +116,7 @@ class ShardWriter:
             self._file = open(self._part_path(), "wb")  # noqa: SIM115  (closed in _close/_abort)
             self._hash = hashlib.sha256()
         self._file.write(chunk)
+        failpoint("shard-write")
         self._hash.update(chunk)
         self._lines += count
         self._bytes += int(sizes[start : start + count].sum())

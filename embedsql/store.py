@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from . import ledger
 from .cache import cache_table, store_vectors
+from .failpoints import failpoint
 from .models import MODELS
 from .results import Failure, read_results
 from .shards import shard_name
@@ -116,6 +117,7 @@ class JobStore:
                 cache = cache_table(con, self.job.model, self.job.dimensions, create=True)
                 assert cache is not None
                 store_vectors(con, cache, ids, vectors)
+                failpoint("load")
                 if failures:
                     con.executemany(
                         "INSERT INTO embedsql.errors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from ..errors import RemoteError
 from ..events import BatchProgress, EventHandler, Notice
+from ..failpoints import failpoint
 from ..ledger import Shard
 from ..store import JobStore
 from .openai import BatchInfo, OpenAIBatchAPI
@@ -95,7 +96,7 @@ class BatchRunner:
         submitted = False
         now = self.clock()
         for shard in shards:
-            if shard.status not in ("written", "uploaded", "creating"):
+            if shard.status not in ("written", "uploading", "uploaded", "creating"):
                 continue
             if self._not_before.get(shard.shard, 0.0) > now:
                 continue
@@ -109,9 +110,16 @@ class BatchRunner:
 
     def _submit(self, store: JobStore, shard: Shard, on_event: EventHandler) -> bool:
         job = store.job
-        if shard.status == "written":
+        if shard.status in ("written", "uploading"):
             name = f"embedsql-{job.job_id}-{shard.path}"
-            uploaded = self.api.upload(store.path(shard), name)
+            uploaded = self.api.find_file(name) if shard.status == "uploading" else None
+            if uploaded is None:
+                store.update(shard, status="uploading")
+                uploaded = self.api.upload(store.path(shard), name)
+                failpoint("after-upload")
+            else:
+                # An upload finished before an interruption: use that file rather than leave it behind.
+                on_event(Notice(f"Adopted file {uploaded.id} of shard {shard.shard}, uploaded before an interruption."))
             store.update(shard, status="uploaded", input_file_id=uploaded.id, message=None)
             shard = _with(shard, status="uploaded", input_file_id=uploaded.id)
         submission = shard.submissions + 1
@@ -131,6 +139,7 @@ class BatchRunner:
             store.update(shard, status="creating")
             try:
                 info = self.api.create(shard.input_file_id or "", metadata)
+                failpoint("after-create")
             except RemoteError as e:
                 if not e.retryable:
                     store.update(shard, status="uploaded")
@@ -152,6 +161,7 @@ class BatchRunner:
     def _poll(self, store: JobStore, shard: Shard, on_event: EventHandler) -> bool:
         assert shard.batch_id is not None
         info = self.api.retrieve(shard.batch_id)
+        failpoint("poll")
         changed = (info.status, info.completed, info.failed) != (
             shard.batch_status,
             shard.remote_completed,

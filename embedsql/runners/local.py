@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..events import EventHandler
+from ..failpoints import failpoint
 from ..local_model import MODEL_NAME, load_local_model
 from ..store import JobStore
 from . import drive_shards
@@ -57,6 +58,7 @@ class LocalRunner:
                     for request, vector, used in zip(good, vectors, tokens, strict=True):
                         _write(out, _output_line(request, vector, int(used)))
                 on_lines(len(chunk))
+                failpoint("local-embed")
             for f in (out, err):
                 f.flush()
                 os.fsync(f.fileno())

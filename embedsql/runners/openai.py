@@ -21,6 +21,7 @@ import openai
 
 from ..config import Settings
 from ..errors import ConfigError, RemoteError
+from ..failpoints import failpoint
 
 __all__ = ["BatchInfo", "OpenAIBatchAPI"]
 
@@ -97,6 +98,18 @@ class OpenAIBatchAPI:
             raise RemoteError(f"OpenAI could not process the uploaded file {name}: {uploaded.status_details}")
         return UploadedFile(uploaded.id, int(uploaded.created_at))
 
+    def find_file(self, name: str) -> UploadedFile | None:
+        """A processed batch input file named ``name``, uploaded before (the newest if several)."""
+        try:  # iterating the pages makes requests too
+            files = [f for f in self.client.files.list(purpose="batch") if f.filename == name]
+        except openai.APIError as e:
+            raise self._translate("list files", e) from None
+        ready = [f for f in files if f.status == "processed"]
+        if not ready:
+            return None
+        newest = max(ready, key=lambda f: f.created_at)
+        return UploadedFile(newest.id, int(newest.created_at))
+
     def create(self, file_id: str, metadata: Mapping[str, str]) -> BatchInfo:
         """Create a batch, with SDK retries off: a repeated create could start (and bill) a second batch."""
         client = self.client.with_options(max_retries=0)
@@ -164,6 +177,7 @@ class OpenAIBatchAPI:
                 continue
             except openai.APIError as e:
                 raise self._translate(f"download file {file_id}", e) from None
+            failpoint("download")
             lines = _complete_lines(part)
             if expected_lines is None or lines >= expected_lines:
                 break

@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS embedsql.shards (
     bytes    BIGINT NOT NULL,
     tokens   BIGINT NOT NULL,
     sha256   VARCHAR NOT NULL,
-    status   VARCHAR NOT NULL,            -- written | uploaded | submitted | downloaded | loaded
+    -- written | uploading | uploaded | creating | submitted | downloaded | loaded; "uploading" and
+    -- "creating" mark a remote call whose answer may be lost: the next run looks the result up first.
+    status   VARCHAR NOT NULL,
     embedded BIGINT,                      -- lines that came back with a vector
     failed   BIGINT,                      -- lines that came back with an error
     -- Remote state, for runners that send the shard somewhere (the Batch API).
