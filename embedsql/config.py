@@ -54,6 +54,8 @@ class Settings:
     # nothing changes.
     poll_interval: float = 5.0
     max_poll_interval: float = 120.0
+    # Seconds to wait for the database while another process writes it, before giving up.
+    lock_wait: float = 30.0
     # Prices in US dollars per million tokens, by model: {"text-embedding-3-small": {"batch": 0.01,
     # "standard": 0.02}}; overrides the built-in table for --dry-run's estimate (config file only).
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
@@ -80,6 +82,7 @@ ENV_VARS: dict[str, str] = {
     "max_enqueued_tokens": "EMBEDSQL_MAX_ENQUEUED_TOKENS",
     "poll_interval": "EMBEDSQL_POLL_INTERVAL",
     "max_poll_interval": "EMBEDSQL_MAX_POLL_INTERVAL",
+    "lock_wait": "EMBEDSQL_LOCK_WAIT",
     "openai_api_key": "OPENAI_API_KEY",
     "openai_base_url": "OPENAI_BASE_URL",
     "openai_org_id": "OPENAI_ORG_ID",
@@ -100,6 +103,7 @@ _KINDS: dict[str, type] = {
     "max_enqueued_tokens": int,
     "poll_interval": float,
     "max_poll_interval": float,
+    "lock_wait": float,
     "keep_files": bool,
 }
 ON_LONG = ("truncate", "skip", "error")
@@ -242,6 +246,7 @@ def _validate(settings: Settings) -> None:
         ("max_enqueued_tokens", 1),
         ("poll_interval", 0),
         ("max_poll_interval", 0),
+        ("lock_wait", 0),
     )
     for name, least in limits:
         value = getattr(settings, name)

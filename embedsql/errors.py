@@ -44,7 +44,11 @@ class ConfigError(EmbedsqlError):
 
 
 class DatabaseError(EmbedsqlError):
-    """The DuckDB database cannot be opened, created or written."""
+    """The DuckDB database cannot be opened, created or written; ``locked``: another process has it."""
+
+    def __init__(self, message: str, *, locked: bool = False) -> None:
+        super().__init__(message)
+        self.locked = locked
 
 
 class QueryError(EmbedsqlError):

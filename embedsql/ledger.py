@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -93,28 +94,43 @@ class Shard:
     message: str | None = None
 
 
-def connect(path: Path, *, create: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the database at ``path`` and make sure the ledger schema is there and current."""
-    if not create and not path.exists():
+def connect(path: Path, *, wait: float = 0.0) -> duckdb.DuckDBPyConnection:
+    """Open the database at ``path`` and make sure the ledger schema is there and current.
+
+    DuckDB lets one process write a database at a time; while another holds it, try again for up
+    to ``wait`` seconds (embedsql itself holds it only for short steps).
+    """
+    if not path.exists():
         raise DatabaseError(
             f"database {str(path)!r} does not exist. Check --db / EMBEDSQL_DB "
             "(the default, warehouse.duckdb, is built from sql/warehouse.sql on first use)."
         )
-    try:
-        con = duckdb.connect(str(path))
-    except duckdb.Error as e:
-        message = duck_message(e)
-        if "lock" in message.lower():
+    deadline = time.monotonic() + wait
+    pause = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path))
+            break
+        except duckdb.Error as e:
+            message = duck_message(e)
+            if "lock" not in message.lower():
+                raise DatabaseError(
+                    f"cannot open database {str(path)!r}: {message} Check that --db / EMBEDSQL_DB names a "
+                    "DuckDB file you can write."
+                ) from e
+            if time.monotonic() < deadline:
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+                continue
             pid = re.search(r"PID (\d+)", message)
             holder = f" (PID {pid.group(1)})" if pid else ""
+            waited = f" and stayed busy for {wait:g} s" if wait else ""
             raise DatabaseError(
-                f"database {str(path)!r} is in use by another process{holder}. DuckDB allows one "
-                "writer at a time: wait for that process to finish, or close it, then run again."
+                f"database {str(path)!r} is in use by another process{holder}{waited}. DuckDB allows one "
+                "writer at a time: wait for that process to finish, or close it, then run again "
+                "(EMBEDSQL_LOCK_WAIT sets how long embedsql waits).",
+                locked=True,
             ) from e
-        raise DatabaseError(
-            f"cannot open database {str(path)!r}: {message} Check that --db / EMBEDSQL_DB names a "
-            "DuckDB file you can write."
-        ) from e
     try:
         _ensure_schema(con, path)
     except BaseException:

@@ -109,7 +109,7 @@ def run(
     if build_example_warehouse(settings.db):
         on_event(Notice(f"Built the example warehouse {settings.db} from sql/warehouse.sql."))
 
-    con = ledger.connect(settings.db)
+    con = ledger.connect(settings.db, wait=settings.lock_wait)
     try:
         query = inspect_query(con, sql, key=key, text=text)
         target = parse_target(into) if into else default_target(query)
@@ -163,40 +163,53 @@ def cancel(
     settings = settings if settings is not None else load_settings(overrides)
     job = _open_job(settings, job_id, doing="cancel")
     choice = _recorded_choice(job)
-    store = JobStore(settings.db, job, max_attempts=0)
-    if choice.model.provider != "local":
-        from .runners.batch import BatchRunner
-        from .runners.openai import OpenAIBatchAPI
-
-        api = OpenAIBatchAPI(settings, sleep=sleep)
-        for shard in store.shards():
-            if shard.status == "submitted" and shard.batch_id:
-                api.cancel(shard.batch_id)
-                on_event(Notice(f"Cancelling batch {shard.batch_id} (shard {shard.shard})."))
-        runner = BatchRunner(
-            api,
-            budget=0,
-            poll_interval=settings.poll_interval,
-            max_poll_interval=settings.max_poll_interval,
-            submit=False,
-            sleep=sleep,
-            clock=clock,
-        )
+    store = JobStore(settings.db, job, max_attempts=0, lock_wait=settings.lock_wait)
+    with store.running():
+        if choice.model.provider != "local":
+            _cancel_batches(store, settings, on_event, sleep=sleep, clock=clock)
+        con = ledger.connect(settings.db, wait=settings.lock_wait)
         try:
-            runner.drive(store, on_event)
-        except KeyboardInterrupt:
-            raise Detached(job.job_id) from None
-    con = ledger.connect(settings.db)
+            with ledger.transaction(con):
+                ledger.set_job_status(con, job.job_id, "cancelled")
+            return _result(job, con, started, status="cancelled", db=settings.db)
+        finally:
+            con.close()
+
+
+def _cancel_batches(
+    store: JobStore,
+    settings: Settings,
+    on_event: EventHandler,
+    *,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> None:
+    """Cancel the job's running batches and follow them until they stop; load what they finished."""
+    from .runners.batch import BatchRunner
+    from .runners.openai import OpenAIBatchAPI
+
+    api = OpenAIBatchAPI(settings, sleep=sleep)
+    for shard in store.shards():
+        if shard.status == "submitted" and shard.batch_id:
+            api.cancel(shard.batch_id)
+            on_event(Notice(f"Cancelling batch {shard.batch_id} (shard {shard.shard})."))
+    runner = BatchRunner(
+        api,
+        budget=0,
+        poll_interval=settings.poll_interval,
+        max_poll_interval=settings.max_poll_interval,
+        submit=False,
+        sleep=sleep,
+        clock=clock,
+    )
     try:
-        with ledger.transaction(con):
-            ledger.set_job_status(con, job.job_id, "cancelled")
-        return _result(job, con, started, status="cancelled", db=settings.db)
-    finally:
-        con.close()
+        runner.drive(store, on_event)
+    except KeyboardInterrupt:
+        raise Detached(store.job.job_id) from None
 
 
 def _open_job(settings: Settings, job_id: str, *, doing: str) -> ledger.Job:
-    con = ledger.connect(settings.db)
+    con = ledger.connect(settings.db, wait=settings.lock_wait)
     try:
         job = ledger.get_job(con, job_id)
     finally:
@@ -312,19 +325,26 @@ class _DryRun(Exception):
 
 
 def _execute(job: ledger.Job, settings: Settings, runner: Runner, on_event: EventHandler, started: float) -> RunResult:
-    store = JobStore(settings.db, job, max_attempts=settings.max_attempts)
+    store = JobStore(settings.db, job, max_attempts=settings.max_attempts, lock_wait=settings.lock_wait)
+    with store.running():
+        return _drive_and_finish(job, settings, store, runner, on_event, started)
+
+
+def _drive_and_finish(
+    job: ledger.Job, settings: Settings, store: JobStore, runner: Runner, on_event: EventHandler, started: float
+) -> RunResult:
     try:
         runner.drive(store, on_event)
     except KeyboardInterrupt:
         raise Detached(job.job_id) from None
     if any(s.status != "loaded" for s in store.shards()):
-        con = ledger.connect(settings.db)
+        con = ledger.connect(settings.db, wait=settings.lock_wait)
         try:
             return _result(job, con, started, status="submitted", db=settings.db)
         finally:
             con.close()
 
-    con = ledger.connect(settings.db)
+    con = ledger.connect(settings.db, wait=settings.lock_wait)
     try:
         with ledger.transaction(con):
             cache = cache_table(con, job.model, job.dimensions, create=True)

@@ -8,6 +8,7 @@ effect lands together with its record.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ import pyarrow as pa
 
 from . import ledger
 from .cache import cache_table, store_vectors
+from .errors import JobError
 from .failpoints import failpoint
 from .models import MODELS
 from .results import Failure, read_results
@@ -56,20 +58,44 @@ def is_transient(failure: Failure) -> bool:
 class JobStore:
     """The ledger rows and files of job ``job_id`` in database ``db``."""
 
-    def __init__(self, db: Path, job: ledger.Job, *, max_attempts: int) -> None:
+    def __init__(self, db: Path, job: ledger.Job, *, max_attempts: int, lock_wait: float = 0.0) -> None:
         self.db = db
         self.job = job
         self.max_attempts = max_attempts
+        self.lock_wait = lock_wait
         self.directory = db.parent / job.work_dir
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """The database, open for the duration of one step."""
-        con = ledger.connect(self.db)
+        con = ledger.connect(self.db, wait=self.lock_wait)
         try:
             yield con
         finally:
             con.close()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Hold the job for this process, so that a second process cannot drive it at the same time
+        (and pay for its batches twice). The lock dies with the process, even under kill -9."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / ".lock", "a+", encoding="utf-8") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                pid = lock.read().strip()
+                job_id = self.job.job_id
+                raise JobError(
+                    f"job {job_id} is being run by another embedsql process{f' (PID {pid})' if pid else ''}. "
+                    f"Follow it with `embedsql status {job_id}`, or stop that process and run "
+                    f"`embedsql resume {job_id}`."
+                ) from None
+            lock.seek(0)
+            lock.truncate()
+            lock.write(str(os.getpid()))
+            lock.flush()
+            yield
 
     def shards(self) -> list[ledger.Shard]:
         """All shards of the job, retries included, in order."""

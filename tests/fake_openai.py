@@ -17,9 +17,20 @@ Vectors are derived from ``(model, text, dimensions)`` by :func:`expected_vector
 assert the exact vector stored for every key. Everything random (ids, output order) comes from
 ``seed``.
 
-Fault switches: :meth:`FakeOpenAI.fail_requests` (HTTP errors with ``retry-after``),
-:meth:`FakeOpenAI.fail_lines` (lines in the error file), :meth:`FakeOpenAI.cut_downloads` (a short
-file download), :meth:`FakeOpenAI.omit_output_file` (``completed`` with no output file).
+Fault switches (each for the next ``times`` occurrences; request ones match ``method`` and a regex searched
+in the path without query):
+
+- :meth:`FakeOpenAI.fail_requests`: an HTTP error with the OpenAI body (and ``retry-after``), no effect.
+- :meth:`FakeOpenAI.lose_responses`: the request takes effect, then the answer is an HTTP error.
+- :meth:`FakeOpenAI.drop_connections`: the request is read, then the TCP connection is closed with no
+  answer and no effect (the SDK raises ``APIConnectionError``). Listed in ``requests`` with status 0.
+- :meth:`FakeOpenAI.delay_responses`: the request takes effect at once, then the answer waits that many
+  seconds of real time (for client timeouts); a client that hung up meanwhile is ignored, and
+  ``stop()`` cuts the wait short.
+- :meth:`FakeOpenAI.fail_lines`: batch lines holding a text land in the error file.
+- :meth:`FakeOpenAI.cut_downloads`: a file download stops halfway (no Content-Length, then close).
+- :meth:`FakeOpenAI.omit_output_file`: a ``completed`` batch with no output file.
+- :meth:`FakeOpenAI.corrupt_output`: one line of a ``completed`` batch's output file is invalid JSON.
 """
 
 from __future__ import annotations
@@ -201,6 +212,8 @@ class _Response:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     cut: bool = False  # send about half the body without Content-Length, then close
+    drop: bool = False  # send nothing, close the connection
+    delay: float = 0.0  # real seconds to wait before answering
 
 
 def _json(status: int, obj: object, headers: dict[str, str] | None = None) -> _Response:
@@ -220,6 +233,20 @@ class _RequestFault:
     times: int
     retry_after: float | None
     body: dict | None
+
+
+@dataclass
+class _ConnectionFault:
+    method: str
+    path: re.Pattern[str]
+    times: int
+    seconds: float = 0.0
+
+
+@dataclass
+class _Corruption:
+    line: int
+    times: int
 
 
 @dataclass
@@ -286,6 +313,9 @@ class FakeOpenAI:
         self._requests: list[tuple[str, str, int]] = []
         self._request_faults: list[_RequestFault] = []
         self._lost_responses: list[_RequestFault] = []
+        self._drops: list[_ConnectionFault] = []
+        self._delays: list[_ConnectionFault] = []
+        self._corruptions: list[_Corruption] = []
         self._headers: list[tuple[str, str, dict[str, str]]] = []
         self._line_faults: dict[str, _LineFault] = {}
         self._cuts = 0
@@ -314,6 +344,7 @@ class FakeOpenAI:
         if httpd is None or thread is None:
             return
         httpd.shutdown()
+        httpd.stopping.set()  # wakes handlers sleeping in a delay_responses() wait
         httpd.drop_connections()
         httpd.server_close()
         thread.join()
@@ -375,6 +406,27 @@ class FakeOpenAI:
         with self._lock:
             self._lost_responses.append(_RequestFault(method.upper(), re.compile(path), status, times, None, None))
 
+    def drop_connections(self, method: str, path: str, *, times: int = 1) -> None:
+        """Read the next ``times`` matching requests, then close the connection without any answer.
+
+        The request has no effect (nothing is created or billed); the SDK sees the server disconnect and
+        raises ``openai.APIConnectionError`` (or retries). ``requests`` lists it with status 0.
+        """
+        with self._lock:
+            self._drops.append(_ConnectionFault(method.upper(), re.compile(path), times))
+
+    def delay_responses(self, method: str, path: str, seconds: float, *, times: int = 1) -> None:
+        """Answer the next ``times`` matching requests normally, but only after ``seconds`` of real time.
+
+        The request takes effect at once (a ``POST /v1/batches`` creates its batch, as the real API may
+        for a client that timed out) and ``requests`` lists it then; only the answer waits. If the client
+        hung up meanwhile the answer is dropped quietly. ``stop()`` ends the wait early (nothing is sent).
+        """
+        if seconds < 0:
+            raise ValueError(f"delay must not be negative ({seconds} s)")
+        with self._lock:
+            self._delays.append(_ConnectionFault(method.upper(), re.compile(path), times, seconds))
+
     def fail_lines(
         self,
         texts: Iterable[str],
@@ -398,6 +450,15 @@ class FakeOpenAI:
         """The next ``times`` batches that complete report no output file; their successes are lost."""
         with self._lock:
             self._omissions += times
+
+    def corrupt_output(self, *, times: int = 1, line: int = 1) -> None:
+        """The next ``times`` batches that complete with at least ``line`` output lines get line ``line``
+        (1-based, after shuffling) of their output file replaced by the first half of its JSON text, still
+        newline-terminated. ``request_counts`` and billing (``inputs_by_text``, ``usage``) are unchanged."""
+        if line < 1:
+            raise ValueError(f"line numbers start at 1 (got {line})")
+        with self._lock:
+            self._corruptions.append(_Corruption(line, times))
 
     # ---------------------------------------------------------------------------------------------- introspection
 
@@ -430,7 +491,8 @@ class FakeOpenAI:
 
     @property
     def requests(self) -> list[tuple[str, str, int]]:
-        """``(method, path without query, status)`` of every request served, in order."""
+        """``(method, path without query, status)`` of every request answered, in order; status 0 for one
+        whose connection drop_connections() closed unanswered."""
         with self._lock:
             return list(self._requests)
 
@@ -447,6 +509,9 @@ class FakeOpenAI:
         query = {k: v[-1] for k, v in parse_qs(urlsplit(target).query).items()}
         with self._lock:
             self._headers.append((method, path, dict(headers)))
+            if _take(self._drops, method, path) is not None:
+                self._requests.append((method, path, 0))
+                return _Response(0, b"", drop=True)
             try:
                 response = self._fault(method, path) or self._route(method, path, query, headers, body)
                 response = self._lost(method, path) or response
@@ -455,6 +520,8 @@ class FakeOpenAI:
             except Exception:
                 self.unexpected_errors.append(traceback.format_exc())
                 response = _json(500, {"error": _error("fake server bug", "server_error", None, "server_error")})
+            if (delay := _take(self._delays, method, path)) is not None:
+                response.delay = delay.seconds
             self._requests.append((method, path, response.status))
             return response
 
@@ -803,21 +870,33 @@ class FakeOpenAI:
         if status == "completed" and successes and self._omissions > 0:
             self._omissions -= 1
             successes = []
+        corrupt = None
+        if status == "completed":
+            for corruption in self._corruptions:
+                if corruption.times > 0 and corruption.line <= len(successes):
+                    corruption.times -= 1
+                    corrupt = corruption.line
+                    break
         batch_id = batch["id"]
         batch.update(
             status=status,
-            output_file_id=self._write_results(f"batch_{batch_id}_output.jsonl", successes),
+            output_file_id=self._write_results(f"batch_{batch_id}_output.jsonl", successes, corrupt=corrupt),
             error_file_id=self._write_results(f"batch_{batch_id}_error.jsonl", failures),
         )
         batch[f"{status}_at"] = int(when)
 
-    def _write_results(self, filename: str, lines: list[dict]) -> str | None:
+    def _write_results(self, filename: str, lines: list[dict], *, corrupt: int | None = None) -> str | None:
+        """Write a results file (shuffled); line ``corrupt`` (1-based) becomes the first half of its JSON."""
         if not lines:
             return None
         if self.shuffle_output:
             lines = lines.copy()
             self._shuffle.shuffle(lines)
-        content = "".join(_dumps(line) + "\n" for line in lines).encode()
+        texts = [_dumps(line) for line in lines]
+        if corrupt is not None:
+            text = texts[corrupt - 1]
+            texts[corrupt - 1] = text[: len(text) // 2]
+        content = "".join(text + "\n" for text in texts).encode()
         return self._add_file(filename, "batch_output", content)["id"]
 
     def _count(self, batch: dict, results: list[dict]) -> None:
@@ -959,6 +1038,15 @@ _ROUTES: list[tuple[str, re.Pattern[str], _Handler]] = [
 
 
 # --------------------------------------------------------------------------------------------------- batch helpers
+
+
+def _take(faults: list[_ConnectionFault], method: str, path: str) -> _ConnectionFault | None:
+    """The first fault of ``faults`` left for ``method path``, used up once (None if none matches)."""
+    for fault in faults:
+        if fault.times > 0 and fault.method == method and fault.path.search(path):
+            fault.times -= 1
+            return fault
+    return None
 
 
 def _next_event(batch: dict) -> float | None:
@@ -1220,6 +1308,7 @@ class _HTTPServer(ThreadingHTTPServer):
         self.fake = fake
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self.stopping = threading.Event()
         super().__init__(("127.0.0.1", 0), _RequestHandler)
 
     def server_bind(self) -> None:
@@ -1258,6 +1347,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except ConnectionResetError:
+            # The client reset the connection (say after a timeout, before a late answer): just close it.
+            self.close_connection = True
+
     def do_GET(self) -> None:
         self._serve("GET")
 
@@ -1278,6 +1374,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
         headers = {key.lower(): value for key, value in self.headers.items()}
         started = time.perf_counter()
         response = self.server.fake.handle(method, self.path, headers, body)
+        if response.drop or (response.delay > 0 and self.server.stopping.wait(response.delay)):
+            # Closed unanswered: drop_connections(), or stop() during a delay_responses() wait.
+            self.close_connection = True
+            return
+        try:
+            self._send(response, started)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client hung up (a timeout during a delay, a cut download): nobody is left to answer.
+            self.close_connection = True
+
+    def _send(self, response: _Response, started: float) -> None:
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("x-request-id", "req_" + uuid.uuid4().hex)

@@ -567,3 +567,63 @@ def test_the_live_display_off_a_terminal_is_a_line_per_change(tmp_path: Path, op
         "batches: 1 validating | requests 0/10 done, 0 failed",
         "batches: 1 loaded | requests 10/10 done, 0 failed",
     ]
+
+
+def test_a_second_process_on_the_same_job_stops_with_a_clear_message(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb")
+    openai_server.in_progress_seconds = 3600
+    env = {**os.environ, "EMBEDSQL_POLL_INTERVAL": "0.05", "EMBEDSQL_MAX_POLL_INTERVAL": "0.05"}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "embedsql.cli", "run", "select id, body from docs", "--db", str(db)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert first.stderr is not None
+    for line in first.stderr:
+        if line.startswith("batches: 1 in_progress"):
+            break
+
+    second = subprocess.run(
+        [sys.executable, "-m", "embedsql.cli", "run", "select id, body from docs", "--db", str(db)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    openai_server.advance(3600)
+    _, err = first.communicate(timeout=60)
+
+    job_id = fetch(db, "SELECT job_id FROM embedsql.jobs")[0][0]
+    assert second.returncode == 1
+    assert second.stderr.splitlines()[-1] == (
+        f"Error: job {job_id} is being run by another embedsql process (PID {first.pid}). Follow it with "
+        f"`embedsql status {job_id}`, or stop that process and run `embedsql resume {job_id}`."
+    )
+    assert first.returncode == 0, err
+    assert openai_server.batches_created == 1
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+
+
+def test_a_job_waits_while_another_process_holds_the_warehouse(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb")
+    openai_server.in_progress_seconds = 600
+    holders: list[subprocess.Popen[str]] = []
+
+    def sleep(seconds: float) -> None:
+        if not holders:  # someone opens the warehouse for writing and keeps it for a second
+            code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(1)"
+            holder = subprocess.Popen([sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE, text=True)
+            assert holder.stdout is not None
+            assert holder.stdout.readline() == "held\n"
+            holders.append(holder)
+        openai_server.advance(seconds)
+
+    result = embedsql.run("select id, body from docs", db=db, sleep=sleep, clock=openai_server.now, lock_wait=10)
+
+    holders[0].wait()
+    assert holders[0].stdout is not None
+    holders[0].stdout.close()
+    assert result.target_rows == 40
+    assert_exact_table(db, "docs_embeddings", texts, "id")

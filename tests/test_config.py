@@ -86,6 +86,7 @@ def test_every_environment_variable_is_read_and_converted(tmp_path: Path) -> Non
         "EMBEDSQL_MAX_ENQUEUED_TOKENS": "20000000",
         "EMBEDSQL_POLL_INTERVAL": "0.5",
         "EMBEDSQL_MAX_POLL_INTERVAL": "30",
+        "EMBEDSQL_LOCK_WAIT": "2.5",
         "OPENAI_API_KEY": "sk-test-abc",
         "OPENAI_BASE_URL": "http://127.0.0.1:8000/v1",
         "OPENAI_ORG_ID": "org-1",
@@ -107,6 +108,7 @@ def test_every_environment_variable_is_read_and_converted(tmp_path: Path) -> Non
         max_enqueued_tokens=20_000_000,
         poll_interval=0.5,
         max_poll_interval=30.0,
+        lock_wait=2.5,
         openai_api_key="sk-test-abc",
         openai_base_url="http://127.0.0.1:8000/v1",
         openai_org_id="org-1",
@@ -347,7 +349,7 @@ def test_repr_never_shows_the_key(tmp_path: Path) -> None:
             'colour = "blue"',
             "unknown setting 'colour' in embedsql.toml; known settings: db, model, dimensions, work_dir, "
             "keep_files, max_shard_lines, max_shard_bytes, on_long, max_attempts, max_enqueued_tokens, "
-            "poll_interval, max_poll_interval, prices, openai_api_key, openai_base_url, openai_org_id, "
+            "poll_interval, max_poll_interval, lock_wait, prices, openai_api_key, openai_base_url, openai_org_id, "
             "openai_project_id",
         ),
     ],
@@ -509,6 +511,7 @@ def test_config_command_shows_each_value_and_its_source(monkeypatch: pytest.Monk
         "max_enqueued_tokens  (not set)  [default; env EMBEDSQL_MAX_ENQUEUED_TOKENS]\n"
         "poll_interval        5.0  [default; env EMBEDSQL_POLL_INTERVAL]\n"
         "max_poll_interval    120.0  [default; env EMBEDSQL_MAX_POLL_INTERVAL]\n"
+        "lock_wait            30.0  [default; env EMBEDSQL_LOCK_WAIT]\n"
         "openai_api_key       ********  [environment; env OPENAI_API_KEY]\n"
         "openai_base_url      (not set)  [default; env OPENAI_BASE_URL]\n"
         "openai_org_id        (not set)  [default; env OPENAI_ORG_ID]\n"

@@ -273,7 +273,7 @@ def test_a_database_in_use_by_another_process(db: Path) -> None:
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline() == "ok\n"
-        result = CliRunner().invoke(cli, ["run", Q])
+        result = CliRunner().invoke(cli, ["run", Q], env={"EMBEDSQL_LOCK_WAIT": "0.3"})
     finally:
         holder.kill()
         holder.wait()
@@ -283,8 +283,9 @@ def test_a_database_in_use_by_another_process(db: Path) -> None:
 
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == (
-        f"Error: database 'warehouse.duckdb' is in use by another process (PID {holder.pid}). DuckDB allows one "
-        "writer at a time: wait for that process to finish, or close it, then run again."
+        f"Error: database 'warehouse.duckdb' is in use by another process (PID {holder.pid}) and stayed busy for "
+        "0.3 s. DuckDB allows one writer at a time: wait for that process to finish, or close it, then run again "
+        "(EMBEDSQL_LOCK_WAIT sets how long embedsql waits)."
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,12 @@ def server() -> Iterator[FakeOpenAI]:
 def client(server: FakeOpenAI) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(api_key=API_KEY, base_url=server.base_url, max_retries=0) as sdk:
         yield sdk
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's backoff before a retry without ``retry-after`` (0.5 s at first) cut to a millisecond."""
+    monkeypatch.setattr("openai._base_client.INITIAL_RETRY_DELAY", 0.001)
 
 
 def line(custom_id: str, text: object, *, model: str = SMALL, **body: object) -> dict:
@@ -114,6 +121,27 @@ def test_a_file_is_uploaded_then_processed_and_only_then_usable(server: FakeOpen
 
     assert client.files.retrieve(file.id).status == "processed"
     assert client.batches.create(input_file_id=file.id, endpoint="/v1/embeddings", completion_window="24h")
+
+
+def test_files_list_by_purpose_gives_each_upload_with_its_filename(client: openai.OpenAI) -> None:
+    first = client.files.create(file=("shard-0001.jsonl", jsonl([line("a", "x")])), purpose="batch")
+    batch = client.batches.retrieve(submit(client, [line("b", "y")]).id)
+    [second] = [f for f in client.files.list() if f.id == batch.input_file_id]
+
+    listed = client.files.list(purpose="batch")
+
+    assert [(f.id, f.filename, f.purpose, f.bytes) for f in listed] == [
+        (second.id, "input.jsonl", "batch", second.bytes),
+        (first.id, "shard-0001.jsonl", "batch", first.bytes),
+    ]
+    assert listed.data == [second, first]
+    assert [f.id for f in client.files.list(purpose="batch", limit=1)] == [second.id, first.id]
+    assert [f.id for f in client.files.list(purpose="batch", order="asc")] == [first.id, second.id]
+    assert [(f.id, f.filename) for f in client.files.list(purpose="batch_output")] == [
+        (batch.output_file_id, f"batch_{batch.id}_output.jsonl")
+    ]
+    client.files.delete(first.id)
+    assert [f.filename for f in client.files.list(purpose="batch")] == ["input.jsonl"]
 
 
 def test_uploads_are_refused_when_too_large_or_not_for_batch(server: FakeOpenAI, client: openai.OpenAI) -> None:
@@ -467,6 +495,42 @@ def test_omit_output_file_loses_the_successes_of_a_completed_batch(server: FakeO
     assert client.batches.retrieve(submit(client, [line("a", "x")]).id).output_file_id is not None
 
 
+def test_corrupt_output_breaks_one_line_of_the_next_completed_outputs(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.corrupt_output(line=3, times=2)
+    short = client.batches.retrieve(submit(client, [line("a", "one"), line("b", "two")]).id)
+    texts = [f"text {i}" for i in range(5)]
+    batch = client.batches.retrieve(submit(client, [line(f"k{i}", t, dimensions=8) for i, t in enumerate(texts)]).id)
+
+    # Too short to have a line 3: left whole, and the fault is not used up by it.
+    assert sorted(r["custom_id"] for r in results(client, short.output_file_id)) == ["a", "b"]
+    assert (batch.status, counts(batch)) == ("completed", {"total": 5, "completed": 5, "failed": 0})
+    assert batch.usage is not None
+    assert batch.usage.input_tokens == sum(token_count(t) for t in texts)
+    raw = client.files.content(batch.output_file_id or "").read()
+    assert raw.endswith(b"\n")
+    lines = raw.decode().split("\n")[:-1]
+    assert len(lines) == 5
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(lines[2])
+    whole = [json.loads(x) for i, x in enumerate(lines) if i != 2]
+    [lost] = {f"k{i}" for i in range(5)} - {r["custom_id"] for r in whole}
+    assert lines[2].startswith('{"id": "batch_req_')
+    assert f'"custom_id": "{lost}"' in lines[2]
+    assert not lines[2].endswith("}")
+    assert server.inputs_by_text == {"one": 1, "two": 1} | dict.fromkeys(texts, 1)
+
+    second = client.batches.retrieve(submit(client, [line(f"k{i}", f"t{i}") for i in range(3)]).id)
+    assert counts(second) == {"total": 3, "completed": 3, "failed": 0}
+    with pytest.raises(json.JSONDecodeError):
+        results(client, second.output_file_id)
+    third = client.batches.retrieve(submit(client, [line(f"k{i}", f"t{i}") for i in range(3)]).id)
+    assert len(results(client, third.output_file_id)) == 3
+    with pytest.raises(ValueError, match="start at 1"):
+        server.corrupt_output(line=0)
+
+
 def test_batches_list_pages_newest_first(client: openai.OpenAI) -> None:
     ids = [submit(client, [line("a", "x")], n=str(i)).id for i in range(5)]
     newest_first = ids[::-1]
@@ -543,6 +607,74 @@ def test_injected_errors_carry_the_openai_body_and_headers(server: FakeOpenAI, c
         "param": None,
         "code": "server_error",
     }
+
+
+def test_a_dropped_connection_is_a_connection_error_with_no_effect(
+    server: FakeOpenAI, client: openai.OpenAI, fast_retries: None
+) -> None:
+    file = client.files.create(file=("input.jsonl", jsonl([line("a", "x")])), purpose="batch")
+    params: dict = {"input_file_id": file.id, "endpoint": "/v1/embeddings", "completion_window": "24h"}
+    server.drop_connections("POST", r"^/v1/batches$")
+
+    with pytest.raises(openai.APIConnectionError) as e:
+        client.batches.create(**params)
+
+    assert type(e.value) is openai.APIConnectionError  # not the APITimeoutError subclass
+    assert (server.batches_created, server.batches) == (0, {})
+    server.drop_connections("POST", r"^/v1/batches$", times=2)
+    with openai.OpenAI(api_key=API_KEY, base_url=server.base_url, max_retries=2) as sdk:
+        batch = sdk.batches.create(**params)
+    assert list(server.batches) == [batch.id]
+    assert client.batches.list().data == [client.batches.retrieve(batch.id)]
+    assert server.requests[1:] == [
+        ("POST", "/v1/batches", 0),
+        ("POST", "/v1/batches", 0),
+        ("POST", "/v1/batches", 0),
+        ("POST", "/v1/batches", 200),
+        ("GET", "/v1/batches", 200),
+        ("GET", f"/v1/batches/{batch.id}", 200),
+    ]
+    assert len(server.request_headers) == len(server.requests)
+    server.stop()  # joins every handler thread, the dropped ones included
+    assert server.unexpected_errors == []
+
+
+def test_a_delayed_answer_times_the_client_out_but_the_create_took_effect(server: FakeOpenAI) -> None:
+    server.delay_responses("POST", r"^/v1/batches$", 0.5)
+    with openai.OpenAI(api_key=API_KEY, base_url=server.base_url, timeout=0.2, max_retries=0) as sdk:
+        file = sdk.files.create(file=("input.jsonl", jsonl([line("a", "x")])), purpose="batch")
+        started = time.perf_counter()
+        with pytest.raises(openai.APITimeoutError):
+            sdk.batches.create(input_file_id=file.id, endpoint="/v1/embeddings", completion_window="24h")
+        assert time.perf_counter() - started >= 0.2
+
+        [batch] = sdk.batches.list()
+
+    assert (batch.input_file_id, server.batches_created) == (file.id, 1)
+    # stop() does not wait out the handler still sleeping on the timed-out request.
+    server.stop()
+    assert time.perf_counter() - started < 0.5
+    with pytest.raises(ValueError, match="must not be negative"):
+        server.delay_responses("GET", ".", -1)
+
+
+def test_a_delayed_answer_is_retried_after_the_timeout_and_the_late_answer_is_dropped_quietly(
+    server: FakeOpenAI, fast_retries: None
+) -> None:
+    server.delay_responses("POST", r"^/v1/batches$", 0.5)
+    started = time.perf_counter()
+    with openai.OpenAI(api_key=API_KEY, base_url=server.base_url, timeout=0.2, max_retries=1) as sdk:
+        file = sdk.files.create(file=("input.jsonl", jsonl([line("a", "x")])), purpose="batch")
+        batch = sdk.batches.create(input_file_id=file.id, endpoint="/v1/embeddings", completion_window="24h")
+        assert sdk.batches.retrieve(batch.id).status == "completed"
+    assert time.perf_counter() - started < 0.5  # the retry did not wait for the late answer
+
+    # The timed-out create made a batch too: a blind retry of a create doubles it.
+    assert server.batches_created == 2
+    assert batch.id == list(server.batches)[1]
+    assert [status for method, path, status in server.requests if path == "/v1/batches"] == [200, 200]
+    time.sleep(max(0.0, started + 0.6 - time.perf_counter()))  # the late answer meets a closed connection
+    assert server.unexpected_errors == []
 
 
 def test_a_cut_download_gives_a_clean_but_short_file(server: FakeOpenAI, client: openai.OpenAI, tmp_path: Path) -> None:

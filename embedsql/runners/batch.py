@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from ..errors import RemoteError
+from ..errors import DatabaseError, RemoteError
 from ..events import BatchProgress, EventHandler, Notice
 from ..failpoints import failpoint
 from ..ledger import Shard
@@ -63,10 +63,18 @@ class BatchRunner:
         self._baseline: int | None = None
         interval = self.poll_interval
         while True:
-            changed = self._load_downloaded(store)
-            if self.submit:
-                changed |= self._submit_what_fits(store, on_event)
-            shards = store.shards()
+            try:
+                changed = self._load_downloaded(store)
+                if self.submit:
+                    changed |= self._submit_what_fits(store, on_event)
+                shards = store.shards()
+            except DatabaseError as e:
+                if not e.locked:
+                    raise
+                # Someone else is writing the warehouse; every step is safe to repeat, so wait a round.
+                on_event(Notice(f"{e} Trying again in {interval:g} s."))
+                self.sleep(interval)
+                continue
             self._report(shards, on_event, started)
             if all(s.status == "loaded" for s in shards):
                 return
@@ -74,8 +82,13 @@ class BatchRunner:
             if not self.wait or (not in_flight and not self.submit):
                 return
             self.sleep(interval)
-            for shard in in_flight:
-                changed |= self._poll(store, shard, on_event)
+            try:
+                for shard in in_flight:
+                    changed |= self._poll(store, shard, on_event)
+            except DatabaseError as e:
+                if not e.locked:
+                    raise
+                on_event(Notice(f"{e} Trying again in {interval:g} s."))
             interval = self.poll_interval if changed else min(interval * 1.5, self.max_poll_interval)
 
     def _load_downloaded(self, store: JobStore) -> bool:
