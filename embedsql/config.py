@@ -64,6 +64,10 @@ class Settings:
     openai_base_url: str | None = None
     openai_org_id: str | None = None
     openai_project_id: str | None = None
+    # Seconds before one request to OpenAI counts as failed, and how often the SDK retries a request
+    # that may be repeated (never a batch creation).
+    openai_timeout: float = 120.0
+    openai_max_retries: int = 4
     # Where each value came from ("default", "flag", "environment", ".env", a config file path).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -87,6 +91,8 @@ ENV_VARS: dict[str, str] = {
     "openai_base_url": "OPENAI_BASE_URL",
     "openai_org_id": "OPENAI_ORG_ID",
     "openai_project_id": "OPENAI_PROJECT_ID",
+    "openai_timeout": "EMBEDSQL_OPENAI_TIMEOUT",
+    "openai_max_retries": "EMBEDSQL_OPENAI_MAX_RETRIES",
 }
 SECRET_FIELDS = frozenset({"openai_api_key"})
 # Names under which a config file might hold a secret, in any case.
@@ -104,6 +110,8 @@ _KINDS: dict[str, type] = {
     "poll_interval": float,
     "max_poll_interval": float,
     "lock_wait": float,
+    "openai_timeout": float,
+    "openai_max_retries": int,
     "keep_files": bool,
 }
 ON_LONG = ("truncate", "skip", "error")
@@ -247,6 +255,8 @@ def _validate(settings: Settings) -> None:
         ("poll_interval", 0),
         ("max_poll_interval", 0),
         ("lock_wait", 0),
+        ("openai_timeout", 0.001),
+        ("openai_max_retries", 0),
     )
     for name, least in limits:
         value = getattr(settings, name)
@@ -256,6 +266,13 @@ def _validate(settings: Settings) -> None:
                 f"{name} must be at least {least}, got {value} (from {where}). "
                 f"Fix --{name.replace('_', '-')} / {ENV_VARS[name]}."
             )
+    key = settings.openai_api_key
+    if key is not None and (key != key.strip() or not key.isascii() or not key.isprintable() or " " in key):
+        # Never echo any of it: a malformed key is still most of a secret.
+        raise ConfigError(
+            f"OPENAI_API_KEY (from {settings.sources.get('openai_api_key')}) is malformed: it holds spaces, "
+            "line breaks or non-ASCII characters. Copy the key again from the OpenAI dashboard."
+        )
     if settings.on_long not in ON_LONG:
         raise ConfigError(
             f"on_long must be one of {', '.join(ON_LONG)}, got {settings.on_long!r} "

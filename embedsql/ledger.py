@@ -141,11 +141,27 @@ def connect(path: Path, *, wait: float = 0.0) -> duckdb.DuckDBPyConnection:
 
 def _ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     row = _version(con)
+    if row == SCHEMA_VERSION:
+        return  # the common case, checked with one query: every step of a job connects again
     if row is not None and row > SCHEMA_VERSION:
         raise DatabaseError(
             f"the embedsql ledger in {str(path)!r} has schema version {row}, newer than this embedsql "
             f"understands ({SCHEMA_VERSION}). Upgrade embedsql (pip install -U embedsql)."
         )
+    if row is None:
+        foreign = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'embedsql' ORDER BY 1"
+            ).fetchall()
+        ]
+        if foreign:
+            raise DatabaseError(
+                f"schema embedsql in {str(path)!r} holds tables that are not an embedsql ledger "
+                f"({', '.join(foreign[:5])}). embedsql keeps its ledger in that schema: rename yours "
+                "(ALTER TABLE embedsql.t SET SCHEMA other) or use another --db."
+            )
+    # A new ledger, or an older one: the DDL creates what is missing (later versions add migrations here).
     ddl = (resources.files("embedsql") / "sql" / "ledger.sql").read_text(encoding="utf-8")
     try:
         with transaction(con):

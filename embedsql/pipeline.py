@@ -26,7 +26,7 @@ import duckdb
 from . import ledger
 from .cache import cache_table
 from .config import Settings, load_settings
-from .errors import ConfigError, Detached, JobError
+from .errors import ConfigError, Detached, JobError, RemoteError
 from .events import EventHandler, Notice, ignore
 from .failpoints import failpoint
 from .models import MODELS, ModelChoice, choose_model, estimate_cost
@@ -337,6 +337,11 @@ def _drive_and_finish(
         runner.drive(store, on_event)
     except KeyboardInterrupt:
         raise Detached(job.job_id) from None
+    except RemoteError as e:
+        raise RemoteError(
+            f"{e} Job {job.job_id} keeps its place: continue it with `embedsql resume {job.job_id}`.",
+            retryable=e.retryable,
+        ) from e
     if any(s.status != "loaded" for s in store.shards()):
         con = ledger.connect(settings.db, wait=settings.lock_wait)
         try:

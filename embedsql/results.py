@@ -65,7 +65,7 @@ def read_results(con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimension
                     THEN from_base64(response.body.data[1].embedding ->> '$') END AS packed,
                CASE WHEN json_type(response.body.data[1].embedding) = 'ARRAY'
                     THEN CAST(response.body.data[1].embedding AS FLOAT[]) END AS floats
-        FROM read_json({file_list}, format = 'newline_delimited', columns = {_SCHEMA})
+        FROM read_json({file_list}, format = 'newline_delimited', columns = {_SCHEMA}, ignore_errors = true)
     """
     try:
         table = con.sql(sql).to_arrow_table()
@@ -79,6 +79,9 @@ def read_results(con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimension
 
 
 def _split(table: pa.Table, dimensions: int) -> Results:
+    # A line that is not valid JSON comes back as a row of NULLs: its custom_id is unknown, so its
+    # request counts as missing and is sent again.
+    table = table.filter(pc.is_valid(table["custom_id"]))
     ok = pc.and_(
         pc.fill_null(pc.and_(pc.greater_equal(table["status"], 200), pc.less(table["status"], 300)), False),
         pc.is_null(table["code"]),

@@ -310,10 +310,11 @@ def test_a_wrong_key_is_one_clear_line_and_never_echoed(tmp_path: Path, openai_s
     )
 
     assert result.exit_code == 1
+    job_id = fetch(db, "SELECT job_id FROM embedsql.jobs")[0][0]
     assert result.stderr.splitlines()[-1] == (
         f"Error: OpenAI refused the API key (401 while trying to upload the shard at {openai_server.base_url}). "
         "Check OPENAI_API_KEY in the environment or .env: it may be mistyped, revoked, or for another project "
-        "(OPENAI_PROJECT_ID)."
+        f"(OPENAI_PROJECT_ID). Job {job_id} keeps its place: continue it with `embedsql resume {job_id}`."
     )
     for leaked in (wrong, mask_key(wrong), wrong[-4:], wrong[8:16]):
         assert leaked not in result.output

@@ -87,6 +87,8 @@ def test_every_environment_variable_is_read_and_converted(tmp_path: Path) -> Non
         "EMBEDSQL_POLL_INTERVAL": "0.5",
         "EMBEDSQL_MAX_POLL_INTERVAL": "30",
         "EMBEDSQL_LOCK_WAIT": "2.5",
+        "EMBEDSQL_OPENAI_TIMEOUT": "30",
+        "EMBEDSQL_OPENAI_MAX_RETRIES": "1",
         "OPENAI_API_KEY": "sk-test-abc",
         "OPENAI_BASE_URL": "http://127.0.0.1:8000/v1",
         "OPENAI_ORG_ID": "org-1",
@@ -113,6 +115,8 @@ def test_every_environment_variable_is_read_and_converted(tmp_path: Path) -> Non
         openai_base_url="http://127.0.0.1:8000/v1",
         openai_org_id="org-1",
         openai_project_id="proj-1",
+        openai_timeout=30.0,
+        openai_max_retries=1,
     )
     assert dict(settings.sources) == {**dict.fromkeys(ENV_VARS, "environment"), "prices": "default"}
 
@@ -350,7 +354,7 @@ def test_repr_never_shows_the_key(tmp_path: Path) -> None:
             "unknown setting 'colour' in embedsql.toml; known settings: db, model, dimensions, work_dir, "
             "keep_files, max_shard_lines, max_shard_bytes, on_long, max_attempts, max_enqueued_tokens, "
             "poll_interval, max_poll_interval, lock_wait, prices, openai_api_key, openai_base_url, openai_org_id, "
-            "openai_project_id",
+            "openai_project_id, openai_timeout, openai_max_retries",
         ),
     ],
     ids=["did-you-mean", "did-you-mean-pyproject", "no-close-match"],
@@ -516,6 +520,8 @@ def test_config_command_shows_each_value_and_its_source(monkeypatch: pytest.Monk
         "openai_base_url      (not set)  [default; env OPENAI_BASE_URL]\n"
         "openai_org_id        (not set)  [default; env OPENAI_ORG_ID]\n"
         "openai_project_id    (not set)  [default; env OPENAI_PROJECT_ID]\n"
+        "openai_timeout       120.0  [default; env EMBEDSQL_OPENAI_TIMEOUT]\n"
+        "openai_max_retries   4  [default; env EMBEDSQL_OPENAI_MAX_RETRIES]\n"
     )
 
 

@@ -64,10 +64,12 @@ class BatchRunner:
         interval = self.poll_interval
         while True:
             try:
-                changed = self._load_downloaded(store)
-                if self.submit:
-                    changed |= self._submit_what_fits(store, on_event)
                 shards = store.shards()
+                changed = self._load_downloaded(store, shards)
+                if self.submit:
+                    changed |= self._submit_what_fits(store, store.shards() if changed else shards, on_event)
+                if changed:
+                    shards = store.shards()
             except DatabaseError as e:
                 if not e.locked:
                     raise
@@ -91,9 +93,9 @@ class BatchRunner:
                 on_event(Notice(f"{e} Trying again in {interval:g} s."))
             interval = self.poll_interval if changed else min(interval * 1.5, self.max_poll_interval)
 
-    def _load_downloaded(self, store: JobStore) -> bool:
+    def _load_downloaded(self, store: JobStore, shards: list[Shard]) -> bool:
         loaded = False
-        for shard in store.shards():
+        for shard in shards:
             if shard.status == "downloaded":
                 failure = None
                 if shard.batch_status == "failed":
@@ -102,8 +104,7 @@ class BatchRunner:
                 loaded = True
         return loaded
 
-    def _submit_what_fits(self, store: JobStore, on_event: EventHandler) -> bool:
-        shards = store.shards()
+    def _submit_what_fits(self, store: JobStore, shards: list[Shard], on_event: EventHandler) -> bool:
         in_flight = sum(s.tokens for s in shards if s.status == "submitted")
         busy = any(s.status == "submitted" for s in shards)
         submitted = False

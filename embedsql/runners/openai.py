@@ -25,10 +25,6 @@ from ..failpoints import failpoint
 
 __all__ = ["BatchInfo", "OpenAIBatchAPI"]
 
-# Requests other than batch creation are safe to repeat: let the SDK retry them (429/5xx/connection),
-# honouring retry-after.
-_RETRIES = 4
-_TIMEOUT = 120.0
 _TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 
 
@@ -80,8 +76,8 @@ class OpenAIBatchAPI:
             base_url=settings.openai_base_url,
             organization=settings.openai_org_id,
             project=settings.openai_project_id,
-            max_retries=_RETRIES,
-            timeout=_TIMEOUT,
+            max_retries=settings.openai_max_retries,
+            timeout=settings.openai_timeout,
         )
 
     def upload(self, path: Path, name: str) -> UploadedFile:
@@ -170,7 +166,7 @@ class OpenAIBatchAPI:
                 if attempt == tries:
                     raise RemoteError(
                         f"could not download file {file_id} after {tries} tries ({self._redact(str(e))}). "
-                        "Check the network, then run `embedsql resume JOB`.",
+                        "Check the network.",
                         retryable=True,
                     ) from None
                 self._sleep(2.0 * attempt)
@@ -217,13 +213,13 @@ class OpenAIBatchAPI:
         if isinstance(error, openai.RateLimitError):
             return RemoteError(
                 f"OpenAI kept answering 429 (rate limit) while trying to {doing}: {self._server_message(error)} "
-                "Wait a while, then run `embedsql resume JOB`.",
+                "Wait a while before going on.",
                 retryable=True,
             )
         if isinstance(error, openai.APITimeoutError | openai.APIConnectionError):
             return RemoteError(
                 f"could not reach the OpenAI API at {base} to {doing} ({type(error).__name__}). Check the network "
-                "and OPENAI_BASE_URL, then run `embedsql resume JOB`.",
+                "and OPENAI_BASE_URL.",
                 retryable=True,
             )
         if isinstance(error, openai.APIStatusError):
