@@ -17,6 +17,7 @@ from .errors import (
     LoadError,
     QueryError,
     RemoteError,
+    StorageError,
     TargetError,
 )
 from .events import BatchProgress, Notice, Progress
@@ -37,6 +38,7 @@ __all__ = [
     "RemoteError",
     "RunResult",
     "Settings",
+    "StorageError",
     "TargetError",
     "cancel",
     "load_settings",

@@ -14,6 +14,7 @@ bug and keeps its traceback.
      ├── TargetError        the target table exists with another model or shape
      ├── JobError           a job id that does not exist, or a job that cannot go on
      ├── LoadError          a result file that cannot be read back
+     ├── StorageError       the work folder cannot be written (full disk, no permission)
      └── RemoteError        the OpenAI API refused or failed a request (key, rate limit, server)
 
     Detached (a KeyboardInterrupt)  Ctrl-C while a job waits: the job goes on remotely, resumable
@@ -31,6 +32,7 @@ __all__ = [
     "LoadError",
     "QueryError",
     "RemoteError",
+    "StorageError",
     "TargetError",
 ]
 
@@ -69,6 +71,18 @@ class JobError(EmbedsqlError):
 
 class LoadError(EmbedsqlError):
     """A result file that cannot be read back into the cache."""
+
+
+class StorageError(EmbedsqlError):
+    """Shard or result files cannot be written: a full disk, a missing or read-only folder."""
+
+    @classmethod
+    def writing(cls, what: str, folder: object, error: OSError) -> StorageError:
+        """The error for ``error`` while writing ``what`` into ``folder``."""
+        return cls(
+            f"cannot write {what} in {folder}: {error.strerror or error} (errno {error.errno}). Free some space "
+            "there, or set EMBEDSQL_WORK_DIR to a folder with room."
+        )
 
 
 class RemoteError(EmbedsqlError):

@@ -26,7 +26,7 @@ import duckdb
 from . import ledger
 from .cache import cache_table
 from .config import Settings, load_settings
-from .errors import ConfigError, Detached, JobError, RemoteError
+from .errors import ConfigError, Detached, JobError, RemoteError, StorageError
 from .events import EventHandler, Notice, ignore
 from .failpoints import failpoint
 from .models import MODELS, ModelChoice, choose_model, estimate_cost
@@ -330,6 +330,10 @@ def _execute(job: ledger.Job, settings: Settings, runner: Runner, on_event: Even
         return _drive_and_finish(job, settings, store, runner, on_event, started)
 
 
+def _keeps_its_place(job: ledger.Job) -> str:
+    return f"Job {job.job_id} keeps its place: continue it with `embedsql resume {job.job_id}`."
+
+
 def _drive_and_finish(
     job: ledger.Job, settings: Settings, store: JobStore, runner: Runner, on_event: EventHandler, started: float
 ) -> RunResult:
@@ -338,10 +342,9 @@ def _drive_and_finish(
     except KeyboardInterrupt:
         raise Detached(job.job_id) from None
     except RemoteError as e:
-        raise RemoteError(
-            f"{e} Job {job.job_id} keeps its place: continue it with `embedsql resume {job.job_id}`.",
-            retryable=e.retryable,
-        ) from e
+        raise RemoteError(f"{e} {_keeps_its_place(job)}", retryable=e.retryable) from e
+    except StorageError as e:
+        raise StorageError(f"{e} {_keeps_its_place(job)}") from e
     if any(s.status != "loaded" for s in store.shards()):
         con = ledger.connect(settings.db, wait=settings.lock_wait)
         try:

@@ -20,7 +20,7 @@ from .errors import InputError, QueryError
 from .ledger import Shard
 from .models import ModelChoice
 from .shards import ShardLimits, ShardWriter
-from .source import Query, duck_message, quote, text_expression
+from .source import Query, duck_message, invalid_utf8, quote, text_expression
 from .target import HASH_COLUMN, SKIP_COLUMN
 from .tokens import count_tokens, truncate
 
@@ -70,10 +70,11 @@ def make_plan(
             SELECT {keys}, {HASH_COLUMN}, {SKIP_COLUMN}, CASE WHEN {SKIP_COLUMN} IS NULL THEN {_TEXT} END AS {_TEXT}
             FROM (
                 SELECT *,
-                       CASE WHEN {_TEXT} IS NULL THEN 'NULL text'
+                       CASE WHEN {invalid_utf8(query)} THEN 'invalid UTF-8'
+                            WHEN {_TEXT} IS NULL THEN 'NULL text'
                             WHEN regexp_full_match({_TEXT}, '\\s*') THEN 'empty text' END AS {SKIP_COLUMN},
                        CASE WHEN {SKIP_COLUMN} IS NULL THEN substr(sha256({_TEXT}), 1, 32) END AS {HASH_COLUMN}
-                FROM (SELECT {keys}, {text_expression(query)} AS {_TEXT} FROM (\n{query.sql}\n) AS q)
+                FROM (SELECT *, {text_expression(query)} AS {_TEXT} FROM (\n{query.sql}\n) AS q)
             )"""
         )
     except duckdb.Error as e:

@@ -8,6 +8,7 @@ to the file without being decoded into Python strings.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterable
@@ -18,6 +19,7 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 
+from .errors import StorageError
 from .failpoints import failpoint
 from .ledger import Shard
 
@@ -70,11 +72,14 @@ class ShardWriter:
 
     def write_all(self, batches: Iterable[pa.RecordBatch]) -> list[Shard]:
         """Write every batch, close the last shard and return all shards written."""
-        self.directory.mkdir(parents=True, exist_ok=True)
         try:
+            self.directory.mkdir(parents=True, exist_ok=True)
             for batch in batches:
                 self._write_batch(batch)
             self._close()
+        except OSError as e:
+            self._abort()
+            raise StorageError.writing("shard files", self.directory, e) from e
         except BaseException:
             self._abort()
             raise
@@ -148,7 +153,8 @@ class ShardWriter:
 
     def _abort(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
+                self._file.close()
             self._file = None
             self._part_path().unlink(missing_ok=True)
 

@@ -14,7 +14,7 @@ import duckdb
 
 from .errors import QueryError
 
-__all__ = ["Query", "duck_message", "inspect_query", "quote", "text_expression"]
+__all__ = ["Query", "duck_message", "inspect_query", "invalid_utf8", "quote", "text_expression"]
 
 # Key types whose equality is exact, so a key joins back to exactly one row.
 _KEY_TYPES = frozenset(
@@ -64,7 +64,10 @@ def inspect_query(
         raise QueryError(f"the query holds {len(statements)} statements; pass exactly one SELECT.")
     kind = statements[0].type.name
     if kind != "SELECT":
-        raise QueryError(f"embedsql only reads data: the query is a {kind} statement. Pass a SELECT (or FROM) query.")
+        article = "an" if kind[0] in "AEIOU" else "a"
+        raise QueryError(
+            f"embedsql only reads data: the query is {article} {kind} statement. Pass a SELECT (or FROM) query."
+        )
     try:
         relation = con.sql(sql)
         columns = tuple(zip(relation.columns, (str(t) for t in relation.types), strict=True))
@@ -111,11 +114,27 @@ def text_expression(query: Query) -> str:
     A row whose text columns are all NULL has a NULL text (not an empty one), so that the summary
     can tell "no value" from "empty value".
     """
-    parts = [f"CAST({quote(c)} AS VARCHAR)" for c in query.text_columns]
+    types = dict(query.columns)
+    # A BLOB is text only if it is UTF-8: decode it strictly (a failed decode is NULL, and
+    # `invalid_utf8` tells that row apart); a cast would turn its bytes into \xNN escapes instead.
+    parts = [
+        f"try(decode({quote(c)}))" if types[c] == "BLOB" else f"CAST({quote(c)} AS VARCHAR)" for c in query.text_columns
+    ]
     if len(parts) == 1:
         return parts[0]
     all_null = " AND ".join(f"{quote(c)} IS NULL" for c in query.text_columns)
     return f"CASE WHEN {all_null} THEN NULL ELSE concat_ws(' ', {', '.join(parts)}) END"
+
+
+def invalid_utf8(query: Query) -> str:
+    """SQL that is true for a row whose BLOB text columns hold bytes that are not UTF-8."""
+    types = dict(query.columns)
+    checks = [
+        f"({quote(c)} IS NOT NULL AND try(decode({quote(c)})) IS NULL)"
+        for c in query.text_columns
+        if types[c] == "BLOB"
+    ]
+    return " OR ".join(checks) or "false"
 
 
 def quote(identifier: str) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from embedsql.cli import cli
+from embedsql.local_model import LocalModel
 
 from helpers import fetch
 
@@ -93,6 +95,16 @@ CASES = [
         "side effects",
         ["delete from movies"],
         "embedsql only reads data: the query is a DELETE statement. Pass a SELECT (or FROM) query.",
+    ),
+    (
+        "a CREATE statement",
+        ["create table stolen as select * from movies"],
+        "embedsql only reads data: the query is a CREATE statement. Pass a SELECT (or FROM) query.",
+    ),
+    (
+        "an INSERT hidden after a comment",
+        ["/* select movieId, genres from movies */ insert into movies values (0, 'x', 'y')"],
+        "embedsql only reads data: the query is an INSERT statement. Pass a SELECT (or FROM) query.",
     ),
     (
         "two statements",
@@ -317,3 +329,79 @@ def test_resume_of_an_unknown_job(db: Path) -> None:
     assert unknown.exit_code == 1
     assert unknown.stderr == f"Error: no job '20990101-000000-beef' in this database. Recent jobs: {job_id}.\n"
     assert done.stderr == f"Error: job {job_id} is already complete; there is nothing to resume.\n"
+
+
+def test_a_target_with_another_dimension_is_refused(db: Path, tmp_path: Path) -> None:
+    first = CliRunner().invoke(
+        cli, ["run", Q, "--model", "text-embedding-3-small", "--dimensions", "256", "--dry-run", "--into", "v"]
+    )
+    assert first.exit_code == 0, first.output
+    con = duckdb.connect(str(db))  # a target written earlier with 256-d vectors of the model
+    con.execute("CREATE TABLE v (movieId INTEGER, embedding FLOAT[256])")
+    con.execute(
+        "INSERT INTO embedsql.targets VALUES "
+        "('\"v\"', 'text-embedding-3-small', 256, ['movieId'], ['INTEGER'], 'x', now())"
+    )
+    con.close()
+
+    result = CliRunner().invoke(cli, ["run", Q, "--model", "text-embedding-3-small", "--dry-run", "--into", "v"])
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        "Error: table v holds 256-d vectors of text-embedding-3-small; this job makes 1536-d vectors of "
+        "text-embedding-3-small, which cannot be compared with them. Use --model text-embedding-3-small "
+        '--dimensions 256, another --into, or drop the table (DROP TABLE "v").'
+    )
+
+
+def test_invalid_utf8_in_a_blob_text_column_is_skipped_with_its_reason(tmp_path: Path, model: LocalModel) -> None:
+    con = duckdb.connect(str(tmp_path / "b.duckdb"))
+    con.execute("CREATE TABLE b (id INTEGER, body BLOB)")
+    con.execute("INSERT INTO b VALUES (1, 'caf\\xC3\\xA9'::BLOB), (2, '\\xFF\\xFEbroken'::BLOB), (3, NULL)")
+    con.close()
+
+    result = CliRunner().invoke(cli, ["run", "select id, body from b", "--db", "b.duckdb"])
+
+    assert result.exit_code == 0, result.output
+    assert "  skipped rows             2 (1 NULL text, 1 invalid UTF-8)\n" in result.stdout
+    ((key, vector),) = fetch(tmp_path / "b.duckdb", "SELECT id, embedding FROM b_embeddings")
+    assert key == 1
+    np.testing.assert_array_equal(np.array(vector, np.float32), model.embed(["café"])[0])
+    assert fetch(
+        tmp_path / "b.duckdb", f'SELECT __embedsql_skip FROM embedsql."rows_{_job(tmp_path)}" ORDER BY id'
+    ) == [(None,), ("invalid UTF-8",), ("NULL text",)]
+
+
+def _job(tmp_path: Path) -> str:
+    return str(fetch(tmp_path / "b.duckdb", "SELECT job_id FROM embedsql.jobs")[0][0])
+
+
+def test_a_ledger_from_a_newer_embedsql_is_refused(db: Path) -> None:
+    assert CliRunner().invoke(cli, ["run", Q + " where movieId <= 3"]).exit_code == 0
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE embedsql.meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+
+    result = CliRunner().invoke(cli, ["run", Q])
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        "Error: the embedsql ledger in 'warehouse.duckdb' has schema version 99, newer than this embedsql "
+        "understands (1). Upgrade embedsql (pip install -U embedsql)."
+    )
+
+
+def test_a_schema_called_embedsql_that_is_not_a_ledger_is_refused(db: Path) -> None:
+    con = duckdb.connect(str(db))
+    con.execute("CREATE SCHEMA embedsql; CREATE TABLE embedsql.jobs (x INTEGER)")
+    con.close()
+
+    result = CliRunner().invoke(cli, ["run", Q])
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        "Error: schema embedsql in 'warehouse.duckdb' holds tables that are not an embedsql ledger (jobs). "
+        "embedsql keeps its ledger in that schema: rename yours (ALTER TABLE embedsql.t SET SCHEMA other) or use "
+        "another --db."
+    )
+    assert fetch(db, "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'embedsql'") == [("x",)]

@@ -38,6 +38,7 @@ def test_public_api_is_pinned() -> None:
         "RemoteError",
         "RunResult",
         "Settings",
+        "StorageError",
         "TargetError",
         "cancel",
         "load_settings",

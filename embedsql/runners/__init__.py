@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from ..errors import StorageError
 from ..events import EventHandler, Progress
 from ..store import JobStore
 
@@ -49,7 +50,10 @@ def drive_shards(runner: ShardRunner, store: JobStore, on_event: EventHandler) -
             if output.exists() and errors.exists():
                 progress.advance(shard.lines)
             else:
-                runner.run_shard(store.path(shard), output, errors, on_lines=progress.advance)
+                try:
+                    runner.run_shard(store.path(shard), output, errors, on_lines=progress.advance)
+                except OSError as e:
+                    raise StorageError.writing("result files", store.directory, e) from e
             store.load(shard)
 
 

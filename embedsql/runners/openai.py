@@ -20,7 +20,7 @@ import httpx2
 import openai
 
 from ..config import Settings
-from ..errors import ConfigError, RemoteError
+from ..errors import ConfigError, RemoteError, StorageError
 from ..failpoints import failpoint
 
 __all__ = ["BatchInfo", "OpenAIBatchAPI"]
@@ -162,6 +162,9 @@ class OpenAIBatchAPI:
             try:
                 with self.client.files.with_streaming_response.content(file_id) as response:
                     response.stream_to_file(part)
+            except OSError as e:
+                part.unlink(missing_ok=True)
+                raise StorageError.writing(f"result file {destination.name}", destination.parent, e) from e
             except (openai.APIConnectionError, httpx2.HTTPError) as e:
                 if attempt == tries:
                     raise RemoteError(
