@@ -43,6 +43,7 @@ def assert_exact(db: Path, texts: dict[int, str]) -> None:
 
 ENDPOINTS = [
     ("POST", r"^/v1/files$"),
+    ("GET", r"^/v1/files/[^/]+$"),  # waiting for an upload to be processed
     ("POST", r"^/v1/batches$"),
     ("GET", r"^/v1/batches/[^/]+$"),
     ("GET", r"^/v1/files/[^/]+/content$"),
@@ -56,6 +57,7 @@ def test_bursts_of_429_and_5xx_on_every_endpoint(
 ) -> None:
     db = tmp_path / "d.duckdb"
     texts = docs(db)
+    openai_server.file_processing_seconds = 1
     openai_server.fail_requests(method, path, status, times=3, retry_after=0.01)
 
     result = run(openai_server, db)
@@ -71,6 +73,7 @@ def test_bursts_of_429_and_5xx_on_every_endpoint(
 def test_a_connection_dropped_mid_request(tmp_path: Path, openai_server: FakeOpenAI, method: str, path: str) -> None:
     db = tmp_path / "d.duckdb"
     texts = docs(db)
+    openai_server.file_processing_seconds = 1
     openai_server.drop_connections(method, path, times=1)
 
     result = run(openai_server, db)
