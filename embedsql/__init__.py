@@ -7,6 +7,7 @@
 """
 
 from .config import Settings, load_settings
+from .embed import connect
 from .errors import (
     ConfigError,
     DatabaseError,
@@ -22,6 +23,7 @@ from .errors import (
 )
 from .events import BatchProgress, Notice, Progress
 from .pipeline import RunResult, cancel, resume, run
+from .search import search
 
 __all__ = [
     "BatchProgress",
@@ -41,7 +43,9 @@ __all__ = [
     "StorageError",
     "TargetError",
     "cancel",
+    "connect",
     "load_settings",
     "resume",
     "run",
+    "search",
 ]

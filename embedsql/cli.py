@@ -14,13 +14,19 @@ from pathlib import Path
 from typing import IO, Any, TextIO, TypeVar
 
 import click
+import duckdb
+import pyarrow as pa
 
 from .config import ENV_VARS, ON_LONG, SECRET_FIELDS, Settings, load_settings
-from .errors import Detached, EmbedsqlError
+from .embed import connect
+from .errors import Detached, EmbedsqlError, QueryError
 from .events import BatchProgress, Event, Notice, Progress
+from .formats import FORMATS, render
 from .jobs import job_status, list_jobs
 from .models import MODELS
 from .pipeline import MODES, RunResult, cancel, resume, run
+from .search import search
+from .source import duck_message
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -224,23 +230,101 @@ def cancel_command(ctx: click.Context, job_id: str, db: Path) -> None:
     _report(ctx, result, settings.db)
 
 
+def _format_option(command: F) -> F:
+    return click.option(
+        "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
+    )(command)
+
+
 @cli.command(name="jobs")
 @_db_option
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Jobs to list.")
+@_format_option
 @click.pass_context
-def jobs_command(ctx: click.Context, db: Path, limit: int) -> None:
-    """List recent jobs, newest first, one line each.
+def jobs_command(ctx: click.Context, db: Path, limit: int, fmt: str) -> None:
+    """List recent jobs, newest first, one row each.
 
     \b
     Example:
         embedsql jobs -n 5
     """
     settings = _settings(ctx, db=db)
-    for job in list_jobs(settings.db, limit=limit):
-        click.echo(
-            f"{job.job_id}  {job.status:<9}  {job.target}  {job.model}  {job.rows:,} rows  "
-            f"{job.texts_to_embed:,} texts to embed  {job.created_at:%Y-%m-%d %H:%M}"
-        )
+    jobs = list_jobs(settings.db, limit=limit)
+    table = pa.table(
+        {
+            "job": [j.job_id for j in jobs],
+            "status": [j.status for j in jobs],
+            "target": [j.target for j in jobs],
+            "model": [j.model for j in jobs],
+            "rows": pa.array([j.rows for j in jobs], pa.int64()),
+            "texts_to_embed": pa.array([j.texts_to_embed for j in jobs], pa.int64()),
+            "created": [j.created_at.strftime("%Y-%m-%d %H:%M") for j in jobs],
+        }
+    )
+    click.echo(render(table, fmt), nl=False)
+
+
+@cli.command(name="search")
+@click.argument("text")
+@click.option("--table", "table_name", required=True, metavar="TABLE", help="A table that `embedsql run` wrote.")
+@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="How many rows to return.")
+@click.option("--show", metavar="SQL", help="A query whose columns to show beside each hit (keys added if missing).")
+@click.option("--columns", multiple=True, metavar="COLUMN", help="Columns of the source table to show instead.")
+@click.option("--where", metavar="SQL", help="A condition on the shown columns, applied before ranking.")
+@click.option("--model", metavar="NAME", help="Check that the table holds this model's vectors.")
+@_db_option
+@_format_option
+@click.pass_context
+def search_command(
+    ctx: click.Context,
+    text: str,
+    table_name: str,
+    k: int,
+    show: str | None,
+    columns: tuple[str, ...],
+    where: str | None,
+    model: str | None,
+    db: Path,
+    fmt: str,
+) -> None:
+    """Find the rows of TABLE whose text is nearest to TEXT (cosine similarity).
+
+    TEXT is embedded with the table's own model (and cached like any text).
+
+    \b
+    Example:
+        embedsql search "space adventure for kids" --table movies_embeddings \\
+            --show "select title, genres from movies" -k 10
+    """
+    settings = _settings(ctx, db=db, model=model)
+    hits = search(text, table=table_name, k=k, show=show, columns=_split(columns), where=where, settings=settings)
+    click.echo(render(hits, fmt), nl=False)
+
+
+@cli.command(name="sql")
+@click.argument("query")
+@click.option("--model", metavar="NAME", help="Model of embed() (default: the model of the database's embeddings).")
+@_db_option
+@_format_option
+@click.pass_context
+def sql_command(ctx: click.Context, query: str, model: str | None, db: Path, fmt: str) -> None:
+    """Run QUERY with embed(text) available, and print its rows.
+
+    \b
+    Example:
+        embedsql sql "select m.title from movies m join movies_embeddings e using (movieId)
+                      order by array_cosine_similarity(e.embedding, embed('space adventure')) desc limit 5"
+    """
+    settings = _settings(ctx, db=db, model=model)
+    con = connect(settings=settings)
+    try:
+        try:
+            rows = con.sql(query).to_arrow_table() if con.sql(query) is not None else pa.table({})
+        except duckdb.Error as e:
+            raise QueryError(f"{duck_message(e)} Check the SQL of the query.") from e
+    finally:
+        con.close()
+    click.echo(render(rows, fmt), nl=False)
 
 
 @cli.command(name="status", short_help="Show where a job stands.")

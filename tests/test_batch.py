@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -354,11 +355,24 @@ def test_no_wait_then_resume_gives_the_same_table(tmp_path: Path, openai_server:
     assert resumed.exit_code == 0, resumed.output
     assert openai_server.batches_created == 1
     assert_exact_table(db, "docs_embeddings", texts, "id")
-    jobs = CliRunner().invoke(cli, ["jobs", "--db", str(db)])
-    (line,) = jobs.stdout.splitlines()
-    assert line.startswith(
-        f'{job_id}  complete   "docs_embeddings"  text-embedding-3-small  40 rows  40 texts to embed  '
+    jobs = CliRunner().invoke(cli, ["jobs", "--db", str(db), "--format", "jsonl"])
+    (row,) = [json.loads(line) for line in jobs.stdout.splitlines()]
+    created = row.pop("created")
+    assert row == {
+        "job": job_id,
+        "status": "complete",
+        "target": '"docs_embeddings"',
+        "model": "text-embedding-3-small",
+        "rows": 40,
+        "texts_to_embed": 40,
+    }
+    assert created.startswith(job_id[:4] + "-" + job_id[4:6] + "-" + job_id[6:8] + " ")
+    table = CliRunner().invoke(cli, ["jobs", "--db", str(db)]).stdout.splitlines()
+    assert (
+        table[0]
+        == "job                   status    target             model                   rows  texts_to_embed  created"
     )
+    assert table[2].startswith(f'{job_id}  complete  "docs_embeddings"  text-embedding-3-small    40              40  ')
 
 
 def test_dimensions_are_requested_and_the_vectors_have_that_size(tmp_path: Path, openai_server: FakeOpenAI) -> None:

@@ -19,7 +19,7 @@ from embedsql.cli import cli
 
 from helpers import REPO
 
-COMMANDS = [[], ["run"], ["resume"], ["cancel"], ["status"], ["jobs"], ["config"]]
+COMMANDS = [[], ["run"], ["resume"], ["cancel"], ["status"], ["jobs"], ["search"], ["sql"], ["config"]]
 
 
 def test_public_api_is_pinned() -> None:
@@ -41,9 +41,11 @@ def test_public_api_is_pinned() -> None:
         "StorageError",
         "TargetError",
         "cancel",
+        "connect",
         "load_settings",
         "resume",
         "run",
+        "search",
     ]
     assert all(hasattr(embedsql, name) for name in embedsql.__all__)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import numpy as np
 import openai
 
 from ..config import Settings
@@ -79,6 +80,30 @@ class OpenAIBatchAPI:
             max_retries=settings.openai_max_retries,
             timeout=settings.openai_timeout,
         )
+
+    def embed(self, texts: list[str], *, model: str, dimensions: int | None) -> np.ndarray:
+        """Vectors of ``texts`` from the synchronous embeddings API (base64, decoded by the SDK),
+        packed into requests of at most 2,048 inputs and 300,000 tokens. Texts must fit the model."""
+        from ..models import MODELS
+        from ..tokens import count_tokens
+
+        counts = count_tokens(MODELS[model], texts) if model in MODELS else np.ones(len(texts), np.int64)
+        vectors: list[np.ndarray] = []
+        start = 0
+        while start < len(texts):
+            end, tokens = start, 0
+            while end < len(texts) and end - start < 2048 and tokens + counts[end] <= 300_000:
+                tokens += int(counts[end])
+                end += 1
+            end = max(end, start + 1)
+            kwargs: dict[str, Any] = {"model": model, "input": texts[start:end]}
+            if dimensions is not None:
+                kwargs["dimensions"] = dimensions
+            response = self._call("embed the texts", self.client.embeddings.create, **kwargs)
+            ordered = sorted(response.data, key=lambda d: d.index)
+            vectors.append(np.asarray([d.embedding for d in ordered], dtype=np.float32))
+            start = end
+        return np.concatenate(vectors) if vectors else np.zeros((0, dimensions or 0), np.float32)
 
     def upload(self, path: Path, name: str) -> UploadedFile:
         """Upload a shard as a batch input file named ``name`` and wait until it is processed."""

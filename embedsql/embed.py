@@ -1,0 +1,175 @@
+"""``embed(text)`` inside DuckDB, and ``connect()``: a connection where it is registered.
+
+``embed`` is a vectorised (Arrow) scalar function: DuckDB hands it a chunk of texts at a time, it
+embeds each distinct text the cache lacks in one batch (the local model in process, OpenAI models
+through the synchronous API), stores them in the same cache as ``embedsql run``, and returns
+``FLOAT[N]``, so that ``array_cosine_similarity(embedding, embed('...'))`` works in plain SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import duckdb.func
+import numpy as np
+import pyarrow as pa
+
+from . import ledger
+from .cache import cache_table, store_vectors
+from .config import Settings, load_settings
+from .errors import ConfigError, TargetError
+from .models import MODELS, ModelChoice, choose_model
+from .target import parse_target
+from .tokens import truncate
+
+__all__ = ["Embedder", "connect", "query_model", "text_hash"]
+
+
+def text_hash(text: str) -> str:
+    """The cache key of ``text``: as ``embedsql run`` computes it in SQL (sha256, first 32 hex digits)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class Embedder:
+    """Texts to vectors of one model and size, through the database's cache."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, choice: ModelChoice, settings: Settings) -> None:
+        self.con = con
+        self.choice = choice
+        self.settings = settings
+        self.memo: dict[str, np.ndarray] = {}
+        self._compute = _computer(choice, settings)
+
+    def vectors(self, texts: list[str]) -> np.ndarray:
+        """One row per text (texts must not be empty), from memory, the cache, or the model."""
+        hashes = [text_hash(t) for t in texts]
+        missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in self.memo}
+        if missing:
+            self._fill(missing)
+        return np.stack([self.memo[h] for h in hashes]) if hashes else self._empty()
+
+    def arrow(self, texts: pa.Array) -> pa.Array:
+        """The DuckDB function: NULL or blank text gives NULL, never a zero vector (its cosine is NaN)."""
+        values = texts.to_pylist()
+        usable = [i for i, t in enumerate(values) if isinstance(t, str) and t.strip()]
+        matrix = np.zeros((len(values), self.choice.dimensions), np.float32)
+        if usable:
+            matrix[usable] = self.vectors([values[i] for i in usable])
+        mask = np.ones(len(values), dtype=bool)
+        mask[usable] = False
+        flat = pa.array(matrix.reshape(-1))
+        return pa.FixedSizeListArray.from_arrays(flat, self.choice.dimensions, mask=pa.array(mask))
+
+    def _fill(self, missing: dict[str, str]) -> None:
+        # A cursor is a second connection to the same database: it may read and write the cache
+        # while the query that called embed() is still running on the first.
+        cursor = self.con.cursor()
+        try:
+            table = cache_table(cursor, self.choice.model.name, self.choice.dimensions, create=True)
+            assert table is not None
+            cursor.register("_embedsql_wanted", pa.table({"h": list(missing)}))
+            found = cursor.sql(
+                f"SELECT text_hash, embedding FROM {table} WHERE text_hash IN (SELECT h FROM _embedsql_wanted)"
+            ).to_arrow_table()
+            cursor.unregister("_embedsql_wanted")
+            known = found["text_hash"].to_pylist()
+            if known:
+                flat = found["embedding"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+                for h, vector in zip(known, flat.reshape(len(known), -1), strict=True):
+                    self.memo[h] = vector
+            todo = [h for h in missing if h not in self.memo]
+            if todo:
+                vectors = self._compute([missing[h] for h in todo])
+                store_vectors(cursor, table, pa.array(todo, pa.string()), vectors)
+                for h, vector in zip(todo, vectors, strict=True):
+                    self.memo[h] = vector
+        finally:
+            cursor.close()
+
+    def _empty(self) -> np.ndarray:
+        return np.zeros((0, self.choice.dimensions), np.float32)
+
+
+def _computer(choice: ModelChoice, settings: Settings) -> Callable[[list[str]], np.ndarray]:
+    model = choice.model
+    if model.provider == "local":
+        from .local_model import load_local_model
+
+        local = load_local_model()
+        return lambda texts: local.embed(texts)
+    from .runners.openai import OpenAIBatchAPI
+
+    api = OpenAIBatchAPI(settings)
+    dimensions = choice.dimensions if choice.dimensions != model.dimensions else None
+    return lambda texts: api.embed([truncate(model, t) for t in texts], model=model.name, dimensions=dimensions)
+
+
+def query_model(con: duckdb.DuckDBPyConnection, settings: Settings, *, table: str | None = None) -> ModelChoice:
+    """The model whose vectors a query compares with: ``table``'s, the one all targets share, or the
+    one configured. An explicit model that differs from ``table``'s is an error naming both."""
+    explicit = settings.model is not None
+    if table is not None:
+        name = parse_target(table)
+        rows = con.execute("SELECT model, dimensions FROM embedsql.targets WHERE table_name = ?", [name.sql]).fetchall()
+        if not rows:
+            raise TargetError(
+                f"table {name} was not written by embedsql, so its model is unknown. Name a table that "
+                "`embedsql run` wrote (see `embedsql jobs`)."
+            )
+        model, dimensions = rows[0]
+        if explicit and (settings.model, settings.dimensions or dimensions) != (model, dimensions):
+            raise ConfigError(
+                f"table {name} holds {dimensions}-d vectors of {model}, but --model asks for {settings.model}: "
+                f"vectors of different models cannot be compared. Drop --model, or pass --model {model}."
+            )
+        return _choice(model, dimensions, f"the model of table {name}")
+    if explicit:
+        return choose_model(settings)
+    models = con.execute("SELECT DISTINCT model, dimensions FROM embedsql.targets ORDER BY 1, 2").fetchall()
+    if len(models) == 1:
+        ((model, dimensions),) = models
+        return _choice(model, dimensions, "the model of this database's embeddings")
+    if len(models) > 1:
+        listed = ", ".join(f"{m} ({d}-d)" for m, d in models)
+        raise ConfigError(f"this database holds vectors of several models ({listed}); pass --model to pick one.")
+    return choose_model(settings)
+
+
+def _choice(model: str, dimensions: int, reason: str) -> ModelChoice:
+    info = MODELS.get(model)
+    if info is None:
+        raise ConfigError(f"model {model!r} is not one this embedsql knows.")
+    return ModelChoice(info, int(dimensions), reason)
+
+
+def register(con: duckdb.DuckDBPyConnection, embedder: Embedder, *, name: str = "embed") -> None:
+    """Make ``name(text)`` call ``embedder`` on ``con``."""
+    con.create_function(
+        name,
+        embedder.arrow,
+        [duckdb.sqltype("VARCHAR")],
+        duckdb.sqltype(f"FLOAT[{embedder.choice.dimensions}]"),
+        type=duckdb.func.ARROW,
+        null_handling=duckdb.func.SPECIAL,  # NULL in, NULL out is ours to decide (blank text too)
+        side_effects=False,
+    )
+
+
+def connect(
+    db: str | Path | None = None, *, model: str | None = None, settings: Settings | None = None, **overrides: Any
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to ``db`` with ``embed(text)`` registered (the model of the database's
+    embeddings, or ``model``). Close it when done; it holds the database like any connection."""
+    settings = settings if settings is not None else load_settings({"db": db, "model": model, **overrides})
+    con = ledger.connect(settings.db, wait=settings.lock_wait)
+    try:
+        embedder = Embedder(con, query_model(con, settings), settings)
+        register(con, embedder)
+    except BaseException:
+        con.close()
+        raise
+    return con

@@ -1,0 +1,134 @@
+"""Nearest rows of a target table to a text, by cosine similarity, joined to columns to show."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from . import ledger
+from .config import Settings, load_settings
+from .embed import Embedder, query_model
+from .errors import ConfigError, QueryError
+from .source import duck_message, quote
+from .target import parse_target
+
+__all__ = ["search"]
+
+
+def search(
+    text: str,
+    *,
+    table: str,
+    k: int = 10,
+    show: str | None = None,
+    columns: Sequence[str] = (),
+    where: str | None = None,
+    settings: Settings | None = None,
+    **overrides: Any,
+) -> pa.Table:
+    """The ``k`` rows of ``table`` nearest to ``text``: their key, the ``show`` query's columns (or
+    ``columns`` of the source table) and ``score``, best first; equal scores in key order.
+
+    ``where`` is SQL over those columns, applied before ranking. Rows whose score is not a number
+    (a zero vector has no direction) are never returned.
+    """
+    if not text.strip():
+        raise ConfigError("the search text is empty; pass the words to search for.")
+    if k < 1:
+        raise ConfigError(f"-k must be at least 1, got {k}.")
+    settings = settings if settings is not None else load_settings(overrides)
+    con = ledger.connect(settings.db, wait=settings.lock_wait)
+    try:
+        target = parse_target(table)
+        choice = query_model(con, settings, table=table)
+        vector = Embedder(con, choice, settings).vectors([text])[0]
+        keys = [
+            r[0]
+            for r in con.execute(
+                "SELECT unnest(key_columns) FROM embedsql.targets WHERE table_name = ?", [target.sql]
+            ).fetchall()
+        ]
+        key_list = ", ".join(quote(c) for c in keys)
+        scored = (
+            f"SELECT {key_list}, array_cosine_similarity(embedding, $vector::FLOAT[{choice.dimensions}]) AS score "
+            f"FROM {target.sql}"
+        )
+        source = _shown(con, target.sql, keys, show, columns)
+        relation = f"SELECT * FROM ({source}) AS s JOIN ({scored}) AS r USING ({key_list})" if source else scored
+        sql = (
+            f"SELECT * FROM ({relation}) WHERE score IS NOT NULL AND NOT isnan(score)"
+            f"{f' AND ({where})' if where else ''} ORDER BY score DESC, {key_list} LIMIT {int(k)}"
+        )
+        try:
+            return con.sql(sql, params={"vector": np.asarray(vector, np.float32).tolist()}).to_arrow_table()
+        except duckdb.Error as e:
+            raise QueryError(f"the search failed: {duck_message(e)} Check --where, --show and --columns.") from e
+    finally:
+        con.close()
+
+
+def _shown(
+    con: duckdb.DuckDBPyConnection, target: str, keys: list[str], show: str | None, columns: Sequence[str]
+) -> str | None:
+    """SQL for the columns to show beside each hit, keyed like the target; None: the key alone."""
+    if show and columns:
+        raise ConfigError("pass either --show or --columns, not both.")
+    if columns:
+        table = _source_table(con, target)
+        extra = ", ".join(quote(c) for c in columns if c not in keys)
+        return f"SELECT {', '.join(quote(c) for c in keys)}{', ' + extra if extra else ''} FROM {table}"
+    if not show:
+        return None
+    try:
+        returned = con.sql(show).columns
+    except duckdb.Error as e:
+        raise QueryError(f"the --show query failed: {duck_message(e)} Check its SQL.") from e
+    if all(k in returned for k in keys):
+        return show
+    return _with_keys(con, show, keys)
+
+
+def _with_keys(con: duckdb.DuckDBPyConnection, show: str, keys: list[str]) -> str:
+    """``show`` with the key columns added to its select list (parsed and rewritten by DuckDB itself),
+    so that `select title from movies` can be joined back to the hits."""
+    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [show]).fetchall()[0][0])
+    statements = tree.get("statements") or []
+    node = statements[0]["node"] if len(statements) == 1 and not tree.get("error") else {}
+    if node.get("type") != "SELECT_NODE":
+        raise QueryError(
+            f"the --show query must return the key column(s) {', '.join(keys)} so its rows can be matched "
+            "to the hits; add them to its select list."
+        )
+    node["select_list"] = [
+        {"class": "COLUMN_REF", "type": "COLUMN_REF", "alias": key, "query_location": 0, "column_names": [key]}
+        for key in keys
+    ] + node["select_list"]
+    rewritten = con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchall()[0][0]
+    try:
+        _ = con.sql(rewritten).columns
+    except duckdb.Error as e:
+        raise QueryError(
+            f"the --show query does not return the key column(s) {', '.join(keys)} and they cannot be added to "
+            f"it ({duck_message(e)}) Add them to its select list."
+        ) from e
+    return str(rewritten)
+
+
+def _source_table(con: duckdb.DuckDBPyConnection, target: str) -> str:
+    """The one table that the newest complete job into ``target`` read."""
+    rows = con.execute(
+        "SELECT query FROM embedsql.jobs WHERE target = ? AND status = 'complete' ORDER BY job_id DESC LIMIT 1",
+        [target],
+    ).fetchall()
+    tables = sorted(con.get_table_names(rows[0][0], qualified=True)) if rows else []
+    if len(tables) != 1:
+        raise ConfigError(
+            "--columns needs the table the embeddings came from, but the query that wrote "
+            f'{parse_target(target)} read {len(tables)} tables. Use --show "select key, ... from ..." instead.'
+        )
+    return tables[0].split(" AS ")[0]
