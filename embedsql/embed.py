@@ -42,7 +42,8 @@ class Embedder:
         self.choice = choice
         self.settings = settings
         self.memo: dict[str, np.ndarray] = {}
-        self._compute = _computer(choice, settings)
+        # Built on first need: texts found in the cache need neither the model nor an API key.
+        self._compute: Callable[[list[str]], np.ndarray] | None = None
 
     def vectors(self, texts: list[str]) -> np.ndarray:
         """One row per text (texts must not be empty), from memory, the cache, or the model."""
@@ -83,6 +84,8 @@ class Embedder:
                     self.memo[h] = vector
             todo = [h for h in missing if h not in self.memo]
             if todo:
+                if self._compute is None:
+                    self._compute = _computer(self.choice, self.settings)
                 vectors = self._compute([missing[h] for h in todo])
                 store_vectors(cursor, table, pa.array(todo, pa.string()), vectors)
                 for h, vector in zip(todo, vectors, strict=True):

@@ -28,6 +28,7 @@ def search(
     show: str | None = None,
     columns: Sequence[str] = (),
     where: str | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
     settings: Settings | None = None,
     **overrides: Any,
 ) -> pa.Table:
@@ -35,41 +36,79 @@ def search(
     ``columns`` of the source table) and ``score``, best first; equal scores in key order.
 
     ``where`` is SQL over those columns, applied before ranking. Rows whose score is not a number
-    (a zero vector has no direction) are never returned.
+    (a zero vector has no direction) are never returned. Pass ``con`` (from ``embedsql.connect``)
+    to search repeatedly without opening the database, and reading the table, each time.
     """
     if not text.strip():
         raise ConfigError("the search text is empty; pass the words to search for.")
     if k < 1:
         raise ConfigError(f"-k must be at least 1, got {k}.")
     settings = settings if settings is not None else load_settings(overrides)
-    con = ledger.connect(settings.db, wait=settings.lock_wait)
+    own = con is None
+    con = ledger.connect(settings.db, wait=settings.lock_wait) if con is None else con
     try:
-        target = parse_target(table)
-        choice = query_model(con, settings, table=table)
-        vector = Embedder(con, choice, settings).vectors([text])[0]
-        keys = [
-            r[0]
-            for r in con.execute(
-                "SELECT unnest(key_columns) FROM embedsql.targets WHERE table_name = ?", [target.sql]
-            ).fetchall()
-        ]
-        key_list = ", ".join(quote(c) for c in keys)
-        scored = (
-            f"SELECT {key_list}, array_cosine_similarity(embedding, $vector::FLOAT[{choice.dimensions}]) AS score "
-            f"FROM {target.sql}"
-        )
-        source = _shown(con, target.sql, keys, show, columns)
-        relation = f"SELECT * FROM ({source}) AS s JOIN ({scored}) AS r USING ({key_list})" if source else scored
-        sql = (
-            f"SELECT * FROM ({relation}) WHERE score IS NOT NULL AND NOT isnan(score)"
-            f"{f' AND ({where})' if where else ''} ORDER BY score DESC, {key_list} LIMIT {int(k)}"
-        )
-        try:
-            return con.sql(sql, params={"vector": np.asarray(vector, np.float32).tolist()}).to_arrow_table()
-        except duckdb.Error as e:
-            raise QueryError(f"the search failed: {duck_message(e)} Check --where, --show and --columns.") from e
+        return _search(con, text, table, k, show, columns, where, settings)
     finally:
-        con.close()
+        if own:
+            con.close()
+
+
+def _search(
+    con: duckdb.DuckDBPyConnection,
+    text: str,
+    table: str,
+    k: int,
+    show: str | None,
+    columns: Sequence[str],
+    where: str | None,
+    settings: Settings,
+) -> pa.Table:
+    target = parse_target(table)
+    choice = query_model(con, settings, table=table)
+    vector = Embedder(con, choice, settings).vectors([text])[0]
+    keys = [
+        r[0]
+        for r in con.execute(
+            "SELECT unnest(key_columns) FROM embedsql.targets WHERE table_name = ?", [target.sql]
+        ).fetchall()
+    ]
+    key_list = ", ".join(quote(c) for c in keys)
+    scored = (
+        f"SELECT {key_list}, array_cosine_similarity(embedding, $vector::FLOAT[{choice.dimensions}]) AS score "
+        f"FROM {target.sql}"
+    )
+    source = _shown(con, target.sql, keys, show, columns)
+    order = f"ORDER BY score DESC, {key_list} LIMIT {int(k)}"
+    params = {"vector": np.asarray(vector, np.float32).tolist()}
+    valid = "score IS NOT NULL AND NOT isnan(score)"
+    try:
+        if where:
+            relation = f"SELECT * FROM ({source or scored}) AS s" + (
+                f" JOIN ({scored}) AS r USING ({key_list})" if source else ""
+            )
+            return con.sql(
+                f"SELECT * FROM ({relation}) WHERE {valid} AND ({where}) {order}", params=params
+            ).to_arrow_table()
+        # Rank first, then join the few hits to the shown columns. NaN and NULL scores are rare (a zero
+        # or NULL vector), and filtering every row for them costs more than the ranking: check the hits.
+        hits = con.sql(f"{scored} {order}", params=params).to_arrow_table()
+        scores = hits["score"].to_numpy(zero_copy_only=False)
+        if hits.num_rows and (np.isnan(scores.astype(np.float64)).any() or hits["score"].null_count):
+            hits = con.sql(f"SELECT * FROM ({scored}) WHERE {valid} {order}", params=params).to_arrow_table()
+        if source is None:
+            return hits
+        hit_keys = ", ".join("h." + quote(c) for c in keys)
+        con.register("_embedsql_hits", hits)
+        try:
+            return con.sql(
+                f"SELECT {hit_keys}, s.* EXCLUDE ({key_list}), h.score "
+                f"FROM _embedsql_hits AS h LEFT JOIN ({source}) AS s USING ({key_list}) "
+                f"ORDER BY h.score DESC, {hit_keys}"
+            ).to_arrow_table()
+        finally:
+            con.unregister("_embedsql_hits")
+    except duckdb.Error as e:
+        raise QueryError(f"the search failed: {duck_message(e)} Check --where, --show and --columns.") from e
 
 
 def _shown(

@@ -235,3 +235,16 @@ ROWS = pa.table(
 )
 def test_formats_byte_for_byte(fmt: str, expected: str) -> None:
     assert render(ROWS, fmt) == expected
+
+
+def test_search_on_an_open_connection_gives_the_same_hits(fruit: Path) -> None:
+    con = embedsql.connect(fruit)
+    try:
+        reused = [embedsql.search("ripe bananas", table="fruit_embeddings", k=3, con=con, db=fruit) for _ in range(2)]
+    finally:
+        con.close()
+    fresh = embedsql.search("ripe bananas", table="fruit_embeddings", k=3, db=fruit)
+
+    assert reused[0].equals(fresh)
+    assert reused[1].equals(fresh)
+    assert fresh["id"].to_pylist()[0] == 4
