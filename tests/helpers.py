@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -26,3 +27,31 @@ def fetch(db: Path, sql: str) -> list[tuple[object, ...]]:
         return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+def texts_table(path: Path, texts: dict[int, str], *, table: str = "docs") -> Path:
+    """A DuckDB file at ``path`` holding ``table(id INTEGER, body VARCHAR)`` with ``texts``.
+
+    Goes through Arrow, so any Unicode string arrives exactly as it is.
+    """
+    import pyarrow as pa
+
+    con = duckdb.connect(str(path))
+    try:
+        con.register("incoming", pa.table({"id": pa.array(list(texts), pa.int32()), "body": list(texts.values())}))
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM incoming")
+    finally:
+        con.close()
+    return path
+
+
+def vectors_by_key(db: Path, table: str, key: str = "id") -> dict[object, Any]:
+    """``{key: vector as a float32 numpy array}`` of a target table."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        arrow = con.sql(f"SELECT {key} AS k, embedding FROM {table}").to_arrow_table()
+    finally:
+        con.close()
+    keys = arrow["k"].to_pylist()
+    flat = arrow["embedding"].combine_chunks().flatten().to_numpy()
+    return dict(zip(keys, flat.reshape(len(keys), -1), strict=True))

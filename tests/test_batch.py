@@ -10,7 +10,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -19,26 +18,15 @@ import embedsql
 from embedsql.cli import cli
 
 from fake_openai import FakeOpenAI, expected_vector, mask_key, token_count
-from helpers import fetch, make_db
+from helpers import fetch, make_db, texts_table, vectors_by_key
 
 MODEL = "text-embedding-3-small"
 Q = "select movieId, genres from movies"
 
 
-def vectors_of(db: Path, table: str, key: str) -> dict[object, np.ndarray]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        arrow = con.sql(f"SELECT {key} AS k, embedding FROM {table}").to_arrow_table()
-    finally:
-        con.close()
-    keys = arrow["k"].to_pylist()
-    flat = arrow["embedding"].combine_chunks().flatten().to_numpy()
-    return dict(zip(keys, flat.reshape(len(keys), -1), strict=True))
-
-
 def assert_exact_table(db: Path, table: str, texts: dict[object, str], key: str, dimensions: int = 1536) -> None:
     """Every key has exactly the server's vector of its own text."""
-    vectors = vectors_of(db, table, key)
+    vectors = vectors_by_key(db, table, key)
     assert sorted(vectors) == sorted(texts)  # type: ignore[type-var]
     cache: dict[str, np.ndarray] = {}
     for k, vector in vectors.items():
@@ -50,11 +38,7 @@ def assert_exact_table(db: Path, table: str, texts: dict[object, str], key: str,
 
 def small_db(path: Path, n: int = 40) -> tuple[Path, dict[int, str]]:
     texts = {i: f"document number {i} about {'cats' if i % 2 else 'dogs'}" for i in range(n)}
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE docs (id INTEGER, body VARCHAR)")
-    con.executemany("INSERT INTO docs VALUES (?, ?)", list(texts.items()))
-    con.close()
-    return path, texts
+    return texts_table(path, texts), texts
 
 
 def test_movies_end_to_end_each_distinct_text_embedded_once(movies_db: Path, openai_server: FakeOpenAI) -> None:
@@ -164,7 +148,7 @@ def test_permanent_failures_are_recorded_and_summarised(tmp_path: Path, openai_s
         "This input is invalid. See table embedsql.errors (job_id = "
         f"'{job_id}'), fix those texts, and run again (the rest comes from the cache)."
     )
-    assert sorted(vectors_of(db, "docs_embeddings", "id")) == [0, 1, 3, 4, 5]
+    assert sorted(vectors_by_key(db, "docs_embeddings", "id")) == [0, 1, 3, 4, 5]
     assert openai_server.batches_created == 1
 
 
@@ -403,7 +387,7 @@ def test_texts_over_the_token_limit(
     if policy == "truncate":
         (sent,) = [t for t in openai_server.inputs_by_text if t.startswith("token")]
         assert sent == "token " * 8191 + "token"
-        np.testing.assert_array_equal(vectors_of(db, "l_embeddings", "id")[2], expected_vector(MODEL, sent, 1536))
+        np.testing.assert_array_equal(vectors_by_key(db, "l_embeddings", "id")[2], expected_vector(MODEL, sent, 1536))
     else:
         assert result.skipped == {"text too long": 1}
         assert all(not t.startswith("token") for t in openai_server.inputs_by_text)

@@ -26,15 +26,6 @@ SECRET_REFUSED = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # The same as the shared conftest's fixture, so this file stands on its own.
-    for var in list(os.environ):
-        if var.startswith(("OPENAI_", "EMBEDSQL_")):
-            monkeypatch.delenv(var)
-    monkeypatch.chdir(tmp_path)
-
-
 def load(cwd: Path, environ: dict[str, str] | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     return load_settings(overrides, environ={} if environ is None else environ, cwd=cwd)
 

@@ -23,7 +23,7 @@ from embedsql.failpoints import POINTS
 from embedsql.local_model import LocalModel
 
 from fake_openai import FakeOpenAI, expected_vector
-from helpers import fetch
+from helpers import fetch, texts_table
 
 QUERY = "select id, body from docs"
 # (failpoint, which occurrence): the second occurrence leaves earlier shards done, later ones not.
@@ -45,10 +45,7 @@ def test_every_failpoint_is_exercised() -> None:
 
 def docs(path: Path, n: int = 30) -> dict[int, str]:
     texts = {i: f"text {i}: {'alpha beta' if i % 3 else 'gamma'} {i * 7}" for i in range(n)}
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE docs (id INTEGER, body VARCHAR)")
-    con.executemany("INSERT INTO docs VALUES (?, ?)", list(texts.items()))
-    con.close()
+    texts_table(path, texts)
     return texts
 
 

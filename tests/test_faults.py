@@ -15,7 +15,7 @@ import embedsql
 from embedsql.cli import cli
 
 from fake_openai import FakeOpenAI, expected_vector, mask_key
-from helpers import fetch
+from helpers import fetch, texts_table
 
 MODEL = "text-embedding-3-small"
 QUERY = "select id, body from docs"
@@ -23,10 +23,7 @@ QUERY = "select id, body from docs"
 
 def docs(path: Path, n: int = 30) -> dict[int, str]:
     texts = {i: f"fault test text {i} {'x' * (i % 5)}" for i in range(n)}
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE docs (id INTEGER, body VARCHAR)")
-    con.executemany("INSERT INTO docs VALUES (?, ?)", list(texts.items()))
-    con.close()
+    texts_table(path, texts)
     return texts
 
 

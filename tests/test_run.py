@@ -16,24 +16,13 @@ import embedsql
 from embedsql.cli import cli
 from embedsql.local_model import LocalModel
 
-from helpers import REPO, fetch, make_db
+from helpers import REPO, fetch, make_db, vectors_by_key
 
 JOB_ID = r"\d{8}-\d{6}-[0-9a-f]{4}"
 LOCAL_NOTICE = (
     "Model: all-MiniLM-L6-v2 (384-d): no OPENAI_API_KEY configured, so the offline default "
     "(set OPENAI_API_KEY or pass --model text-embedding-3-small to use OpenAI).\n"
 )
-
-
-def vectors_by_key(db: Path, table: str, key: str = "id") -> dict[object, np.ndarray]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        arrow = con.sql(f"SELECT {key} AS k, embedding FROM {table}").to_arrow_table()
-    finally:
-        con.close()
-    keys = arrow["k"].to_pylist()
-    flat = arrow["embedding"].combine_chunks().flatten().to_numpy()
-    return dict(zip(keys, flat.reshape(len(keys), -1), strict=True))
 
 
 def test_quickstart_builds_the_warehouse_and_embeds_each_genre_string_once(

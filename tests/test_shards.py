@@ -7,9 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
-import duckdb
 import numpy as np
-import pyarrow as pa
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,7 +17,7 @@ from embedsql.cli import cli
 from embedsql.local_model import LocalModel
 
 from batch_rules import ENCODING, violations
-from helpers import fetch
+from helpers import fetch, texts_table
 
 
 def shard_files(work_dir: Path) -> list[Path]:
@@ -133,11 +131,7 @@ texts = st.lists(one_text, min_size=1, max_size=40)
 @given(texts=texts)
 def test_any_unicode_text_is_sent_exactly_as_it_is(texts: list[str]) -> None:
     with tempfile.TemporaryDirectory() as scratch:
-        db = Path(scratch) / "t.duckdb"
-        con = duckdb.connect(str(db))
-        con.register("incoming", pa.table({"id": list(range(len(texts))), "body": texts}))
-        con.execute("CREATE TABLE t AS SELECT * FROM incoming")
-        con.close()
+        db = texts_table(Path(scratch) / "t.duckdb", dict(enumerate(texts)), table="t")
 
         result = embedsql.run(
             "select id, body from t", db=db, model="text-embedding-3-small", dry_run=True, max_shard_lines=7
@@ -153,11 +147,7 @@ def test_any_unicode_text_is_sent_exactly_as_it_is(texts: list[str]) -> None:
 @given(texts=st.lists(st.text(min_size=1, max_size=80).filter(lambda t: t.strip()), min_size=1, max_size=8))
 def test_any_unicode_text_comes_back_with_its_own_vector(model: LocalModel, texts: list[str]) -> None:
     with tempfile.TemporaryDirectory() as scratch:
-        db = Path(scratch) / "t.duckdb"
-        con = duckdb.connect(str(db))
-        con.register("incoming", pa.table({"id": list(range(len(texts))), "body": texts}))
-        con.execute("CREATE TABLE t AS SELECT * FROM incoming")
-        con.close()
+        db = texts_table(Path(scratch) / "t.duckdb", dict(enumerate(texts)), table="t")
 
         embedsql.run("select id, body from t", db=db)
 

@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -20,7 +19,7 @@ from click.testing import CliRunner
 from embedsql.cli import cli
 
 from fake_openai import FakeOpenAI, expected_vector
-from helpers import fetch
+from helpers import fetch, texts_table
 
 
 @pytest.fixture
@@ -43,10 +42,7 @@ def resize(mount: Path, size: str) -> None:
 
 def docs(path: Path, n: int, width: int) -> dict[int, str]:
     texts = {i: f"{i} " + "lorem ipsum dolor " * (width // 18) for i in range(n)}
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE docs (id INTEGER, body VARCHAR)")
-    con.executemany("INSERT INTO docs VALUES (?, ?)", list(texts.items()))
-    con.close()
+    texts_table(path, texts)
     return texts
 
 
