@@ -210,15 +210,6 @@ class OpenAIBatchAPI:
         os.replace(part, destination)
         return lines
 
-    def delete_file(self, file_id: str) -> None:
-        """Delete an uploaded file (an already deleted one is fine)."""
-        try:
-            self.client.files.delete(file_id)
-        except openai.NotFoundError:
-            pass
-        except openai.APIError as e:
-            raise self._translate(f"delete file {file_id}", e) from None
-
     def _call(self, doing: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return call(*args, **kwargs)
