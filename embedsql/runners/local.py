@@ -7,21 +7,17 @@ no key and no network.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
-
-import numpy as np
+from typing import Any
 
 from ..events import EventHandler
 from ..failpoints import failpoint
 from ..local_model import MODEL_NAME, load_local_model
 from ..store import JobStore
 from . import drive_shards
+from .lines import error_line, output_line, read_requests, write_line
 
 __all__ = ["LocalRunner"]
 
@@ -44,19 +40,19 @@ class LocalRunner:
         model = load_local_model()
         out_part, err_part = output.with_name(output.name + ".part"), errors.with_name(errors.name + ".part")
         with open(out_part, "w", encoding="utf-8") as out, open(err_part, "w", encoding="utf-8") as err:
-            for chunk in _chunks(shard, _CHUNK):
+            for chunk in read_requests(shard, _CHUNK):
                 good = []
                 for line_no, request in chunk:
                     problem = _problem(request)
                     if problem:
-                        _write(err, _error_line(request, line_no, *problem))
+                        write_line(err, error_line(request, line_no, *problem))
                     else:
                         good.append(request)
                 if good:
                     vectors = model.embed([r["body"]["input"] for r in good])
                     tokens = model.count_tokens([r["body"]["input"] for r in good])
                     for request, vector, used in zip(good, vectors, tokens, strict=True):
-                        _write(out, _output_line(request, vector, int(used)))
+                        write_line(out, output_line(request, vector, int(used), MODEL_NAME))
                 on_lines(len(chunk))
                 failpoint("local-embed")
             for f in (out, err):
@@ -64,22 +60,6 @@ class LocalRunner:
                 os.fsync(f.fileno())
         os.replace(err_part, errors)
         os.replace(out_part, output)
-
-
-def _chunks(shard: Path, size: int) -> Iterator[list[tuple[int, Any]]]:
-    chunk: list[tuple[int, Any]] = []
-    with open(shard, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            try:
-                request = json.loads(line)
-            except json.JSONDecodeError:
-                request = {"custom_id": None, "_invalid": True}
-            chunk.append((number, request))
-            if len(chunk) == size:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
 
 
 def _problem(request: Any) -> tuple[int, str, str] | None:
@@ -97,47 +77,3 @@ def _problem(request: Any) -> tuple[int, str, str] | None:
     if body.get("dimensions") not in (None, 384):
         return 400, "invalid_dimensions", f"{MODEL_NAME} only returns 384 dimensions."
     return None
-
-
-def _output_line(request: dict[str, Any], vector: np.ndarray, tokens: int) -> dict[str, Any]:
-    body = request["body"]
-    little_endian = vector.astype("<f4", copy=False)
-    embedding: Any = (
-        base64.b64encode(little_endian.tobytes()).decode("ascii")
-        if body.get("encoding_format") == "base64"
-        else little_endian.tolist()
-    )
-    return {
-        "id": f"batch_req_{uuid.uuid4().hex}",
-        "custom_id": request["custom_id"],
-        "response": {
-            "status_code": 200,
-            "request_id": uuid.uuid4().hex,
-            "body": {
-                "object": "list",
-                "data": [{"object": "embedding", "index": 0, "embedding": embedding}],
-                "model": MODEL_NAME,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-            },
-        },
-        "error": None,
-    }
-
-
-def _error_line(request: Any, line_no: int, status: int, code: str, message: str) -> dict[str, Any]:
-    custom_id = request.get("custom_id") if isinstance(request, dict) else None
-    return {
-        "id": f"batch_req_{uuid.uuid4().hex}",
-        "custom_id": custom_id if custom_id is not None else f"line-{line_no}",
-        "response": {
-            "status_code": status,
-            "request_id": uuid.uuid4().hex,
-            "body": {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}},
-        },
-        "error": None,
-    }
-
-
-def _write(f: TextIO, line: dict[str, Any]) -> None:
-    f.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
-    f.write("\n")
