@@ -17,8 +17,8 @@ import click
 import duckdb
 import pyarrow as pa
 
-from .config import ENV_VARS, ON_LONG, SECRET_FIELDS, Settings, load_settings
-from .embed import connect
+from .config import ENV_VARS, ON_LONG, RUNNERS, SECRET_FIELDS, Settings, load_settings
+from .embed import open_with_embed
 from .errors import Detached, EmbedsqlError, QueryError
 from .events import BatchProgress, Event, Notice, Progress
 from .formats import FORMATS, render
@@ -103,6 +103,30 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
     help="Shorter vectors (text-embedding-3-*).  [env: EMBEDSQL_DIMENSIONS]",
 )
 @click.option(
+    "--runner",
+    type=click.Choice(RUNNERS),
+    help="local (in process), batch (OpenAI Batch API) or sync (/v1/embeddings of OpenAI or any compatible "
+    "server). Default: by model.  [env: EMBEDSQL_RUNNER]",
+)
+@click.option(
+    "--base-url",
+    "openai_base_url",
+    metavar="URL",
+    help="The API's address, e.g. http://localhost:11434/v1 for Ollama.  [env: OPENAI_BASE_URL]",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Requests the sync runner sends at once (default 4).  [env: EMBEDSQL_CONCURRENCY]",
+)
+@click.option(
+    "--max-inputs-per-request",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Inputs in one sync request (default 2048).  [env: EMBEDSQL_MAX_INPUTS_PER_REQUEST]",
+)
+@click.option(
     "--on-long",
     type=click.Choice(ON_LONG),
     help="Texts over the model's token limit: cut them (default), skip them, or stop.  [env: EMBEDSQL_ON_LONG]",
@@ -135,6 +159,10 @@ def run_command(
     mode: str,
     model: str | None,
     dimensions: int | None,
+    runner: str | None,
+    openai_base_url: str | None,
+    concurrency: int | None,
+    max_inputs_per_request: int | None,
     on_long: str | None,
     max_attempts: int | None,
     max_enqueued_tokens: int | None,
@@ -162,6 +190,10 @@ def run_command(
         ctx,
         model=model,
         dimensions=dimensions,
+        runner=runner,
+        openai_base_url=openai_base_url,
+        concurrency=concurrency,
+        max_inputs_per_request=max_inputs_per_request,
         on_long=on_long,
         max_attempts=max_attempts,
         max_enqueued_tokens=max_enqueued_tokens,
@@ -316,7 +348,7 @@ def sql_command(ctx: click.Context, query: str, model: str | None, db: Path, fmt
                       order by array_cosine_similarity(e.embedding, embed('space adventure')) desc limit 5"
     """
     settings = _settings(ctx, db=db, model=model)
-    con = connect(settings=settings)
+    con, embedder = open_with_embed(settings=settings)
     try:
         try:
             rows = con.sql(query).to_arrow_table() if con.sql(query) is not None else pa.table({})
@@ -324,6 +356,7 @@ def sql_command(ctx: click.Context, query: str, model: str | None, db: Path, fmt
             raise QueryError(f"{duck_message(e)} Check the SQL of the query.") from e
     finally:
         con.close()
+        embedder.close()
     click.echo(render(rows, fmt), nl=False)
 
 

@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 
 from .errors import ConfigError
 
-__all__ = ["ENV_VARS", "ON_LONG", "SECRET_FIELDS", "Settings", "load_settings"]
+__all__ = ["ENV_VARS", "ON_LONG", "RUNNERS", "SECRET_FIELDS", "Settings", "load_settings"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,13 @@ class Settings:
     # Shard limits. The Batch API takes at most 50,000 request lines and 200 MB per input file.
     max_shard_lines: int = 50_000
     max_shard_bytes: int = 200_000_000
+    # How texts reach the model: "local" (in process), "batch" (the OpenAI Batch API) or "sync" (the
+    # /v1/embeddings API of OpenAI or any compatible server); None: local or batch, by model.
+    runner: str | None = None
+    # Requests the sync runner sends at once, and the most inputs in one (lower it for servers that
+    # take fewer than OpenAI's 2,048).
+    concurrency: int = 4
+    max_inputs_per_request: int = 2048
     # Texts over the model's token limit: "truncate" (token-accurate), "skip" them, or "error".
     on_long: str = "truncate"
     # Attempts per text: lines that fail for a transient reason (5xx, expiry, cancel, lost) are sent
@@ -81,6 +88,9 @@ ENV_VARS: dict[str, str] = {
     "keep_files": "EMBEDSQL_KEEP_FILES",
     "max_shard_lines": "EMBEDSQL_MAX_SHARD_LINES",
     "max_shard_bytes": "EMBEDSQL_MAX_SHARD_BYTES",
+    "runner": "EMBEDSQL_RUNNER",
+    "concurrency": "EMBEDSQL_CONCURRENCY",
+    "max_inputs_per_request": "EMBEDSQL_MAX_INPUTS_PER_REQUEST",
     "on_long": "EMBEDSQL_ON_LONG",
     "max_attempts": "EMBEDSQL_MAX_ATTEMPTS",
     "max_enqueued_tokens": "EMBEDSQL_MAX_ENQUEUED_TOKENS",
@@ -106,6 +116,8 @@ _KINDS: dict[str, type] = {
     "max_shard_lines": int,
     "max_shard_bytes": int,
     "max_attempts": int,
+    "concurrency": int,
+    "max_inputs_per_request": int,
     "max_enqueued_tokens": int,
     "poll_interval": float,
     "max_poll_interval": float,
@@ -115,6 +127,7 @@ _KINDS: dict[str, type] = {
     "keep_files": bool,
 }
 ON_LONG = ("truncate", "skip", "error")
+RUNNERS = ("local", "batch", "sync")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -251,6 +264,8 @@ def _validate(settings: Settings) -> None:
         ("max_shard_lines", 1),
         ("max_shard_bytes", 1024),
         ("max_attempts", 1),
+        ("concurrency", 1),
+        ("max_inputs_per_request", 1),
         ("max_enqueued_tokens", 1),
         ("poll_interval", 0),
         ("max_poll_interval", 0),
@@ -272,6 +287,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"OPENAI_API_KEY (from {settings.sources.get('openai_api_key')}) is malformed: it holds spaces, "
             "line breaks or non-ASCII characters. Copy the key again from the OpenAI dashboard."
+        )
+    if settings.runner is not None and settings.runner not in RUNNERS:
+        raise ConfigError(
+            f"runner must be one of {', '.join(RUNNERS)}, got {settings.runner!r} "
+            f"(from {settings.sources.get('runner', 'default')}). Fix --runner / EMBEDSQL_RUNNER."
         )
     if settings.on_long not in ON_LONG:
         raise ConfigError(

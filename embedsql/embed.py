@@ -44,6 +44,7 @@ class Embedder:
         self.memo: dict[str, np.ndarray] = {}
         # Built on first need: texts found in the cache need neither the model nor an API key.
         self._compute: Callable[[list[str]], np.ndarray] | None = None
+        self._api: Any = None
 
     def vectors(self, texts: list[str]) -> np.ndarray:
         """One row per text (texts must not be empty), from memory, the cache, or the model."""
@@ -85,7 +86,7 @@ class Embedder:
             todo = [h for h in missing if h not in self.memo]
             if todo:
                 if self._compute is None:
-                    self._compute = _computer(self.choice, self.settings)
+                    self._compute, self._api = _computer(self.choice, self.settings)
                 vectors = self._compute([missing[h] for h in todo])
                 store_vectors(cursor, table, pa.array(todo, pa.string()), vectors)
                 for h, vector in zip(todo, vectors, strict=True):
@@ -93,22 +94,29 @@ class Embedder:
         finally:
             cursor.close()
 
+    def close(self) -> None:
+        """Close the API client, if one was opened."""
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+
     def _empty(self) -> np.ndarray:
         return np.zeros((0, self.choice.dimensions), np.float32)
 
 
-def _computer(choice: ModelChoice, settings: Settings) -> Callable[[list[str]], np.ndarray]:
+def _computer(choice: ModelChoice, settings: Settings) -> tuple[Callable[[list[str]], np.ndarray], Any]:
+    """The function that embeds texts the cache lacks, and the API client it holds (or None)."""
     model = choice.model
     if model.provider == "local":
         from .local_model import load_local_model
 
         local = load_local_model()
-        return lambda texts: local.embed(texts)
+        return local.embed, None
     from .runners.openai import OpenAIBatchAPI
 
     api = OpenAIBatchAPI(settings)
     dimensions = choice.dimensions if choice.dimensions != model.dimensions else None
-    return lambda texts: api.embed([truncate(model, t) for t in texts], model=model.name, dimensions=dimensions)
+    return lambda texts: api.embed([truncate(model, t) for t in texts], model=model.name, dimensions=dimensions), api
 
 
 def query_model(con: duckdb.DuckDBPyConnection, settings: Settings, *, table: str | None = None) -> ModelChoice:
@@ -167,6 +175,13 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection to ``db`` with ``embed(text)`` registered (the model of the database's
     embeddings, or ``model``). Close it when done; it holds the database like any connection."""
+    return open_with_embed(db, model=model, settings=settings, **overrides)[0]
+
+
+def open_with_embed(
+    db: str | Path | None = None, *, model: str | None = None, settings: Settings | None = None, **overrides: Any
+) -> tuple[duckdb.DuckDBPyConnection, Embedder]:
+    """``connect``, also returning the ``Embedder`` behind ``embed()`` (close both when done)."""
     settings = settings if settings is not None else load_settings({"db": db, "model": model, **overrides})
     con = ledger.connect(settings.db, wait=settings.lock_wait)
     try:
@@ -175,4 +190,4 @@ def connect(
     except BaseException:
         con.close()
         raise
-    return con
+    return con, embedder

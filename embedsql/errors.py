@@ -88,12 +88,17 @@ class StorageError(EmbedsqlError):
 class RemoteError(EmbedsqlError):
     """The OpenAI API refused or failed a request; the message never contains the API key.
 
-    ``retryable`` tells a failure that may pass on its own (timeouts, 429, 5xx) from one that will not.
+    ``retryable`` tells a failure that may pass on its own (timeouts, 429, 5xx) from one that will not;
+    ``status`` is the HTTP status when there was one, ``retry_after`` the seconds the server asked for.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = False, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after
 
 
 class Detached(KeyboardInterrupt):

@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from .config import Settings
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_OPENAI_MODEL", "LOCAL_MODEL", "MODELS", "ModelChoice", "ModelInfo", "choose_model", "estimate_cost"]
+__all__ = [
+    "DEFAULT_OPENAI_MODEL",
+    "LOCAL_MODEL",
+    "MODELS",
+    "ModelChoice",
+    "ModelInfo",
+    "choose_model",
+    "compatible_model",
+    "estimate_cost",
+]
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,9 @@ def choose_model(settings: Settings) -> ModelChoice:
     """Pick the model and vector size from ``settings``, or explain what is wrong with them."""
     if settings.model is not None:
         info = MODELS.get(settings.model)
+        if info is None and settings.runner == "sync":
+            # Another server's model (Ollama, vLLM, TEI...): its size comes from its first answer.
+            return ModelChoice(compatible_model(settings.model), settings.dimensions or 0, "set by --model")
         if info is None:
             raise ConfigError(
                 f"unknown model {settings.model!r}. Known models: {', '.join(MODELS)}. Check --model / EMBEDSQL_MODEL."
@@ -79,6 +91,13 @@ def choose_model(settings: Settings) -> ModelChoice:
             f"(set OPENAI_API_KEY or pass --model {DEFAULT_OPENAI_MODEL} to use OpenAI)"
         )
     return ModelChoice(info, _dimensions(info, settings.dimensions), reason)
+
+
+def compatible_model(name: str) -> ModelInfo:
+    """A model this embedsql does not know, served by an OpenAI-compatible server (sync runner)."""
+    return MODELS.get(name) or ModelInfo(
+        name=name, provider="compatible", dimensions=0, max_tokens=8192, tokenizer="cl100k_base", reducible=True
+    )
 
 
 def _dimensions(info: ModelInfo, asked: int | None) -> int:
@@ -110,6 +129,6 @@ def estimate_cost(model: ModelInfo, tokens: int, settings: Settings) -> tuple[fl
     override = settings.prices.get(model.name, {})
     batch = override.get("batch", model.price_batch)
     standard = override.get("standard", model.price_standard)
-    if model.provider == "local" and not override:
+    if model.provider != "openai" and not override:
         return None
     return tokens / 1e6 * batch, tokens / 1e6 * standard

@@ -29,7 +29,7 @@ from .config import Settings, load_settings
 from .errors import ConfigError, Detached, JobError, RemoteError, StorageError
 from .events import EventHandler, Notice, ignore
 from .failpoints import failpoint
-from .models import MODELS, ModelChoice, choose_model, estimate_cost
+from .models import LOCAL_MODEL, MODELS, ModelChoice, choose_model, compatible_model, estimate_cost
 from .plan import make_plan
 from .results import Failure
 from .runners import Runner
@@ -105,7 +105,11 @@ def run(
     settings = settings if settings is not None else load_settings(overrides)
     choice = choose_model(settings)
     on_event(Notice(f"Model: {choice.model.name} ({choice.dimensions}-d): {choice.reason}."))
-    runner = None if dry_run else _runner(choice, settings, wait=wait, sleep=sleep, clock=clock)
+    runner_name = _runner_name(choice, settings)
+    if choice.dimensions == 0:
+        choice = _discover_dimensions(choice, settings)
+        on_event(Notice(f"Model {choice.model.name} answers with {choice.dimensions}-d vectors."))
+    runner = None if dry_run else _runner(choice, settings, runner_name, wait=wait, sleep=sleep, clock=clock)
     if build_example_warehouse(settings.db):
         on_event(Notice(f"Built the example warehouse {settings.db} from sql/warehouse.sql."))
 
@@ -114,13 +118,13 @@ def run(
         query = inspect_query(con, sql, key=key, text=text)
         target = parse_target(into) if into else default_target(query)
         check_target(con, target, model=choice.model.name, dimensions=choice.dimensions, query=query)
-        fingerprint = _fingerprint(query, choice, target, mode)
+        fingerprint = _fingerprint(query, choice, target, mode, runner_name)
         job = None if dry_run else ledger.find_pending_job(con, fingerprint)
         if job is not None:
             on_event(Notice(f"Continuing unfinished job {job.job_id} for the same work."))
         else:
             try:
-                job = _plan(con, settings, query, choice, target, mode, fingerprint, dry_run, on_event)
+                job = _plan(con, settings, query, choice, runner_name, target, mode, fingerprint, dry_run, on_event)
             except _DryRun as planned:
                 return dataclasses.replace(planned.result, seconds=time.monotonic() - started)
     finally:
@@ -143,7 +147,7 @@ def resume(
     started = time.monotonic()
     settings = settings if settings is not None else load_settings(overrides)
     job = _open_job(settings, job_id, doing="resume")
-    runner = _runner(_recorded_choice(job), settings, wait=wait, sleep=sleep, clock=clock)
+    runner = _runner(_recorded_choice(job), settings, job.runner, wait=wait, sleep=sleep, clock=clock)
     on_event(Notice(f"Resuming job {job_id} ({job.model}, {job.dimensions}-d) into {job.target}."))
     return _execute(job, settings, runner, on_event, started)
 
@@ -188,24 +192,24 @@ def _cancel_batches(
     from .runners.batch import BatchRunner
     from .runners.openai import OpenAIBatchAPI
 
-    api = OpenAIBatchAPI(settings, sleep=sleep)
-    for shard in store.shards():
-        if shard.status == "submitted" and shard.batch_id:
-            api.cancel(shard.batch_id)
-            on_event(Notice(f"Cancelling batch {shard.batch_id} (shard {shard.shard})."))
-    runner = BatchRunner(
-        api,
-        budget=0,
-        poll_interval=settings.poll_interval,
-        max_poll_interval=settings.max_poll_interval,
-        submit=False,
-        sleep=sleep,
-        clock=clock,
-    )
-    try:
-        runner.drive(store, on_event)
-    except KeyboardInterrupt:
-        raise Detached(store.job.job_id) from None
+    with OpenAIBatchAPI(settings, sleep=sleep) as api:
+        for shard in store.shards():
+            if shard.status == "submitted" and shard.batch_id:
+                api.cancel(shard.batch_id)
+                on_event(Notice(f"Cancelling batch {shard.batch_id} (shard {shard.shard})."))
+        runner = BatchRunner(
+            api,
+            budget=0,
+            poll_interval=settings.poll_interval,
+            max_poll_interval=settings.max_poll_interval,
+            submit=False,
+            sleep=sleep,
+            clock=clock,
+        )
+        try:
+            runner.drive(store, on_event)
+        except KeyboardInterrupt:
+            raise Detached(store.job.job_id) from None
 
 
 def _open_job(settings: Settings, job_id: str, *, doing: str) -> ledger.Job:
@@ -220,22 +224,65 @@ def _open_job(settings: Settings, job_id: str, *, doing: str) -> ledger.Job:
 
 
 def _recorded_choice(job: ledger.Job) -> ModelChoice:
-    model = MODELS.get(job.model)
-    if model is None:
-        raise JobError(f"job {job.job_id} uses model {job.model!r}, which this embedsql does not know.")
+    model = MODELS.get(job.model) or dataclasses.replace(compatible_model(job.model), dimensions=job.dimensions)
     return ModelChoice(model, job.dimensions, "recorded in the job")
 
 
+def _runner_name(choice: ModelChoice, settings: Settings) -> str:
+    """The runner a job uses: as configured, else the local model's own or the Batch API."""
+    local = choice.model.provider == "local"
+    name = settings.runner or ("local" if local else "batch")
+    if (name == "local") != local:
+        raise ConfigError(
+            f"the {name} runner cannot run model {choice.model.name}: the local runner runs only "
+            f"{LOCAL_MODEL.name}, which runs only there. Fix --runner / EMBEDSQL_RUNNER or --model."
+        )
+    if name == "batch" and choice.model.provider != "openai":
+        raise ConfigError(
+            f"model {choice.model.name} is not an OpenAI model, so the Batch API cannot run it; "
+            "use --runner sync with --base-url pointing at its server."
+        )
+    return name
+
+
+def _discover_dimensions(choice: ModelChoice, settings: Settings) -> ModelChoice:
+    """The size of an unknown model's vectors, from its server's answer to one short request."""
+    from .runners.openai import OpenAIBatchAPI
+
+    with OpenAIBatchAPI(settings) as api:
+        answer = api.embed_request(["dimension probe"], model=choice.model.name, dimensions=None)
+    size = int(answer.vectors.shape[1])
+    return ModelChoice(dataclasses.replace(choice.model, dimensions=size), size, choice.reason)
+
+
 def _runner(
-    choice: ModelChoice, settings: Settings, *, wait: bool, sleep: Callable[[float], None], clock: Callable[[], float]
+    choice: ModelChoice,
+    settings: Settings,
+    name: str,
+    *,
+    wait: bool,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
 ) -> Runner:
-    if choice.model.provider == "local":
+    if name == "local":
         from .runners.local import LocalRunner
 
         return LocalRunner()
     from .runners.batch import BatchRunner
     from .runners.openai import OpenAIBatchAPI
 
+    if name == "sync":
+        from .runners.sync import SyncRunner
+
+        return SyncRunner(
+            OpenAIBatchAPI(settings, sleep=sleep),
+            choice.model,
+            dimensions=choice.dimensions if choice.dimensions != choice.model.dimensions else None,
+            concurrency=settings.concurrency,
+            max_inputs=settings.max_inputs_per_request,
+            sleep=sleep,
+            clock=clock,
+        )
     return BatchRunner(
         OpenAIBatchAPI(settings, sleep=sleep),
         budget=_budget(choice, settings),
@@ -257,6 +304,7 @@ def _plan(
     settings: Settings,
     query: Query,
     choice: ModelChoice,
+    runner: str,
     target: TargetName,
     mode: str,
     fingerprint: str,
@@ -270,7 +318,7 @@ def _plan(
         _remove_orphans(con, root)
     rows_table = f'embedsql."rows_{job_id}"'
     # A shard must fit the enqueued-token budget on its own, or it could never be submitted.
-    budget = _budget(choice, settings) if choice.model.provider != "local" else None
+    budget = _budget(choice, settings) if runner == "batch" else None
     limits = ShardLimits(lines=settings.max_shard_lines, bytes=settings.max_shard_bytes, tokens=budget)
     with ledger.transaction(con):
         plan = make_plan(
@@ -295,7 +343,7 @@ def _plan(
             text_columns=list(query.text_columns),
             model=choice.model.name,
             dimensions=choice.dimensions,
-            runner=choice.model.provider if choice.model.provider == "local" else "batch",
+            runner=runner,
             target=target.sql,
             mode=mode,
             rows_table=rows_table,
@@ -326,8 +374,11 @@ class _DryRun(Exception):
 
 def _execute(job: ledger.Job, settings: Settings, runner: Runner, on_event: EventHandler, started: float) -> RunResult:
     store = JobStore(settings.db, job, max_attempts=settings.max_attempts, lock_wait=settings.lock_wait)
-    with store.running():
-        return _drive_and_finish(job, settings, store, runner, on_event, started)
+    try:
+        with store.running():
+            return _drive_and_finish(job, settings, store, runner, on_event, started)
+    finally:
+        runner.close()
 
 
 def _keeps_its_place(job: ledger.Job) -> str:
@@ -445,7 +496,7 @@ def _recorded_query(con: duckdb.DuckDBPyConnection, job: ledger.Job) -> Query:
     return Query(job.query, columns, tuple(job.key_columns), tuple(job.text_columns), frozenset())
 
 
-def _fingerprint(query: Query, choice: ModelChoice, target: TargetName, mode: str) -> str:
+def _fingerprint(query: Query, choice: ModelChoice, target: TargetName, mode: str, runner: str) -> str:
     spec: Mapping[str, Any] = {
         "sql": query.sql,
         "key": query.key_columns,
@@ -454,6 +505,8 @@ def _fingerprint(query: Query, choice: ModelChoice, target: TargetName, mode: st
         "dimensions": choice.dimensions,
         "target": target.sql,
         "mode": mode,
+        # Another runner is another job: a shard in flight at the Batch API must not be sent again.
+        "runner": runner,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 

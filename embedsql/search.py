@@ -65,7 +65,11 @@ def _search(
 ) -> pa.Table:
     target = parse_target(table)
     choice = query_model(con, settings, table=table)
-    vector = Embedder(con, choice, settings).vectors([text])[0]
+    embedder = Embedder(con, choice, settings)
+    try:
+        vector = embedder.vectors([text])[0]
+    finally:
+        embedder.close()
     keys = [
         r[0]
         for r in con.execute(

@@ -13,6 +13,16 @@ were at that moment. The durations (``*_seconds`` knobs) and limits ``max_lines`
 read when a batch is created (``cancelling_seconds`` when it is cancelled); ``enqueued_token_limit``
 when a batch finishes validating.
 
+``POST /v1/embeddings`` is rate limited per model when ``tokens_per_minute`` / ``requests_per_minute`` are
+set (None, the default, is unlimited), as OpenAI does it: a bucket per model and limit holds up to the
+limit and refills continuously at limit/60 per fake second; a request costs its input tokens and 1 request.
+Every answer for a known model carries ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` for the
+limits that are set (reset: the time until the bucket is full again, like ``"6ms"``, ``"1.2s"``, ``"1m3s"``).
+A request costing more than a bucket holds gets a 429 (type ``requests`` or ``tokens``, code
+``rate_limit_exceeded``) with ``retry-after`` in seconds (fractional, rounded up to the millisecond): after
+``advance(retry_after)`` it succeeds. One asking for more tokens than the whole TPM limit gets a 429
+"Request too large ..." with no ``retry-after`` (waiting never helps). Refused requests cost nothing.
+
 Vectors are derived from ``(model, text, dimensions)`` by :func:`expected_vector`, so a test can
 assert the exact vector stored for every key. Everything random (ids, output order) comes from
 ``seed``.
@@ -85,6 +95,10 @@ ENQUEUED = frozenset({"in_progress", "finalizing", "cancelling"})
 MAX_INPUTS_PER_REQUEST = 2_048
 MAX_TOKENS_PER_INPUT = 8_192
 MAX_TOKENS_PER_REQUEST = 300_000
+RATE_LIMITS_URL = "https://platform.openai.com/account/rate-limits"
+RATE_LIMIT_NAMES = {"requests": "requests per min (RPM)", "tokens": "tokens per min (TPM)"}
+# Fake seconds of shortfall forgiven: the float clock near EPOCH moves in steps of about 2.4e-7 s.
+CLOCK_SLACK = 1e-6
 FILE_RETENTION_SECONDS = 30 * 86_400
 
 FILE_FIELDS = ("id", "object", "bytes", "created_at", "expires_at", "filename", "purpose", "status", "status_details")
@@ -258,6 +272,35 @@ class _LineFault:
 
 
 @dataclass
+class _Bucket:
+    """A rate limit bucket: ``level`` (what it holds) at fake time ``at``, refilling at limit/60 per second."""
+
+    limit: int
+    level: float
+    at: float
+
+    @property
+    def rate(self) -> float:
+        return self.limit / 60
+
+    def refill(self, now: float) -> None:
+        self.level = min(float(self.limit), self.level + max(now - self.at, 0.0) * self.rate)
+        self.at = now
+
+    def wait(self, cost: int) -> float:
+        """Fake seconds until the bucket holds ``cost`` (0 if it does, give or take CLOCK_SLACK)."""
+        wait = (cost - self.level) / self.rate
+        return wait if wait > CLOCK_SLACK else 0.0
+
+    def remaining(self) -> int:
+        return max(math.floor(self.level + 1e-6), 0)
+
+    def reset(self) -> float:
+        """Fake seconds until the bucket is full again."""
+        return max(self.limit - self.level, 0.0) / self.rate
+
+
+@dataclass
 class _Request:
     """One line of a batch input file, as validation accepted it."""
 
@@ -284,12 +327,24 @@ class FakeOpenAI:
 
     Use as a context manager (``with FakeOpenAI() as server: ...``); ``base_url`` is then
     ``http://127.0.0.1:<port>/v1``. Tune the public attributes (timings in fake seconds, limits,
-    ``shuffle_output``, ``models``) and the fault switches from the test; read ``batches``, ``files``,
-    ``inputs_by_text`` and ``requests`` to assert what happened.
+    ``shuffle_output``, ``models``, ``tokens_per_minute``, ``requests_per_minute``) and the fault switches
+    from the test; read ``batches``, ``files``, ``inputs_by_text``, ``requests``, ``embedding_requests`` and
+    ``rate_limited`` to assert what happened.
     """
 
-    def __init__(self, *, api_key: str = API_KEY, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str = API_KEY,
+        seed: int = 0,
+        tokens_per_minute: int | None = None,
+        requests_per_minute: int | None = None,
+    ) -> None:
         self.api_key = api_key
+        # Rate limits of POST /v1/embeddings, per model (None: unlimited). Changing one refills its buckets.
+        self.tokens_per_minute = tokens_per_minute
+        self.requests_per_minute = requests_per_minute
+        self.rate_limited = 0  # requests of POST /v1/embeddings the rate limiter answered with a 429
         self.models: dict[str, int] = dict(NATIVE_DIMENSIONS)
         self.validating_seconds = 0.0
         self.in_progress_seconds = 0.0
@@ -310,6 +365,8 @@ class FakeOpenAI:
         self._files: dict[str, dict] = {}
         self._batches: dict[str, dict] = {}
         self._inputs_by_text: collections.Counter[str] = collections.Counter()
+        self._embedding_requests: list[tuple[float, int, int]] = []
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._requests: list[tuple[str, str, int]] = []
         self._request_faults: list[_RequestFault] = []
         self._lost_responses: list[_RequestFault] = []
@@ -482,6 +539,12 @@ class FakeOpenAI:
         with self._lock:
             self._sync()
             return self._inputs_by_text
+
+    @property
+    def embedding_requests(self) -> list[tuple[float, int, int]]:
+        """``(fake time, inputs, tokens)`` of every ``POST /v1/embeddings`` served (200), in order."""
+        with self._lock:
+            return list(self._embedding_requests)
 
     @property
     def request_headers(self) -> list[tuple[str, str, dict[str, str]]]:
@@ -951,12 +1014,78 @@ class FakeOpenAI:
                 f"The model `{model}` does not exist or you do not have access to it.",
                 code="model_not_found",
             )
-        if "input" not in params:
-            raise ApiError(400, "'input' is a required property", param="input")
-        return _json(200, self._embed(params, _texts(params["input"])))
+        try:
+            if "input" not in params:
+                raise ApiError(400, "'input' is a required property", param="input")
+            texts = _texts(params["input"])
+            result = self._embed(params, texts, admit=functools.partial(self._admit, model))
+        except ApiError as e:
+            e.headers = {**self._rate_headers(model), **e.headers}
+            raise
+        self._embedding_requests.append((self._clock, len(texts), result["usage"]["prompt_tokens"]))
+        return _json(200, result, self._rate_headers(model))
 
-    def _embed(self, params: dict, texts: list[str]) -> dict:
-        """The body of a successful embeddings response (or ApiError), counting what it bills."""
+    def _limits(self) -> list[tuple[str, int]]:
+        limits = [("requests", self.requests_per_minute), ("tokens", self.tokens_per_minute)]
+        for kind, limit in limits:
+            if limit is not None and (not isinstance(limit, int) or limit < 1):
+                raise ValueError(f"{kind}_per_minute must be a positive int or None (got {limit!r})")
+        return [(kind, limit) for kind, limit in limits if limit is not None]
+
+    def _bucket(self, model: str, kind: str, limit: int) -> _Bucket:
+        """The ``kind`` bucket of ``model`` refilled up to now (a new or re-limited one starts full)."""
+        bucket = self._buckets.get((model, kind))
+        if bucket is None or bucket.limit != limit:
+            bucket = self._buckets[(model, kind)] = _Bucket(limit, float(limit), self._clock)
+        bucket.refill(self._clock)
+        return bucket
+
+    def _rate_headers(self, model: str) -> dict[str, str]:
+        """The ``x-ratelimit-*`` headers of ``model`` now, for the limits that are set."""
+        limits = [(kind, self._bucket(model, kind, limit)) for kind, limit in self._limits()]
+        headers = {f"x-ratelimit-limit-{kind}": str(bucket.limit) for kind, bucket in limits}
+        headers |= {f"x-ratelimit-remaining-{kind}": str(bucket.remaining()) for kind, bucket in limits}
+        headers |= {f"x-ratelimit-reset-{kind}": _duration(bucket.reset()) for kind, bucket in limits}
+        return headers
+
+    def _admit(self, model: str, tokens: int) -> None:
+        """Take 1 request and ``tokens`` from the buckets of ``model``, or refuse with a 429 taking nothing."""
+        costs = {"requests": 1, "tokens": tokens}
+        buckets = [(kind, self._bucket(model, kind, limit)) for kind, limit in self._limits()]
+        for kind, bucket in buckets:
+            if costs[kind] > bucket.limit:
+                self.rate_limited += 1
+                raise ApiError(
+                    429,
+                    f"Request too large for {model} in organization {ORGANIZATION} on {RATE_LIMIT_NAMES[kind]}: "
+                    f"Limit {bucket.limit}, Requested {costs[kind]}. The input or output tokens must be reduced in "
+                    f"order to run successfully. Visit {RATE_LIMITS_URL} to learn more.",
+                    type_=kind,
+                    code="rate_limit_exceeded",
+                    headers=self._rate_headers(model),
+                )
+        waits = [(bucket.wait(costs[kind]), kind, bucket) for kind, bucket in buckets]
+        refused = [w for w in waits if w[0] > 0]
+        if refused:
+            wait, kind, bucket = max(refused, key=lambda w: w[0])
+            self.rate_limited += 1
+            raise ApiError(
+                429,
+                f"Rate limit reached for {model} in organization {ORGANIZATION} on {RATE_LIMIT_NAMES[kind]}: "
+                f"Limit {bucket.limit}, Used {bucket.limit - bucket.remaining()}, Requested {costs[kind]}. "
+                f"Please try again in {_duration(wait)}. Visit {RATE_LIMITS_URL} to learn more.",
+                type_=kind,
+                code="rate_limit_exceeded",
+                headers={**self._rate_headers(model), "retry-after": _seconds(wait)},
+            )
+        for kind, bucket in buckets:
+            bucket.level -= costs[kind]
+
+    def _embed(self, params: dict, texts: list[str], *, admit: Callable[[int], None] | None = None) -> dict:
+        """The body of a successful embeddings response (or ApiError), counting what it bills.
+
+        ``admit`` (the rate limiter) is called with the request's tokens once the request is found valid.
+        """
         model = params["model"]
         native = self.models[model]
         dimensions = params.get("dimensions")
@@ -994,6 +1123,8 @@ class FakeOpenAI:
                 type_="max_tokens_per_request",
                 code="max_tokens_per_request",
             )
+        if admit is not None:
+            admit(sum(counts))
         size = native if dimensions is None else dimensions
         data = []
         for index, text in enumerate(texts):
@@ -1035,6 +1166,33 @@ _ROUTES: list[tuple[str, re.Pattern[str], _Handler]] = [
         ("GET", r"/v1/models/([^/]+)", FakeOpenAI._get_model),
     )
 ]
+
+
+# --------------------------------------------------------------------------------------------------- rate limits
+
+
+def _milliseconds(seconds: float) -> int:
+    """``seconds`` rounded up to a whole millisecond (float noise below a nanosecond ignored)."""
+    return max(math.ceil(round(seconds * 1000, 6)), 0)
+
+
+def _duration(seconds: float) -> str:
+    """A duration as OpenAI's ``x-ratelimit-reset-*`` headers write it (Go style, to the ms, rounded up):
+    ``"0s"``, ``"6ms"``, ``"1.2s"``, ``"59.999s"``, ``"1m0s"``, ``"1m3s"``, ``"1h0m0.5s"``."""
+    ms = _milliseconds(seconds)
+    if ms < 1000:
+        return f"{ms}ms" if ms else "0s"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    text = f"{rest / 1000:.3f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{text}"
+    return f"{minutes}m{text}" if minutes else text
+
+
+def _seconds(seconds: float) -> str:
+    """A ``retry-after`` value: seconds rounded up to the millisecond, like ``"1.234"``, ``"0.006"``, ``"2"``."""
+    return f"{_milliseconds(seconds) / 1000:.3f}".rstrip("0").rstrip(".")
 
 
 # --------------------------------------------------------------------------------------------------- batch helpers

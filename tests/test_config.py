@@ -72,6 +72,9 @@ def test_every_environment_variable_is_read_and_converted(tmp_path: Path) -> Non
         "EMBEDSQL_KEEP_FILES": "true",
         "EMBEDSQL_MAX_SHARD_LINES": "1000",
         "EMBEDSQL_MAX_SHARD_BYTES": "1048576",
+        "EMBEDSQL_RUNNER": "sync",
+        "EMBEDSQL_CONCURRENCY": "8",
+        "EMBEDSQL_MAX_INPUTS_PER_REQUEST": "64",
         "EMBEDSQL_ON_LONG": "skip",
         "EMBEDSQL_MAX_ATTEMPTS": "5",
         "EMBEDSQL_MAX_ENQUEUED_TOKENS": "20000000",
@@ -96,6 +99,9 @@ def test_every_environment_variable_is_read_and_converted(tmp_path: Path) -> Non
         keep_files=True,
         max_shard_lines=1000,
         max_shard_bytes=1_048_576,
+        runner="sync",
+        concurrency=8,
+        max_inputs_per_request=64,
         on_long="skip",
         max_attempts=5,
         max_enqueued_tokens=20_000_000,
@@ -343,7 +349,8 @@ def test_repr_never_shows_the_key(tmp_path: Path) -> None:
             "embedsql.toml",
             'colour = "blue"',
             "unknown setting 'colour' in embedsql.toml; known settings: db, model, dimensions, work_dir, "
-            "keep_files, max_shard_lines, max_shard_bytes, on_long, max_attempts, max_enqueued_tokens, "
+            "keep_files, max_shard_lines, max_shard_bytes, runner, concurrency, max_inputs_per_request, on_long, "
+            "max_attempts, max_enqueued_tokens, "
             "poll_interval, max_poll_interval, lock_wait, prices, openai_api_key, openai_base_url, openai_org_id, "
             "openai_project_id, openai_timeout, openai_max_retries",
         ),
@@ -490,29 +497,32 @@ def test_config_command_shows_each_value_and_its_source(monkeypatch: pytest.Monk
     assert result.stderr == ""
     assert "SECRET123" not in result.output
     lines = result.stdout.splitlines()
-    assert "openai_api_key       ********  [environment; env OPENAI_API_KEY]" in lines
-    assert "model                text-embedding-3-small  [.env; env EMBEDSQL_MODEL]" in lines
-    assert "dimensions           256  [[tool.embedsql] in pyproject.toml; env EMBEDSQL_DIMENSIONS]" in lines
+    assert "openai_api_key          ********  [environment; env OPENAI_API_KEY]" in lines
+    assert "model                   text-embedding-3-small  [.env; env EMBEDSQL_MODEL]" in lines
+    assert "dimensions              256  [[tool.embedsql] in pyproject.toml; env EMBEDSQL_DIMENSIONS]" in lines
     assert result.stdout == (
-        "db                   warehouse.duckdb  [default; env EMBEDSQL_DB]\n"
-        "model                text-embedding-3-small  [.env; env EMBEDSQL_MODEL]\n"
-        "dimensions           256  [[tool.embedsql] in pyproject.toml; env EMBEDSQL_DIMENSIONS]\n"
-        "work_dir             (not set)  [default; env EMBEDSQL_WORK_DIR]\n"
-        "keep_files           True  [[tool.embedsql] in pyproject.toml; env EMBEDSQL_KEEP_FILES]\n"
-        "max_shard_lines      50000  [default; env EMBEDSQL_MAX_SHARD_LINES]\n"
-        "max_shard_bytes      200000000  [default; env EMBEDSQL_MAX_SHARD_BYTES]\n"
-        "on_long              truncate  [default; env EMBEDSQL_ON_LONG]\n"
-        "max_attempts         3  [default; env EMBEDSQL_MAX_ATTEMPTS]\n"
-        "max_enqueued_tokens  (not set)  [default; env EMBEDSQL_MAX_ENQUEUED_TOKENS]\n"
-        "poll_interval        5.0  [default; env EMBEDSQL_POLL_INTERVAL]\n"
-        "max_poll_interval    120.0  [default; env EMBEDSQL_MAX_POLL_INTERVAL]\n"
-        "lock_wait            30.0  [default; env EMBEDSQL_LOCK_WAIT]\n"
-        "openai_api_key       ********  [environment; env OPENAI_API_KEY]\n"
-        "openai_base_url      (not set)  [default; env OPENAI_BASE_URL]\n"
-        "openai_org_id        (not set)  [default; env OPENAI_ORG_ID]\n"
-        "openai_project_id    (not set)  [default; env OPENAI_PROJECT_ID]\n"
-        "openai_timeout       120.0  [default; env EMBEDSQL_OPENAI_TIMEOUT]\n"
-        "openai_max_retries   4  [default; env EMBEDSQL_OPENAI_MAX_RETRIES]\n"
+        "db                      warehouse.duckdb  [default; env EMBEDSQL_DB]\n"
+        "model                   text-embedding-3-small  [.env; env EMBEDSQL_MODEL]\n"
+        "dimensions              256  [[tool.embedsql] in pyproject.toml; env EMBEDSQL_DIMENSIONS]\n"
+        "work_dir                (not set)  [default; env EMBEDSQL_WORK_DIR]\n"
+        "keep_files              True  [[tool.embedsql] in pyproject.toml; env EMBEDSQL_KEEP_FILES]\n"
+        "max_shard_lines         50000  [default; env EMBEDSQL_MAX_SHARD_LINES]\n"
+        "max_shard_bytes         200000000  [default; env EMBEDSQL_MAX_SHARD_BYTES]\n"
+        "runner                  (not set)  [default; env EMBEDSQL_RUNNER]\n"
+        "concurrency             4  [default; env EMBEDSQL_CONCURRENCY]\n"
+        "max_inputs_per_request  2048  [default; env EMBEDSQL_MAX_INPUTS_PER_REQUEST]\n"
+        "on_long                 truncate  [default; env EMBEDSQL_ON_LONG]\n"
+        "max_attempts            3  [default; env EMBEDSQL_MAX_ATTEMPTS]\n"
+        "max_enqueued_tokens     (not set)  [default; env EMBEDSQL_MAX_ENQUEUED_TOKENS]\n"
+        "poll_interval           5.0  [default; env EMBEDSQL_POLL_INTERVAL]\n"
+        "max_poll_interval       120.0  [default; env EMBEDSQL_MAX_POLL_INTERVAL]\n"
+        "lock_wait               30.0  [default; env EMBEDSQL_LOCK_WAIT]\n"
+        "openai_api_key          ********  [environment; env OPENAI_API_KEY]\n"
+        "openai_base_url         (not set)  [default; env OPENAI_BASE_URL]\n"
+        "openai_org_id           (not set)  [default; env OPENAI_ORG_ID]\n"
+        "openai_project_id       (not set)  [default; env OPENAI_PROJECT_ID]\n"
+        "openai_timeout          120.0  [default; env EMBEDSQL_OPENAI_TIMEOUT]\n"
+        "openai_max_retries      4  [default; env EMBEDSQL_OPENAI_MAX_RETRIES]\n"
     )
 
 
@@ -520,7 +530,7 @@ def test_config_command_without_a_key_says_not_set(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["config"])
 
     assert result.exit_code == 0, result.output
-    assert "openai_api_key       (not set)  [default; env OPENAI_API_KEY]" in result.stdout.splitlines()
+    assert "openai_api_key          (not set)  [default; env OPENAI_API_KEY]" in result.stdout.splitlines()
 
 
 def test_config_command_reports_a_bad_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -764,3 +764,197 @@ def test_a_lone_surrogate_in_a_batch_line_is_an_invalid_input(client: openai.Ope
     [error] = results(client, batch.error_file_id)
     assert (error["custom_id"], error["response"]["status_code"]) == ("bad", 400)
     assert error["response"]["body"]["error"]["message"] == INVALID_INPUT
+
+
+# ------------------------------------------------------------------------------------------------------- rate limits
+
+RATE_HEADERS = [
+    f"x-ratelimit-{what}-{kind}" for what in ("limit", "remaining", "reset") for kind in ("requests", "tokens")
+]
+
+
+def rate_headers(response: object) -> dict[str, str]:
+    headers = response.headers  # type: ignore[attr-defined]
+    return {name: headers[name] for name in RATE_HEADERS if name in headers}
+
+
+def test_embeddings_are_unlimited_and_without_rate_headers_by_default(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    raw = client.embeddings.with_raw_response.create(model=SMALL, input=["a b", "c"])
+
+    assert rate_headers(raw) == {}
+    assert server.embedding_requests == [(EPOCH, 2, 3)]
+    assert server.rate_limited == 0
+
+
+def test_rate_headers_count_down_and_refill_on_the_fake_clock(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.tokens_per_minute, server.requests_per_minute = 600, 60  # refills 10 tokens and 1 request a second
+    text = "one two three four five six seven eight nine ten"
+    assert token_count(text) == 10
+
+    first = rate_headers(client.embeddings.with_raw_response.create(model=SMALL, input=text))
+    second = rate_headers(client.embeddings.with_raw_response.create(model=SMALL, input=[text, text]))
+    server.advance(0.5)
+    third = rate_headers(client.embeddings.with_raw_response.create(model=SMALL, input="x"))
+
+    assert first == {
+        "x-ratelimit-limit-requests": "60",
+        "x-ratelimit-limit-tokens": "600",
+        "x-ratelimit-remaining-requests": "59",
+        "x-ratelimit-remaining-tokens": "590",
+        "x-ratelimit-reset-requests": "1s",
+        "x-ratelimit-reset-tokens": "1s",
+    }
+    assert second["x-ratelimit-remaining-requests"] == "58"
+    assert second["x-ratelimit-remaining-tokens"] == "570"
+    assert (second["x-ratelimit-reset-requests"], second["x-ratelimit-reset-tokens"]) == ("2s", "3s")
+    # Half a second refilled 5 tokens and half a request; "x" took 1 token and 1 request.
+    assert third["x-ratelimit-remaining-requests"] == "57"
+    assert third["x-ratelimit-remaining-tokens"] == "574"
+    assert (third["x-ratelimit-reset-requests"], third["x-ratelimit-reset-tokens"]) == ("2.5s", "2.6s")
+    assert server.embedding_requests == [(EPOCH, 1, 10), (EPOCH, 2, 20), (EPOCH + 0.5, 1, 1)]
+    # Each model has its own buckets.
+    other = rate_headers(client.embeddings.with_raw_response.create(model="text-embedding-3-large", input="x"))
+    assert (other["x-ratelimit-remaining-requests"], other["x-ratelimit-remaining-tokens"]) == ("59", "599")
+    server.advance(60)
+    full = rate_headers(client.embeddings.with_raw_response.create(model=SMALL, input="x"))
+    assert (full["x-ratelimit-remaining-tokens"], full["x-ratelimit-reset-tokens"]) == ("599", "100ms")
+
+
+def test_over_the_tpm_a_429_says_when_to_retry_and_then_the_request_succeeds(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.tokens_per_minute = 1_000
+    filler = " ".join(["word"] * 990)
+    assert token_count(filler) == 990
+    client.embeddings.create(model=SMALL, input=filler)
+    text = " ".join(["word"] * 250)  # 250 tokens, 10 left: 240 short, 14.4 s at 1000/60 a second
+    assert token_count(text) == 250
+
+    with pytest.raises(openai.RateLimitError) as e:
+        client.embeddings.create(model=SMALL, input=[text, "x"])
+
+    response = e.value.response
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "14.46"
+    assert rate_headers(response) == {
+        "x-ratelimit-limit-tokens": "1000",
+        "x-ratelimit-remaining-tokens": "10",
+        "x-ratelimit-reset-tokens": "59.4s",
+    }
+    assert e.value.code == "rate_limit_exceeded"
+    assert e.value.body == {
+        "message": (
+            f"Rate limit reached for {SMALL} in organization org-fake on tokens per min (TPM): Limit 1000, Used 990, "
+            "Requested 251. Please try again in 14.46s. Visit https://platform.openai.com/account/rate-limits to "
+            "learn more."
+        ),
+        "type": "tokens",
+        "param": None,
+        "code": "rate_limit_exceeded",
+    }
+    assert (server.rate_limited, server.inputs_by_text) == (1, {filler: 1})
+    assert server.embedding_requests == [(EPOCH, 1, 990)]
+
+    server.advance(14.459)
+    with pytest.raises(openai.RateLimitError) as early:
+        client.embeddings.create(model=SMALL, input=[text, "x"])
+    assert early.value.response.headers["retry-after"] == "0.001"
+    server.advance(0.001)
+    raw = client.embeddings.with_raw_response.create(model=SMALL, input=[text, "x"])
+
+    assert len(raw.parse().data) == 2
+    assert rate_headers(raw)["x-ratelimit-remaining-tokens"] == "0"
+    assert rate_headers(raw)["x-ratelimit-reset-tokens"] == "1m0s"
+    assert server.rate_limited == 2
+    assert server.inputs_by_text == {filler: 1, text: 1, "x": 1}
+    assert server.embedding_requests == [(EPOCH, 1, 990), (EPOCH + 14.46, 2, 251)]
+
+
+def test_over_the_rpm_a_429_of_type_requests(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.requests_per_minute = 3  # one request back every 20 s
+    for i in range(3):
+        client.embeddings.create(model=SMALL, input=f"t{i}")
+    server.advance(5)
+
+    with pytest.raises(openai.RateLimitError) as e:
+        client.embeddings.create(model=SMALL, input="late")
+
+    assert e.value.response.headers["retry-after"] == "15"
+    assert rate_headers(e.value.response) == {
+        "x-ratelimit-limit-requests": "3",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "55s",
+    }
+    assert e.value.body["type"] == "requests"  # type: ignore[index]
+    assert "on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 15s." in e.value.message
+    assert "late" not in server.inputs_by_text
+    server.advance(15)
+    client.embeddings.create(model=SMALL, input="late")
+    assert [when - EPOCH for when, _, _ in server.embedding_requests] == [0, 0, 0, 20]
+    assert server.rate_limited == 1
+
+
+def test_a_request_above_the_whole_tpm_is_too_large_and_never_served(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.tokens_per_minute = 100
+    text = " ".join(["word"] * 101)
+
+    with pytest.raises(openai.RateLimitError) as e:
+        client.embeddings.create(model=SMALL, input=text)
+
+    assert "retry-after" not in e.value.response.headers
+    assert rate_headers(e.value.response)["x-ratelimit-remaining-tokens"] == "100"
+    assert e.value.body == {
+        "message": (
+            f"Request too large for {SMALL} in organization org-fake on tokens per min (TPM): Limit 100, Requested "
+            "101. The input or output tokens must be reduced in order to run successfully. Visit "
+            "https://platform.openai.com/account/rate-limits to learn more."
+        ),
+        "type": "tokens",
+        "param": None,
+        "code": "rate_limit_exceeded",
+    }
+    server.advance(3_600)
+    with pytest.raises(openai.RateLimitError, match="Request too large"):
+        client.embeddings.create(model=SMALL, input=text)
+    assert (server.rate_limited, server.inputs_by_text, server.embedding_requests) == (2, {}, [])
+    client.embeddings.create(model=SMALL, input=text.split(" ", 1)[1])
+    assert server.embedding_requests == [(EPOCH + 3_600, 1, 100)]
+
+
+def test_refused_requests_cost_nothing_and_invalid_ones_are_400s_with_rate_headers(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.tokens_per_minute, server.requests_per_minute = 10, 2
+    with pytest.raises(openai.RateLimitError):
+        client.embeddings.create(model=SMALL, input=" ".join(["word"] * 11))
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.embeddings.create(model="text-embedding-ada-002", input="x", dimensions=8)
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.embeddings.create(model="no-such-model", input="x")
+
+    assert rate_headers(bad.value.response)["x-ratelimit-remaining-tokens"] == "10"
+    assert rate_headers(missing.value.response) == {}
+    raw = client.embeddings.with_raw_response.create(model=SMALL, input=" ".join(["word"] * 10))
+    assert rate_headers(raw)["x-ratelimit-remaining-requests"] == "1"
+    assert rate_headers(raw)["x-ratelimit-remaining-tokens"] == "0"
+    assert (server.rate_limited, len(server.embedding_requests)) == (1, 1)
+    # The batch API is not subject to these limits.
+    batch = client.batches.retrieve(submit(client, [line(f"k{i}", "word " * 20) for i in range(3)]).id)
+    assert counts(batch) == {"total": 3, "completed": 3, "failed": 0}
+
+
+def test_the_sdk_retry_of_a_429_waits_real_time_which_does_not_refill_the_fake_clock() -> None:
+    with FakeOpenAI(tokens_per_minute=6_000, requests_per_minute=600) as fake:
+        assert (fake.tokens_per_minute, fake.requests_per_minute) == (6_000, 600)
+        with openai.OpenAI(api_key=API_KEY, base_url=fake.base_url, max_retries=1) as sdk:
+            sdk.embeddings.create(model=SMALL, input=" ".join(["word"] * 5_995))
+            started = time.perf_counter()
+            # 5 tokens left, 10 wanted: 50 ms at 100 a second. The SDK sleeps that in real time, but only
+            # advance() refills the buckets, so its retry is refused too: a client must sleep on the fake clock.
+            with pytest.raises(openai.RateLimitError, match="Please try again in 50ms"):
+                sdk.embeddings.create(model=SMALL, input=" ".join(["word"] * 10))
+            assert time.perf_counter() - started >= 0.05
+        assert fake.rate_limited == 2
+        assert [status for _, _, status in fake.requests] == [200, 429, 429]

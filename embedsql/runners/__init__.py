@@ -27,6 +27,10 @@ class Runner(Protocol):
         """Run until no shard of the job is left to send (or raise; the ledger keeps what is done)."""
         ...
 
+    def close(self) -> None:
+        """Let go of connections and threads."""
+        ...
+
 
 class ShardRunner(Protocol):
     def run_shard(self, shard: Path, output: Path, errors: Path, *, on_lines: Callable[[int], None]) -> None: ...

@@ -57,6 +57,10 @@ class BatchRunner:
         self.clock = clock
         self._not_before: dict[int, float] = {}
 
+    def close(self) -> None:
+        """Close the API's connections."""
+        self.api.close()
+
     def drive(self, store: JobStore, on_event: EventHandler) -> None:
         """Run until every shard is loaded; with ``wait=False``, return once what fits is submitted."""
         started = self.clock()

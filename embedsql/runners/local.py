@@ -35,6 +35,9 @@ class LocalRunner:
         """Embed every shard of the job in turn."""
         drive_shards(self, store, on_event)
 
+    def close(self) -> None:
+        """Nothing to let go of: the model stays loaded for the process."""
+
     def run_shard(self, shard: Path, output: Path, errors: Path, *, on_lines: Callable[[int], None]) -> None:
         """Write ``output`` and ``errors`` for every request line of ``shard``."""
         model = load_local_model()

@@ -24,7 +24,7 @@ from ..config import Settings
 from ..errors import ConfigError, RemoteError, StorageError
 from ..failpoints import failpoint
 
-__all__ = ["BatchInfo", "OpenAIBatchAPI"]
+__all__ = ["BatchInfo", "OpenAIBatchAPI", "RateLimits", "SyncAnswer"]
 
 _TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 
@@ -105,6 +105,20 @@ class OpenAIBatchAPI:
             start = end
         return np.concatenate(vectors) if vectors else np.zeros((0, dimensions or 0), np.float32)
 
+    def embed_request(self, texts: list[str], *, model: str, dimensions: int | None) -> SyncAnswer:
+        """One synchronous embeddings request, SDK retries off (the sync runner paces and retries
+        itself, on its own clock), with the rate-limit headers of the answer."""
+        kwargs: dict[str, Any] = {"model": model, "input": texts}
+        if dimensions is not None:
+            kwargs["dimensions"] = dimensions
+        client = self.client.with_options(max_retries=0)
+        raw = self._call("embed the texts", client.embeddings.with_raw_response.create, **kwargs)
+        response = raw.parse()
+        ordered = sorted(response.data, key=lambda d: d.index)
+        vectors = np.asarray([d.embedding for d in ordered], dtype=np.float32)
+        usage = getattr(response, "usage", None)
+        return SyncAnswer(vectors, int(getattr(usage, "prompt_tokens", 0) or 0), RateLimits.from_headers(raw.headers))
+
     def upload(self, path: Path, name: str) -> UploadedFile:
         """Upload a shard as a batch input file named ``name`` and wait until it is processed."""
         with open(path, "rb") as f:
@@ -118,6 +132,16 @@ class OpenAIBatchAPI:
         if uploaded.status == "error":
             raise RemoteError(f"OpenAI could not process the uploaded file {name}: {uploaded.status_details}")
         return UploadedFile(uploaded.id, int(uploaded.created_at))
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.client.close()
+
+    def __enter__(self) -> OpenAIBatchAPI:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def find_file(self, name: str) -> UploadedFile | None:
         """A processed batch input file named ``name``, uploaded before (the newest if several)."""
@@ -234,6 +258,8 @@ class OpenAIBatchAPI:
                 f"OpenAI kept answering 429 (rate limit) while trying to {doing}: {self._server_message(error)} "
                 "Wait a while before going on.",
                 retryable=True,
+                status=429,
+                retry_after=_seconds(error.response.headers.get("retry-after")),
             )
         if isinstance(error, openai.APITimeoutError | openai.APIConnectionError):
             return RemoteError(
@@ -245,6 +271,8 @@ class OpenAIBatchAPI:
             return RemoteError(
                 f"OpenAI answered {error.status_code} while trying to {doing}: {self._server_message(error)}",
                 retryable=error.status_code >= 500 or error.status_code in (408, 409),
+                status=error.status_code,
+                retry_after=_seconds(error.response.headers.get("retry-after")),
             )
         return RemoteError(f"the OpenAI API failed to {doing}: {self._redact(str(error))}")
 
@@ -275,6 +303,55 @@ def _info(batch: Any) -> BatchInfo:
         metadata=dict(batch.metadata or {}),
         errors=errors,
     )
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """What the x-ratelimit-* headers of an answer say is left, and in how many seconds it refills."""
+
+    remaining_requests: int | None = None
+    remaining_tokens: int | None = None
+    reset_requests: float | None = None
+    reset_tokens: float | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimits:
+        """Read the headers (absent ones stay None)."""
+
+        def number(name: str) -> int | None:
+            value = headers.get(name)
+            return int(float(value)) if value not in (None, "") else None
+
+        return cls(
+            remaining_requests=number("x-ratelimit-remaining-requests"),
+            remaining_tokens=number("x-ratelimit-remaining-tokens"),
+            reset_requests=_seconds(headers.get("x-ratelimit-reset-requests")),
+            reset_tokens=_seconds(headers.get("x-ratelimit-reset-tokens")),
+        )
+
+
+@dataclass(frozen=True)
+class SyncAnswer:
+    """Vectors of one synchronous request, in input order, with its tokens and the limits left."""
+
+    vectors: np.ndarray
+    tokens: int
+    limits: RateLimits
+
+
+def _seconds(value: str | None) -> float | None:
+    """A duration as OpenAI writes it ("6ms", "1.2s", "1m3s", or plain seconds "20") in seconds."""
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", value)
+    if not parts:
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * scale[unit] for n, unit in parts)
 
 
 def _complete_lines(path: Path) -> int:

@@ -1,0 +1,177 @@
+"""The ``sync`` runner: a shard through the synchronous ``/v1/embeddings`` API, as fast as allowed.
+
+For small jobs that should finish in seconds, and for servers that speak the embeddings API but
+have no Batch API (vLLM, Ollama, TEI, LiteLLM). The shard's inputs are packed into requests (at most
+``max_inputs`` inputs and 300,000 tokens each), sent by ``concurrency`` threads, paced by the
+rate-limit headers of the answers (wait for the refill before sending what would be refused) and
+retried after a 429 or 5xx as the server asks (``retry-after``). A request that fails for good
+fails only its own inputs. The answers are written as Batch API output lines, like every runner's.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import RemoteError
+from ..events import EventHandler
+from ..models import ModelInfo
+from ..store import JobStore
+from ..tokens import count_tokens
+from . import drive_shards
+from .lines import error_line, output_line, read_requests, write_line
+from .openai import OpenAIBatchAPI, RateLimits, SyncAnswer
+
+__all__ = ["SyncRunner"]
+
+_MAX_TOKENS_PER_REQUEST = 300_000
+# Retries of one request that keeps failing for a transient reason, before its inputs fail.
+_RETRIES = 8
+
+
+class SyncRunner:
+    """Embeds shards with concurrent, rate-limited /v1/embeddings requests."""
+
+    name = "sync"
+
+    def __init__(
+        self,
+        api: OpenAIBatchAPI,
+        model: ModelInfo,
+        *,
+        dimensions: int | None,
+        concurrency: int,
+        max_inputs: int,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api = api
+        self.model = model
+        self.dimensions = dimensions
+        self.concurrency = concurrency
+        self.max_inputs = max_inputs
+        self.sleep = sleep
+        self.gate = _RateGate(clock)
+
+    def drive(self, store: JobStore, on_event: EventHandler) -> None:
+        """Embed every shard of the job in turn."""
+        drive_shards(self, store, on_event)
+
+    def close(self) -> None:
+        """Close the API's connections."""
+        self.api.close()
+
+    def run_shard(self, shard: Path, output: Path, errors: Path, *, on_lines: Callable[[int], None]) -> None:
+        """Write ``output`` and ``errors`` for every request line of ``shard``."""
+        requests = [request for chunk in read_requests(shard, 10_000) for _, request in chunk]
+        packs = self._packs(requests)
+        out_part, err_part = output.with_name(output.name + ".part"), errors.with_name(errors.name + ".part")
+        with (
+            open(out_part, "w", encoding="utf-8") as out,
+            open(err_part, "w", encoding="utf-8") as err,
+            ThreadPoolExecutor(max_workers=self.concurrency) as pool,
+        ):
+            futures = {pool.submit(self._send, pack): pack for pack in packs}
+            for future in as_completed(futures):
+                pack = futures[future]
+                answer = future.result()
+                if isinstance(answer, RemoteError):
+                    for request in pack:
+                        write_line(err, error_line(request, 0, answer.status or 500, None, str(answer)))
+                else:
+                    counts = count_tokens(self.model, [r["body"]["input"] for r in pack])
+                    for request, vector, used in zip(pack, answer.vectors, counts, strict=True):
+                        write_line(out, output_line(request, vector, int(used), self.model.name))
+                on_lines(len(pack))
+            for f in (out, err):
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(err_part, errors)
+        os.replace(out_part, output)
+
+    def _packs(self, requests: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Requests grouped, in shard order, under the per-request input and token limits."""
+        counts = count_tokens(self.model, [r["body"]["input"] for r in requests])
+        packs: list[list[dict[str, Any]]] = []
+        pack: list[dict[str, Any]] = []
+        tokens = 0
+        for request, count in zip(requests, counts, strict=True):
+            if pack and (len(pack) >= self.max_inputs or tokens + count > _MAX_TOKENS_PER_REQUEST):
+                packs.append(pack)
+                pack, tokens = [], 0
+            pack.append(request)
+            tokens += int(count)
+        if pack:
+            packs.append(pack)
+        return packs
+
+    def _send(self, pack: list[dict[str, Any]]) -> SyncAnswer | RemoteError:
+        texts = [r["body"]["input"] for r in pack]
+        tokens = int(np.sum(count_tokens(self.model, texts)))
+        for attempt in range(_RETRIES + 1):
+            self.sleep(self.gate.wait_for(tokens))
+            try:
+                answer = self.api.embed_request(texts, model=self.model.name, dimensions=self.dimensions)
+            except RemoteError as e:
+                if not e.retryable or attempt == _RETRIES:
+                    return e
+                self.gate.backoff(e.retry_after if e.retry_after is not None else min(2.0**attempt, 60.0))
+                continue
+            self.gate.update(answer.limits)
+            return answer
+        raise AssertionError("unreachable")
+
+
+class _RateGate:
+    """What the server said is left of its limits, shared by the sending threads.
+
+    Before a request, ``wait_for`` tells how long to wait so that it will not be refused; after an
+    answer, ``update`` records the headers; after a 429, ``backoff`` holds every thread back.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.tokens: float | None = None
+        self.requests: float | None = None
+        self.tokens_full_at = 0.0
+        self.requests_full_at = 0.0
+        self.not_before = 0.0
+
+    def wait_for(self, tokens: int) -> float:
+        with self.lock:
+            now = self.clock()
+            wait = max(0.0, self.not_before - now)
+            if self.tokens is not None and self.tokens < tokens and self.tokens_full_at > now:
+                wait = max(wait, self.tokens_full_at - now)
+            if self.requests is not None and self.requests < 1 and self.requests_full_at > now:
+                wait = max(wait, self.requests_full_at - now)
+            # Spend what this request will use, so other threads do not count it again.
+            if self.tokens is not None:
+                self.tokens -= tokens
+            if self.requests is not None:
+                self.requests -= 1
+            return wait
+
+    def update(self, limits: RateLimits) -> None:
+        with self.lock:
+            now = self.clock()
+            if limits.remaining_tokens is not None:
+                self.tokens = limits.remaining_tokens
+                self.tokens_full_at = now + (limits.reset_tokens or 0.0)
+            if limits.remaining_requests is not None:
+                self.requests = limits.remaining_requests
+                self.requests_full_at = now + (limits.reset_requests or 0.0)
+
+    def backoff(self, seconds: float) -> None:
+        with self.lock:
+            self.not_before = max(self.not_before, self.clock() + seconds)
+            # What the headers said no longer holds; the next answer says it again.
+            self.tokens = self.requests = None
