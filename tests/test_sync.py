@@ -160,3 +160,41 @@ def test_a_killed_sync_job_resumes_without_sending_texts_again(tmp_path: Path, o
     assert resumed.exit_code == 0, resumed.output
     assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
     assert_exact(db, texts)
+
+
+def test_a_tokens_per_minute_limit_is_respected_not_run_into(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db = tmp_path / "d.duckdb"
+    texts = docs(db, n=60)
+    openai_server.tokens_per_minute = 400
+    started = openai_server.now()
+
+    result = run(openai_server, db, max_inputs_per_request=10, concurrency=1)
+
+    served = openai_server.embedding_requests
+    tokens = sum(t for _, _, t in served)
+    elapsed = openai_server.now() - started
+    assert result.target_rows == 60
+    assert openai_server.rate_limited == 0  # paced by the headers: never refused
+    # Past the first full bucket, tokens arrive no faster than the limit allows, and not much slower.
+    allowed = 400 + 400 * elapsed / 60
+    assert tokens <= allowed
+    assert tokens >= 0.9 * (allowed - 400) + 1
+    assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
+    assert_exact(db, texts)
+
+
+def test_concurrent_requests_share_the_limit(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db = tmp_path / "d.duckdb"
+    texts = docs(db, n=80)
+    openai_server.tokens_per_minute = 300
+
+    result = run(openai_server, db, max_inputs_per_request=5, concurrency=4)
+
+    assert result.target_rows == 80
+    assert openai_server.rate_limited == 0  # the threads share what the headers say is left
+    served = openai_server.embedding_requests
+    elapsed = served[-1][0] - served[0][0]
+    tokens = sum(t for _, _, t in served)
+    assert tokens >= 0.9 * (300 + 300 * elapsed / 60)  # and use nearly all of it
+    assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
+    assert_exact(db, texts)

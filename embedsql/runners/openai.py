@@ -309,6 +309,8 @@ def _info(batch: Any) -> BatchInfo:
 class RateLimits:
     """What the x-ratelimit-* headers of an answer say is left, and in how many seconds it refills."""
 
+    limit_requests: int | None = None
+    limit_tokens: int | None = None
     remaining_requests: int | None = None
     remaining_tokens: int | None = None
     reset_requests: float | None = None
@@ -323,6 +325,8 @@ class RateLimits:
             return int(float(value)) if value not in (None, "") else None
 
         return cls(
+            limit_requests=number("x-ratelimit-limit-requests"),
+            limit_tokens=number("x-ratelimit-limit-tokens"),
             remaining_requests=number("x-ratelimit-remaining-requests"),
             remaining_tokens=number("x-ratelimit-remaining-tokens"),
             reset_requests=_seconds(headers.get("x-ratelimit-reset-requests")),

@@ -121,57 +121,73 @@ class SyncRunner:
                 answer = self.api.embed_request(texts, model=self.model.name, dimensions=self.dimensions)
             except RemoteError as e:
                 if not e.retryable or attempt == _RETRIES:
+                    self.gate.backoff(0.0, tokens)
                     return e
-                self.gate.backoff(e.retry_after if e.retry_after is not None else min(2.0**attempt, 60.0))
+                self.gate.backoff(e.retry_after if e.retry_after is not None else min(2.0**attempt, 60.0), tokens)
                 continue
-            self.gate.update(answer.limits)
+            self.gate.update(answer.limits, tokens)
             return answer
         raise AssertionError("unreachable")
 
 
-class _RateGate:
-    """What the server said is left of its limits, shared by the sending threads.
+class _Bucket:
+    """One rate limit as the server reports it: a bucket of ``limit`` a minute, refilling steadily."""
 
-    Before a request, ``wait_for`` tells how long to wait so that it will not be refused; after an
-    answer, ``update`` records the headers; after a 429, ``backoff`` holds every thread back.
+    def __init__(self) -> None:
+        self.limit: float | None = None
+        self.level = 0.0  # what the server said was left, at time `seen`
+        self.seen = 0.0
+        self.in_flight = 0.0  # spent by requests sent but not answered yet
+
+    def available(self, now: float) -> float | None:
+        if self.limit is None:
+            return None
+        return min(self.limit, self.level + self.limit / 60 * (now - self.seen)) - self.in_flight
+
+    def wait(self, now: float, cost: float) -> float:
+        """Seconds until ``cost`` is available (0 when it is, or when the limit is unknown)."""
+        available = self.available(now)
+        if available is None or available >= cost or self.limit is None or self.limit <= 0:
+            return 0.0
+        return (cost - available) / (self.limit / 60)
+
+
+class _RateGate:
+    """The server's rate limits as its answers report them, shared by the sending threads.
+
+    Before a request, ``wait_for`` says how long to wait so that it will not be refused, and counts
+    it as in flight (so that other threads do not spend the same tokens); ``update`` records the
+    answer's headers; after a 429, ``backoff`` holds every thread back for ``retry-after``.
     """
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.lock = threading.Lock()
-        self.tokens: float | None = None
-        self.requests: float | None = None
-        self.tokens_full_at = 0.0
-        self.requests_full_at = 0.0
+        self.tokens = _Bucket()
+        self.requests = _Bucket()
         self.not_before = 0.0
 
     def wait_for(self, tokens: int) -> float:
         with self.lock:
             now = self.clock()
-            wait = max(0.0, self.not_before - now)
-            if self.tokens is not None and self.tokens < tokens and self.tokens_full_at > now:
-                wait = max(wait, self.tokens_full_at - now)
-            if self.requests is not None and self.requests < 1 and self.requests_full_at > now:
-                wait = max(wait, self.requests_full_at - now)
-            # Spend what this request will use, so other threads do not count it again.
-            if self.tokens is not None:
-                self.tokens -= tokens
-            if self.requests is not None:
-                self.requests -= 1
+            wait = max(self.not_before - now, self.tokens.wait(now, tokens), self.requests.wait(now, 1), 0.0)
+            self.tokens.in_flight += tokens
+            self.requests.in_flight += 1
             return wait
 
-    def update(self, limits: RateLimits) -> None:
+    def update(self, limits: RateLimits, tokens: int) -> None:
         with self.lock:
             now = self.clock()
-            if limits.remaining_tokens is not None:
-                self.tokens = limits.remaining_tokens
-                self.tokens_full_at = now + (limits.reset_tokens or 0.0)
-            if limits.remaining_requests is not None:
-                self.requests = limits.remaining_requests
-                self.requests_full_at = now + (limits.reset_requests or 0.0)
+            for bucket, limit, remaining, cost in (
+                (self.tokens, limits.limit_tokens, limits.remaining_tokens, tokens),
+                (self.requests, limits.limit_requests, limits.remaining_requests, 1),
+            ):
+                bucket.in_flight = max(0.0, bucket.in_flight - cost)
+                if limit is not None and remaining is not None:
+                    bucket.limit, bucket.level, bucket.seen = float(limit), float(remaining), now
 
-    def backoff(self, seconds: float) -> None:
+    def backoff(self, seconds: float, tokens: int) -> None:
         with self.lock:
             self.not_before = max(self.not_before, self.clock() + seconds)
-            # What the headers said no longer holds; the next answer says it again.
-            self.tokens = self.requests = None
+            self.tokens.in_flight = max(0.0, self.tokens.in_flight - tokens)
+            self.requests.in_flight = max(0.0, self.requests.in_flight - 1)
