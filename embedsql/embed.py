@@ -8,6 +8,7 @@ through the synchronous API), stores them in the same cache as ``embedsql run``,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from . import ledger
 from .cache import cache_table, store_vectors
 from .config import Settings, load_settings
 from .errors import ConfigError, TargetError
-from .models import MODELS, ModelChoice, choose_model
+from .models import MODELS, ModelChoice, choose_model, compatible_model
 from .target import parse_target
 from .tokens import truncate
 
@@ -151,9 +152,8 @@ def query_model(con: duckdb.DuckDBPyConnection, settings: Settings, *, table: st
 
 
 def _choice(model: str, dimensions: int, reason: str) -> ModelChoice:
-    info = MODELS.get(model)
-    if info is None:
-        raise ConfigError(f"model {model!r} is not one this embedsql knows.")
+    # A model embedsql does not know was served by a compatible server (the sync runner) at this size.
+    info = MODELS.get(model) or dataclasses.replace(compatible_model(model), dimensions=int(dimensions))
     return ModelChoice(info, int(dimensions), reason)
 
 

@@ -198,3 +198,15 @@ def test_concurrent_requests_share_the_limit(tmp_path: Path, openai_server: Fake
     assert tokens >= 0.9 * (300 + 300 * elapsed / 60)  # and use nearly all of it
     assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
     assert_exact(db, texts)
+
+
+def test_search_a_table_of_a_compatible_servers_model(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db = tmp_path / "d.duckdb"
+    texts = docs(db, n=12)
+    openai_server.models["nomic-embed-text"] = 768
+    run(openai_server, db, model="nomic-embed-text")
+
+    hits = embedsql.search(texts[5], table="docs_embeddings", k=1, db=db)
+
+    assert hits["id"].to_pylist() == [5]
+    assert openai_server.inputs_by_text[texts[5]] == 1  # the query text was in the cache already
