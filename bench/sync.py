@@ -1,12 +1,13 @@
 """Sync runner throughput against a server with a fixed tokens-per-minute limit.
 
-    python -m bench.sync                 # 6,000 texts, 20,000 TPM, 4 threads
-    python -m bench.sync --tpm 100000 --texts 20000 --concurrency 8
+    python -m bench.sync                 # 6,000 texts, 20,000 TPM
+    python -m bench.sync --tpm 100000 --texts 20000
 
 The server is the test suite's local OpenAI server (tests/fake_openai.py) with its rate limiter on,
 on its own clock: the runner sleeps by advancing that clock, so the figure is how well the runner
 paces itself (achieved / allowed tokens per minute after the first full bucket), not the speed of
-this machine. The baseline in the same run is the naive client: the same requests sent as fast as
+this machine. One thread: every sleep advances the one fake clock, so with several threads their
+sleeps would add up instead of overlapping. The baseline in the same run is the naive client: the same requests sent as fast as
 possible, each 429 waited out with its retry-after, the way a notebook loop does it.
 """
 
@@ -61,7 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", type=int, default=6000)
     parser.add_argument("--tpm", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch, FakeOpenAI() as server:
         os.environ["OPENAI_API_KEY"], os.environ["OPENAI_BASE_URL"] = server.api_key, server.base_url

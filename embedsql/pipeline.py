@@ -109,26 +109,31 @@ def run(
     if choice.dimensions == 0:
         choice = _discover_dimensions(choice, settings)
         on_event(Notice(f"Model {choice.model.name} answers with {choice.dimensions}-d vectors."))
+    # Made before anything is planned, so that a missing key stops the job before it starts.
     runner = None if dry_run else _runner(choice, settings, runner_name, wait=wait, sleep=sleep, clock=clock)
-    if build_example_warehouse(settings.db):
-        on_event(Notice(f"Built the example warehouse {settings.db} from sql/warehouse.sql."))
-
-    con = ledger.connect(settings.db, wait=settings.lock_wait)
     try:
-        query = inspect_query(con, sql, key=key, text=text)
-        target = parse_target(into) if into else default_target(query)
-        check_target(con, target, model=choice.model.name, dimensions=choice.dimensions, query=query)
-        fingerprint = _fingerprint(query, choice, target, mode, runner_name)
-        job = None if dry_run else ledger.find_pending_job(con, fingerprint)
-        if job is not None:
-            on_event(Notice(f"Continuing unfinished job {job.job_id} for the same work."))
-        else:
-            try:
-                job = _plan(con, settings, query, choice, runner_name, target, mode, fingerprint, dry_run, on_event)
-            except _DryRun as planned:
-                return dataclasses.replace(planned.result, seconds=time.monotonic() - started)
-    finally:
-        con.close()
+        if build_example_warehouse(settings.db):
+            on_event(Notice(f"Built the example warehouse {settings.db} from sql/warehouse.sql."))
+        con = ledger.connect(settings.db, wait=settings.lock_wait)
+        try:
+            query = inspect_query(con, sql, key=key, text=text)
+            target = parse_target(into) if into else default_target(query)
+            check_target(con, target, model=choice.model.name, dimensions=choice.dimensions, query=query)
+            fingerprint = _fingerprint(query, choice, target, mode, runner_name)
+            job = None if dry_run else ledger.find_pending_job(con, fingerprint)
+            if job is not None:
+                on_event(Notice(f"Continuing unfinished job {job.job_id} for the same work."))
+            else:
+                try:
+                    job = _plan(con, settings, query, choice, runner_name, target, mode, fingerprint, dry_run, on_event)
+                except _DryRun as planned:
+                    return dataclasses.replace(planned.result, seconds=time.monotonic() - started)
+        finally:
+            con.close()
+    except BaseException:
+        if runner is not None:
+            runner.close()
+        raise
     assert runner is not None
     return _execute(job, settings, runner, on_event, started)
 

@@ -191,11 +191,9 @@ def test_concurrent_requests_share_the_limit(tmp_path: Path, openai_server: Fake
     result = run(openai_server, db, max_inputs_per_request=5, concurrency=4)
 
     assert result.target_rows == 80
-    assert openai_server.rate_limited == 0  # the threads share what the headers say is left
-    served = openai_server.embedding_requests
-    elapsed = served[-1][0] - served[0][0]
-    tokens = sum(t for _, _, t in served)
-    assert tokens >= 0.9 * (300 + 300 * elapsed / 60)  # and use nearly all of it
+    # The threads share what the headers say is left. (How fast they go is measured with one thread,
+    # above: here every thread's sleep advances the one fake clock, so sleeps add up.)
+    assert openai_server.rate_limited == 0
     assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
     assert_exact(db, texts)
 
