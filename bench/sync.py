@@ -7,8 +7,9 @@ The server is the test suite's local OpenAI server (tests/fake_openai.py) with i
 on its own clock: the runner sleeps by advancing that clock, so the figure is how well the runner
 paces itself (achieved / allowed tokens per minute after the first full bucket), not the speed of
 this machine. One thread: every sleep advances the one fake clock, so with several threads their
-sleeps would add up instead of overlapping. The baseline in the same run is the naive client: the same requests sent as fast as
-possible, each 429 waited out with its retry-after, the way a notebook loop does it.
+sleeps would add up instead of overlapping. The baseline in the same run is the naive client: the
+same requests sent as fast as possible, each 429 waited out with its retry-after, the way a
+notebook loop does it.
 """
 
 from __future__ import annotations
