@@ -517,9 +517,8 @@ def test_cancel_keeps_what_was_finished_and_a_rerun_pays_only_for_the_rest(
     assert_exact_table(db, "docs_embeddings", texts, "id")
 
 
-def test_ctrl_c_detaches_and_resume_finishes(tmp_path: Path, openai_server: FakeOpenAI) -> None:
-    db, texts = small_db(tmp_path / "d.duckdb")
-    openai_server.in_progress_seconds = 3600
+def waiting_run(db: Path) -> tuple[subprocess.Popen[str], list[str]]:
+    """`embedsql run` as a real process, returned once its batch is in progress (and its stderr so far)."""
     env = {**os.environ, "EMBEDSQL_POLL_INTERVAL": "0.05", "EMBEDSQL_MAX_POLL_INTERVAL": "0.05"}
     process = subprocess.Popen(
         [sys.executable, "-m", "embedsql.cli", "run", "select id, body from docs", "--db", str(db)],
@@ -534,6 +533,13 @@ def test_ctrl_c_detaches_and_resume_finishes(tmp_path: Path, openai_server: Fake
         seen.append(line)
         if line.startswith("batches: 1 in_progress"):
             break
+    return process, seen
+
+
+def test_ctrl_c_detaches_and_resume_finishes(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db, texts = small_db(tmp_path / "d.duckdb")
+    openai_server.in_progress_seconds = 3600
+    process, seen = waiting_run(db)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)
 
@@ -571,18 +577,8 @@ def test_the_live_display_off_a_terminal_is_a_line_per_change(tmp_path: Path, op
 def test_a_second_process_on_the_same_job_stops_with_a_clear_message(tmp_path: Path, openai_server: FakeOpenAI) -> None:
     db, texts = small_db(tmp_path / "d.duckdb")
     openai_server.in_progress_seconds = 3600
+    first, _ = waiting_run(db)
     env = {**os.environ, "EMBEDSQL_POLL_INTERVAL": "0.05", "EMBEDSQL_MAX_POLL_INTERVAL": "0.05"}
-    first = subprocess.Popen(
-        [sys.executable, "-m", "embedsql.cli", "run", "select id, body from docs", "--db", str(db)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert first.stderr is not None
-    for line in first.stderr:
-        if line.startswith("batches: 1 in_progress"):
-            break
 
     second = subprocess.run(
         [sys.executable, "-m", "embedsql.cli", "run", "select id, body from docs", "--db", str(db)],

@@ -24,7 +24,7 @@ from ..config import Settings
 from ..errors import ConfigError, RemoteError, StorageError
 from ..failpoints import failpoint
 
-__all__ = ["BatchInfo", "OpenAIBatchAPI", "RateLimits", "SyncAnswer"]
+__all__ = ["MAX_INPUTS_PER_REQUEST", "BatchInfo", "OpenAIBatchAPI", "RateLimits", "SyncAnswer", "pack"]
 
 _TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 
@@ -82,36 +82,27 @@ class OpenAIBatchAPI:
         )
 
     def embed(self, texts: list[str], *, model: str, dimensions: int | None) -> np.ndarray:
-        """Vectors of ``texts`` from the synchronous embeddings API (base64, decoded by the SDK),
-        packed into requests of at most 2,048 inputs and 300,000 tokens. Texts must fit the model."""
-        from ..models import MODELS
+        """Vectors of ``texts`` from the synchronous embeddings API, packed under the per-request
+        limits, with the SDK's retries (for a few query texts; the sync runner paces itself)."""
+        from ..models import compatible_model
         from ..tokens import count_tokens
 
-        counts = count_tokens(MODELS[model], texts) if model in MODELS else np.ones(len(texts), np.int64)
-        vectors: list[np.ndarray] = []
-        start = 0
-        while start < len(texts):
-            end, tokens = start, 0
-            while end < len(texts) and end - start < 2048 and tokens + counts[end] <= 300_000:
-                tokens += int(counts[end])
-                end += 1
-            end = max(end, start + 1)
-            kwargs: dict[str, Any] = {"model": model, "input": texts[start:end]}
-            if dimensions is not None:
-                kwargs["dimensions"] = dimensions
-            response = self._call("embed the texts", self.client.embeddings.create, **kwargs)
-            ordered = sorted(response.data, key=lambda d: d.index)
-            vectors.append(np.asarray([d.embedding for d in ordered], dtype=np.float32))
-            start = end
+        counts = count_tokens(compatible_model(model), texts)
+        vectors = [
+            self.embed_request(texts[start:end], model=model, dimensions=dimensions, retries=True).vectors
+            for start, end in pack(counts, max_inputs=MAX_INPUTS_PER_REQUEST)
+        ]
         return np.concatenate(vectors) if vectors else np.zeros((0, dimensions or 0), np.float32)
 
-    def embed_request(self, texts: list[str], *, model: str, dimensions: int | None) -> SyncAnswer:
-        """One synchronous embeddings request, SDK retries off (the sync runner paces and retries
-        itself, on its own clock), with the rate-limit headers of the answer."""
+    def embed_request(
+        self, texts: list[str], *, model: str, dimensions: int | None, retries: bool = False
+    ) -> SyncAnswer:
+        """One synchronous embeddings request, with the rate-limit headers of the answer. SDK retries
+        are off unless asked for: the sync runner paces and retries itself, on its own clock."""
         kwargs: dict[str, Any] = {"model": model, "input": texts}
         if dimensions is not None:
             kwargs["dimensions"] = dimensions
-        client = self.client.with_options(max_retries=0)
+        client = self.client if retries else self.client.with_options(max_retries=0)
         raw = self._call("embed the texts", client.embeddings.with_raw_response.create, **kwargs)
         response = raw.parse()
         ordered = sorted(response.data, key=lambda d: d.index)
@@ -303,6 +294,27 @@ def _info(batch: Any) -> BatchInfo:
         metadata=dict(batch.metadata or {}),
         errors=errors,
     )
+
+
+# Per-request limits of /v1/embeddings.
+MAX_INPUTS_PER_REQUEST = 2048
+MAX_TOKENS_PER_REQUEST = 300_000
+
+
+def pack(counts: np.ndarray, *, max_inputs: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of consecutive inputs, given their token ``counts``, so that each request
+    holds at most ``max_inputs`` inputs and ``MAX_TOKENS_PER_REQUEST`` tokens (an input alone is
+    always a request)."""
+    bounds = []
+    start, tokens = 0, 0
+    for i, count in enumerate(counts):
+        if i > start and (i - start >= max_inputs or tokens + count > MAX_TOKENS_PER_REQUEST):
+            bounds.append((start, i))
+            start, tokens = i, 0
+        tokens += int(count)
+    if start < len(counts):
+        bounds.append((start, len(counts)))
+    return bounds
 
 
 @dataclass(frozen=True)

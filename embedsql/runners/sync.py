@@ -27,11 +27,10 @@ from ..store import JobStore
 from ..tokens import count_tokens
 from . import drive_shards
 from .lines import error_line, output_line, read_requests, write_line
-from .openai import OpenAIBatchAPI, RateLimits, SyncAnswer
+from .openai import OpenAIBatchAPI, RateLimits, SyncAnswer, pack
 
 __all__ = ["SyncRunner"]
 
-_MAX_TOKENS_PER_REQUEST = 300_000
 # Retries of one request that keeps failing for a transient reason, before its inputs fail.
 _RETRIES = 8
 
@@ -99,18 +98,7 @@ class SyncRunner:
     def _packs(self, requests: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """Requests grouped, in shard order, under the per-request input and token limits."""
         counts = count_tokens(self.model, [r["body"]["input"] for r in requests])
-        packs: list[list[dict[str, Any]]] = []
-        pack: list[dict[str, Any]] = []
-        tokens = 0
-        for request, count in zip(requests, counts, strict=True):
-            if pack and (len(pack) >= self.max_inputs or tokens + count > _MAX_TOKENS_PER_REQUEST):
-                packs.append(pack)
-                pack, tokens = [], 0
-            pack.append(request)
-            tokens += int(count)
-        if pack:
-            packs.append(pack)
-        return packs
+        return [requests[start:end] for start, end in pack(counts, max_inputs=self.max_inputs)]
 
     def _send(self, pack: list[dict[str, Any]]) -> SyncAnswer | RemoteError:
         texts = [r["body"]["input"] for r in pack]
