@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from .config import ENV_VARS, ON_LONG, RUNNERS, SECRET_FIELDS, Settings, load_settings
+from .dbt_project import check_built, resolve_query
 from .embed import open_with_embed
 from .errors import Detached, EmbedsqlError, QueryError
 from .events import BatchProgress, Event, Notice, Progress
@@ -57,13 +58,36 @@ def cli() -> None:
 
 
 def _db_option(command: F) -> F:
+    """--db, and the dbt project that can name it instead (every command that opens the database)."""
+    command = click.option(
+        "--dbt-target",
+        metavar="NAME",
+        expose_value=False,
+        callback=_remember,
+        help="Output of the dbt profile to use (default: DBT_TARGET, else the profile's).  [env: EMBEDSQL_DBT_TARGET]",
+    )(command)
+    command = click.option(
+        "--dbt-project",
+        type=click.Path(path_type=Path, file_okay=False),
+        expose_value=False,
+        callback=_remember,
+        help="dbt project: resolves {{ ref() }}/{{ source() }} in queries; its profile's DuckDB file is the "
+        "default --db.  [env: EMBEDSQL_DBT_PROJECT]",
+    )(command)
     return click.option(
         "--db",
         type=click.Path(path_type=Path),
         default=Path("warehouse.duckdb"),
-        help="DuckDB database.  [env: EMBEDSQL_DB; default: warehouse.duckdb]",
+        help="DuckDB database.  [env: EMBEDSQL_DB; default: the dbt profile's with --dbt-project, else "
+        "warehouse.duckdb]",
         show_default=False,
     )(command)
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Keep an option that every command shares but none uses itself, for ``_settings``."""
+    if param.name and ctx.get_parameter_source(param.name) == click.core.ParameterSource.COMMANDLINE:
+        ctx.meta.setdefault("embedsql.settings", {})[param.name] = value
 
 
 def _settings(ctx: click.Context, **flags: Any) -> Settings:
@@ -73,7 +97,7 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
         for name, value in flags.items()
         if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
     }
-    return load_settings(typed)
+    return load_settings({**ctx.meta.get("embedsql.settings", {}), **typed})
 
 
 @cli.command(name="run")
@@ -215,7 +239,7 @@ def run_command(
         )
     finally:
         display.finish()
-    _report(ctx, result, settings.db)
+    _report(ctx, result)
 
 
 @cli.command(name="resume")
@@ -236,7 +260,7 @@ def resume_command(ctx: click.Context, job_id: str, db: Path, no_wait: bool) -> 
         result = resume(job_id, wait=not no_wait, settings=settings, on_event=display)
     finally:
         display.finish()
-    _report(ctx, result, settings.db)
+    _report(ctx, result)
 
 
 @cli.command(name="cancel", short_help="Cancel a job, keeping what its batches finished.")
@@ -259,7 +283,7 @@ def cancel_command(ctx: click.Context, job_id: str, db: Path) -> None:
         result = cancel(job_id, settings=settings, on_event=display)
     finally:
         display.finish()
-    _report(ctx, result, settings.db)
+    _report(ctx, result)
 
 
 def _format_option(command: F) -> F:
@@ -348,10 +372,13 @@ def sql_command(ctx: click.Context, query: str, model: str | None, db: Path, fmt
                       order by array_cosine_similarity(e.embedding, embed('space adventure')) desc limit 5"
     """
     settings = _settings(ctx, db=db, model=model)
+    query, relations = resolve_query(query, settings.dbt_project, db=settings.db)
     con, embedder = open_with_embed(settings=settings)
     try:
+        check_built(con, relations)
         try:
-            rows = con.sql(query).to_arrow_table() if con.sql(query) is not None else pa.table({})
+            relation = con.sql(query)  # None for a statement that returns no rows
+            rows = relation.to_arrow_table() if relation is not None else pa.table({})
         except duckdb.Error as e:
             raise QueryError(f"{duck_message(e)} Check the SQL of the query.") from e
     finally:
@@ -414,9 +441,9 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n:,} {name}" for name, n in counts.items()) or "none"
 
 
-def _report(ctx: click.Context, result: RunResult, db: Path) -> None:
+def _report(ctx: click.Context, result: RunResult) -> None:
     """Print the summary; texts that failed for good make the exit status 1."""
-    click.echo(_summary(result, db))
+    click.echo(_summary(result))
     if result.status == "submitted":
         click.echo(
             f"Submitted. Follow it with: embedsql status {result.job_id}; finish with: embedsql resume {result.job_id}",
@@ -434,7 +461,7 @@ def _report(ctx: click.Context, result: RunResult, db: Path) -> None:
         ctx.exit(1)
 
 
-def _summary(result: RunResult, db: Path) -> str:
+def _summary(result: RunResult) -> str:
     def line(label: str, number: int | str, extra: str = "") -> str:
         shown = f"{number:,}" if isinstance(number, int) else number
         return f"  {label:<16}{shown:>10}{extra}"
@@ -462,11 +489,11 @@ def _summary(result: RunResult, db: Path) -> str:
         return "\n".join(lines)
     if result.status == "complete":
         head = (
-            f"{result.target} in {db}: {result.target_rows:,} rows of {result.model} FLOAT[{result.dimensions}] "
+            f"{result.target} in {result.db}: {result.target_rows:,} rows of {result.model} FLOAT[{result.dimensions}] "
             f"(job {result.job_id})"
         )
     else:
-        head = f"Job {result.job_id} {result.status}: {result.target} in {db} was not written."
+        head = f"Job {result.job_id} {result.status}: {result.target} in {result.db} was not written."
     lines = [
         head,
         line("rows", result.rows),

@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 
 from .errors import ConfigError
 
-__all__ = ["ENV_VARS", "ON_LONG", "RUNNERS", "SECRET_FIELDS", "Settings", "load_settings"]
+__all__ = ["ENV_VARS", "ON_LONG", "RUNNERS", "SECRET_FIELDS", "Settings", "convert_setting", "load_settings"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,11 @@ class Settings:
 
     # The DuckDB database that holds the data, the ledger (schema `embedsql`) and the targets.
     db: Path = Path("warehouse.duckdb")
+    # A dbt project whose manifest resolves {{ ref() }} and {{ source() }} in queries; its profile's
+    # DuckDB file is the database unless db is set. dbt_target picks the profile's output (default:
+    # DBT_TARGET, else the profile's own target).
+    dbt_project: Path | None = None
+    dbt_target: str | None = None
     # Embedding model; None picks text-embedding-3-small when an OpenAI key is configured,
     # otherwise the bundled offline model.
     model: str | None = None
@@ -82,6 +87,8 @@ class Settings:
 # The environment variable of each setting (flags are named after the field, with dashes).
 ENV_VARS: dict[str, str] = {
     "db": "EMBEDSQL_DB",
+    "dbt_project": "EMBEDSQL_DBT_PROJECT",
+    "dbt_target": "EMBEDSQL_DBT_TARGET",
     "model": "EMBEDSQL_MODEL",
     "dimensions": "EMBEDSQL_DIMENSIONS",
     "work_dir": "EMBEDSQL_WORK_DIR",
@@ -111,6 +118,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "sources
 # Fields that are not plain strings, and what a raw value must become.
 _KINDS: dict[str, type] = {
     "db": Path,
+    "dbt_project": Path,
     "work_dir": Path,
     "dimensions": int,
     "max_shard_lines": int,
@@ -150,7 +158,8 @@ def load_settings(
 
     file_values, file_name = _read_config_file(cwd)
     for name, raw in file_values.items():
-        values[name] = _prices(raw, file_name) if name == "prices" else _convert(name, raw, f"{name} in {file_name}")
+        where = f"{name} in {file_name}"
+        values[name] = _prices(raw, file_name) if name == "prices" else convert_setting(name, raw, where)
         sources[name] = file_name
 
     dotenv_path = cwd / ".env"
@@ -162,7 +171,7 @@ def load_settings(
     for layer, label in ((dotenv, ".env"), (environ, "environment")):
         for name, var in ENV_VARS.items():
             if var in layer:
-                values[name] = _convert(name, layer[var], f"{var} in {label}")
+                values[name] = convert_setting(name, layer[var], f"{var} in {label}")
                 sources[name] = label
 
     for name, value in (overrides or {}).items():
@@ -173,6 +182,12 @@ def load_settings(
             values[name] = Path(value) if _KINDS.get(name) is Path else value
             sources[name] = "flag"
 
+    if values.get("dbt_project") is not None and sources["db"] == "default":
+        from .dbt_project import profile_database
+
+        values["db"], sources["db"] = profile_database(
+            values["dbt_project"], values.get("dbt_target"), environ=environ, cwd=cwd
+        )
     settings = Settings(**values, sources=sources)
     _validate(settings)
     return settings
@@ -206,7 +221,7 @@ def _read_config_file(cwd: Path) -> tuple[dict[str, Any], str]:
     return {}, ""
 
 
-def _convert(name: str, raw: Any, where: str) -> Any:
+def convert_setting(name: str, raw: Any, where: str) -> Any:
     """Turn a raw value from a file or the environment into the field's type, or explain."""
     kind = _KINDS.get(name, str)
     if kind is Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ class Embedder:
         self.choice = choice
         self.settings = settings
         self.memo: dict[str, np.ndarray] = {}
+        # dbt runs models in threads, each on its own cursor of one connection: one fill at a time.
+        self._lock = threading.Lock()
         # Built on first need: texts found in the cache need neither the model nor an API key.
         self._compute: Callable[[list[str]], np.ndarray] | None = None
         self._api: Any = None
@@ -50,10 +53,11 @@ class Embedder:
     def vectors(self, texts: list[str]) -> np.ndarray:
         """One row per text (texts must not be empty), from memory, the cache, or the model."""
         hashes = [text_hash(t) for t in texts]
-        missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in self.memo}
-        if missing:
-            self._fill(missing)
-        return np.stack([self.memo[h] for h in hashes]) if hashes else self._empty()
+        with self._lock:
+            missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in self.memo}
+            if missing:
+                self._fill(missing)
+            return np.stack([self.memo[h] for h in hashes]) if hashes else self._empty()
 
     def arrow(self, texts: pa.Array) -> pa.Array:
         """The DuckDB function: NULL or blank text gives NULL, never a zero vector (its cosine is NaN)."""

@@ -28,6 +28,7 @@ __all__ = [
     "Shard",
     "connect",
     "drop_older_snapshots",
+    "ensure_schema",
     "find_pending_job",
     "get_job",
     "insert_job",
@@ -132,14 +133,15 @@ def connect(path: Path, *, wait: float = 0.0) -> duckdb.DuckDBPyConnection:
                 locked=True,
             ) from e
     try:
-        _ensure_schema(con, path)
+        ensure_schema(con, path)
     except BaseException:
         con.close()
         raise
     return con
 
 
-def _ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Create the ledger schema in ``con``'s database, or check that the one there is current."""
     row = _version(con)
     if row == SCHEMA_VERSION:
         return  # the common case, checked with one query: every step of a job connects again

@@ -26,6 +26,7 @@ import duckdb
 from . import ledger
 from .cache import cache_table
 from .config import Settings, load_settings
+from .dbt_project import check_built, resolve_query
 from .errors import ConfigError, Detached, JobError, RemoteError, StorageError
 from .events import EventHandler, Notice, ignore
 from .failpoints import failpoint
@@ -51,6 +52,8 @@ class RunResult:
     job_id: str
     # "complete"; "submitted" when the job was left running (no_wait); "cancelled"; or "dry-run".
     status: str
+    # The database, and the table in it that holds the vectors.
+    db: Path
     target: str
     model: str
     dimensions: int
@@ -103,6 +106,7 @@ def run(
     if mode not in MODES:
         raise ConfigError(f"--mode {mode!r} is not a mode; use one of: {', '.join(MODES)}.")
     settings = settings if settings is not None else load_settings(overrides)
+    sql, relations = resolve_query(sql, settings.dbt_project, db=settings.db)
     choice = choose_model(settings)
     on_event(Notice(f"Model: {choice.model.name} ({choice.dimensions}-d): {choice.reason}."))
     runner_name = _runner_name(choice, settings)
@@ -116,6 +120,7 @@ def run(
             on_event(Notice(f"Built the example warehouse {settings.db} from sql/warehouse.sql."))
         con = ledger.connect(settings.db, wait=settings.lock_wait)
         try:
+            check_built(con, relations)
             query = inspect_query(con, sql, key=key, text=text)
             target = parse_target(into) if into else default_target(query)
             check_target(con, target, model=choice.model.name, dimensions=choice.dimensions, query=query)
@@ -473,6 +478,7 @@ def _result(
     return RunResult(
         job_id=job.job_id,
         status=status,
+        db=db,
         target=str(parse_target(job.target)),
         model=job.model,
         dimensions=job.dimensions,

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from . import ledger
 from .config import Settings, load_settings
+from .dbt_project import Relation, check_built, resolve_query
 from .embed import Embedder, query_model
 from .errors import ConfigError, QueryError
 from .source import duck_message, quote
@@ -44,9 +45,13 @@ def search(
     if k < 1:
         raise ConfigError(f"-k must be at least 1, got {k}.")
     settings = settings if settings is not None else load_settings(overrides)
+    relations: list[Relation] = []
+    if show is not None:
+        show, relations = resolve_query(show, settings.dbt_project, db=settings.db)
     own = con is None
     con = ledger.connect(settings.db, wait=settings.lock_wait) if con is None else con
     try:
+        check_built(con, relations)
         return _search(con, text, table, k, show, columns, where, settings)
     finally:
         if own:

@@ -19,9 +19,9 @@ from helpers import REPO
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No developer's key, .env or config file leaks in: clean variables, work in tmp_path."""
+    """No developer's key, .env, config file or dbt setting leaks in: clean variables, work in tmp_path."""
     for var in list(os.environ):
-        if var.startswith(("OPENAI_", "EMBEDSQL_")):
+        if var.startswith(("OPENAI_", "EMBEDSQL_", "DBT_")):
             monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)
 

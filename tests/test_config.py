@@ -66,6 +66,8 @@ def test_defaults(tmp_path: Path) -> None:
 def test_every_environment_variable_is_read_and_converted(tmp_path: Path) -> None:
     environ = {
         "EMBEDSQL_DB": "data/films.duckdb",
+        "EMBEDSQL_DBT_PROJECT": "analytics",
+        "EMBEDSQL_DBT_TARGET": "prod",
         "EMBEDSQL_MODEL": "text-embedding-3-large",
         "EMBEDSQL_DIMENSIONS": "256",
         "EMBEDSQL_WORK_DIR": "/var/tmp/embedsql",
@@ -93,6 +95,8 @@ def test_every_environment_variable_is_read_and_converted(tmp_path: Path) -> Non
 
     assert settings == Settings(
         db=Path("data/films.duckdb"),
+        dbt_project=Path("analytics"),
+        dbt_target="prod",
         model="text-embedding-3-large",
         dimensions=256,
         work_dir=Path("/var/tmp/embedsql"),
@@ -348,7 +352,7 @@ def test_repr_never_shows_the_key(tmp_path: Path) -> None:
         (
             "embedsql.toml",
             'colour = "blue"',
-            "unknown setting 'colour' in embedsql.toml; known settings: db, model, dimensions, work_dir, "
+            "unknown setting 'colour' in embedsql.toml; known settings: db, dbt_project, dbt_target, model, dimensions, work_dir, "
             "keep_files, max_shard_lines, max_shard_bytes, runner, concurrency, max_inputs_per_request, on_long, "
             "max_attempts, max_enqueued_tokens, "
             "poll_interval, max_poll_interval, lock_wait, prices, openai_api_key, openai_base_url, openai_org_id, "
@@ -502,6 +506,8 @@ def test_config_command_shows_each_value_and_its_source(monkeypatch: pytest.Monk
     assert "dimensions              256  [[tool.embedsql] in pyproject.toml; env EMBEDSQL_DIMENSIONS]" in lines
     assert result.stdout == (
         "db                      warehouse.duckdb  [default; env EMBEDSQL_DB]\n"
+        "dbt_project             (not set)  [default; env EMBEDSQL_DBT_PROJECT]\n"
+        "dbt_target              (not set)  [default; env EMBEDSQL_DBT_TARGET]\n"
         "model                   text-embedding-3-small  [.env; env EMBEDSQL_MODEL]\n"
         "dimensions              256  [[tool.embedsql] in pyproject.toml; env EMBEDSQL_DIMENSIONS]\n"
         "work_dir                (not set)  [default; env EMBEDSQL_WORK_DIR]\n"

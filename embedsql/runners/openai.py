@@ -334,7 +334,7 @@ class RateLimits:
 
         def number(name: str) -> int | None:
             value = headers.get(name)
-            return int(float(value)) if value not in (None, "") else None
+            return int(float(value)) if value else None
 
         return cls(
             limit_requests=number("x-ratelimit-limit-requests"),
