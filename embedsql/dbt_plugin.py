@@ -44,14 +44,11 @@ class Plugin(BasePlugin):
 
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         self.settings = plugin_settings(plugin_config)
-        self.embedders: list[Embedder] = []
 
     def configure_connection(self, conn: Any) -> None:
         path = Path(self.creds.path) if self.creds is not None and self.creds.path else Path(":memory:")
         ledger.ensure_schema(conn, path)
-        embedder = Embedder(conn, query_model(conn, self.settings), self.settings)
-        register(conn, embedder)
-        self.embedders.append(embedder)
+        register(conn, Embedder(conn, query_model(conn, self.settings), self.settings))
 
 
 def plugin_settings(config: dict[str, Any]) -> Settings:
