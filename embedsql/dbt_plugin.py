@@ -43,7 +43,9 @@ class Plugin(BasePlugin):
     """Registers ``embed()`` on the connection dbt-duckdb opens; its cursors inherit it."""
 
     def initialize(self, plugin_config: dict[str, Any]) -> None:
-        self.settings = plugin_settings(plugin_config)
+        # dbt-duckdb hands every plugin the profile's DuckDB `settings:` too, under its own config.
+        duckdb_settings = set(getattr(self.creds, "settings", None) or {})
+        self.settings = plugin_settings({k: v for k, v in plugin_config.items() if k not in duckdb_settings})
 
     def configure_connection(self, conn: Any) -> None:
         path = Path(self.creds.path) if self.creds is not None and self.creds.path else Path(":memory:")

@@ -352,11 +352,11 @@ def test_repr_never_shows_the_key(tmp_path: Path) -> None:
         (
             "embedsql.toml",
             'colour = "blue"',
-            "unknown setting 'colour' in embedsql.toml; known settings: db, dbt_project, dbt_target, model, dimensions, work_dir, "
-            "keep_files, max_shard_lines, max_shard_bytes, runner, concurrency, max_inputs_per_request, on_long, "
-            "max_attempts, max_enqueued_tokens, "
-            "poll_interval, max_poll_interval, lock_wait, prices, openai_api_key, openai_base_url, openai_org_id, "
-            "openai_project_id, openai_timeout, openai_max_retries",
+            "unknown setting 'colour' in embedsql.toml; known settings: db, dbt_project, dbt_target, model, "
+            "dimensions, work_dir, keep_files, max_shard_lines, max_shard_bytes, runner, concurrency, "
+            "max_inputs_per_request, on_long, max_attempts, max_enqueued_tokens, poll_interval, max_poll_interval, "
+            "lock_wait, prices, openai_api_key, openai_base_url, openai_org_id, openai_project_id, openai_timeout, "
+            "openai_max_retries",
         ),
     ],
     ids=["did-you-mean", "did-you-mean-pyproject", "no-close-match"],

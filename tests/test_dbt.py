@@ -413,3 +413,22 @@ def test_config_shows_the_database_the_profile_names(shop: Path, monkeypatch: py
         == f"db                      {shop / 'other.duckdb'}  [dbt profile shop, target other; env EMBEDSQL_DB]"
     )
     assert lines[1] == "dbt_project             .  [environment; env EMBEDSQL_DBT_PROJECT]"
+
+
+def test_the_plugin_embeds_inside_dbt_with_its_configured_model(shop: Path, model: LocalModel) -> None:
+    profiles = (shop / "profiles.yml").read_text(encoding="utf-8")
+    extra = (
+        "      settings:\n        preserve_insertion_order: true\n"
+        "      plugins:\n        - module: embedsql.dbt_plugin\n"
+        "          config:\n            model: all-MiniLM-L6-v2\n"
+    )
+    (shop / "profiles.yml").write_text(profiles.replace("shop.duckdb') }}\"\n", "shop.duckdb') }}\"\n" + extra))
+    (shop / "models" / "customer_vectors.sql").write_text(
+        "{{ config(materialized='table') }}\nselect id, embed(note) as embedding from {{ ref('customers') }}",
+        encoding="utf-8",
+    )
+    dbt(shop, "run", "--select", "customer_vectors")
+    got = vectors(shop / "shop.duckdb", "customer_vectors")
+    assert np.array_equal(got[1], model.embed(["likes jazz"])[0])
+    assert np.array_equal(got[2], model.embed(["reads science fiction"])[0])
+    assert fetch(shop / "shop.duckdb", "SELECT model, dimensions FROM embedsql.caches") == [("all-MiniLM-L6-v2", 384)]
