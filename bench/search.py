@@ -27,6 +27,8 @@ from embedsql import ledger
 from embedsql.cache import cache_table, store_vectors
 from embedsql.embed import text_hash
 
+from .common import Goal, StageResult, markdown
+
 MODELS = {384: "all-MiniLM-L6-v2", 1536: "text-embedding-3-small"}
 QUERY = "space adventure for kids"
 
@@ -113,6 +115,40 @@ def measure(rows: int, dims: int, repeat: int) -> dict[str, float]:
     return {"build_s": built, "one_shot_s": mine, "warm_s": warm_s, "duckdb_s": base}
 
 
+HEADER = ["vectors", "search, one shot (CLI)", "search, open connection", "DuckDB brute force, warm", "warm ratio"]
+
+
+def run_stage(cases: list[tuple[int, int]], *, repeat: int = 5, echo: bool = True) -> StageResult:
+    """Measure each (rows, dims) case: the stage's table and summary lines, for ``python -m bench``."""
+    result = StageResult("6. Search: top-10 latency after warm-up")
+    rows = []
+    for n, dims in cases:
+        r = measure(n, dims, repeat)
+        rows.append(
+            [
+                f"{n:,} x {dims}",
+                f"{r['one_shot_s'] * 1000:.0f} ms",
+                f"{r['warm_s'] * 1000:.0f} ms",
+                f"{r['duckdb_s'] * 1000:.0f} ms",
+                f"{r['warm_s'] / r['duckdb_s']:.2f}x",
+            ]
+        )
+        if echo:
+            print(f"  search {n:,} x {dims}: {r['warm_s'] * 1000:.0f} ms warm", flush=True)
+        result.goals.append(
+            Goal(
+                "6 search",
+                f"{n:,} x {dims}: {r['warm_s'] * 1000:.0f} ms warm ({r['one_shot_s'] * 1000:.0f} ms one shot)",
+                f"DuckDB {r['duckdb_s'] * 1000:.0f} ms",
+                r["warm_s"] / r["duckdb_s"],
+                "—",
+                None,
+            )
+        )
+    result.lines += markdown(HEADER, rows)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, action="append", help="rows (repeat with --dims for several cases)")
@@ -120,15 +156,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     cases = list(zip(args.rows, args.dims, strict=True)) if args.rows else [(1_000_000, 384), (100_000, 1536)]
-    print("| vectors | search, one shot (CLI) | search, open connection | DuckDB brute force, warm | warm ratio |")
-    print("|---|---|---|---|---|")
-    for rows, dims in cases:
-        r = measure(rows, dims, args.repeat)
-        print(
-            f"| {rows:,} x {dims} | {r['one_shot_s'] * 1000:.0f} ms | {r['warm_s'] * 1000:.0f} ms | "
-            f"{r['duckdb_s'] * 1000:.0f} ms | {r['warm_s'] / r['duckdb_s']:.2f}x |",
-            flush=True,
-        )
+    print("\n".join(run_stage(cases, repeat=args.repeat, echo=False).lines), flush=True)
 
 
 if __name__ == "__main__":

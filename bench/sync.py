@@ -25,6 +25,7 @@ import openai
 import embedsql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from .common import Goal, StageResult, markdown
 from fake_openai import FakeOpenAI
 from helpers import texts_table
 
@@ -59,33 +60,73 @@ def naive(server: FakeOpenAI, texts: list[str]) -> tuple[int, float]:
     return sum(t for _, _, t in server.embedding_requests[before:]), server.now() - start
 
 
+HEADER = ["client", "tokens", "fake minutes", "tokens/min", "achieved / allowed", "429s"]
+
+
+def measure(texts: int, tpm: int, concurrency: int) -> list[list[str]]:
+    """One table row per client: the runner's pacing and the naive loop's, against the same limit."""
+    rows = []
+    saved = {var: os.environ.get(var) for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    with tempfile.TemporaryDirectory() as scratch, FakeOpenAI() as server:
+        os.environ["OPENAI_API_KEY"], os.environ["OPENAI_BASE_URL"] = server.api_key, server.base_url
+        try:
+            bodies = [f"benchmark text number {i} about {'cats' if i % 2 else 'dogs'}" for i in range(texts)]
+            db = texts_table(Path(scratch) / "bench.duckdb", dict(enumerate(bodies)))
+            for name, client in (
+                ("embedsql sync runner", lambda: ours(server, db, concurrency)),
+                ("naive loop (retry-after)", lambda: naive(server, [t + " (again)" for t in bodies])),
+            ):
+                server.tokens_per_minute = None  # a fresh, full bucket for each client
+                server.tokens_per_minute = tpm
+                refused = server.rate_limited
+                tokens, seconds = client()
+                allowed = tpm * seconds / 60  # past the first full bucket
+                achieved = (tokens - tpm) / allowed if allowed else float("nan")
+                rows.append(
+                    [
+                        name,
+                        f"{tokens:,}",
+                        f"{seconds / 60:.2f}",
+                        f"{tokens / seconds * 60:,.0f}",
+                        f"{achieved:.3f}",
+                        f"{server.rate_limited - refused}",
+                    ]
+                )
+        finally:
+            for var, value in saved.items():
+                if value is None:
+                    os.environ.pop(var, None)
+                else:
+                    os.environ[var] = value
+    return rows
+
+
+def run_stage(texts: int = 6000, tpm: int = 20_000, concurrency: int = 1) -> StageResult:
+    """The table and summary line for ``python -m bench``."""
+    result = StageResult(f"8. Sync runner pacing: {texts:,} texts against {tpm:,} tokens/min (fake clock)")
+    rows = measure(texts, tpm, concurrency)
+    result.lines += markdown(HEADER, rows)
+    ours_ratio, naive_ratio = float(rows[0][4]), float(rows[1][4])
+    result.goals.append(
+        Goal(
+            "8 sync",
+            f"{ours_ratio:.3f} of allowed tokens/min, {rows[0][5]} refused",
+            f"naive loop {naive_ratio:.3f}, {rows[1][5]} refused",
+            ours_ratio / naive_ratio,
+            "—",
+            None,
+        )
+    )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", type=int, default=6000)
     parser.add_argument("--tpm", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch, FakeOpenAI() as server:
-        os.environ["OPENAI_API_KEY"], os.environ["OPENAI_BASE_URL"] = server.api_key, server.base_url
-        texts = [f"benchmark text number {i} about {'cats' if i % 2 else 'dogs'}" for i in range(args.texts)]
-        db = texts_table(Path(scratch) / "bench.duckdb", dict(enumerate(texts)))
-        print("| client | tokens | fake minutes | tokens/min | achieved / allowed | 429s |")
-        print("|---|---|---|---|---|---|")
-        for name, measure in (
-            ("embedsql sync runner", lambda: ours(server, db, args.concurrency)),
-            ("naive loop (retry-after)", lambda: naive(server, [t + " (again)" for t in texts])),
-        ):
-            server.tokens_per_minute = None  # a fresh, full bucket for each client
-            server.tokens_per_minute = args.tpm
-            refused = server.rate_limited
-            tokens, seconds = measure()
-            allowed = args.tpm * seconds / 60  # past the first full bucket
-            ratio = (tokens - args.tpm) / allowed if allowed else float("nan")
-            print(
-                f"| {name} | {tokens:,} | {seconds / 60:.2f} | {tokens / seconds * 60:,.0f} | {ratio:.3f} | "
-                f"{server.rate_limited - refused} |",
-                flush=True,
-            )
+    print("\n".join(run_stage(args.texts, args.tpm, args.concurrency).lines), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,352 @@
+"""Load: Batch API output files -> cache -> target ``FLOAT[1536]`` table, in output lines per second.
+
+    python -m bench.load                             # 100k and 1M lines, base64; 100k lines as floats
+    python -m bench.load --rows 100000 --encoding float
+
+A job over a generated table of distinct texts is planned (``bench.prepare.prepare_job``), and for
+each of its shards an output file is written in the Batch API's format (as tests/fake_openai.py
+writes it: ``{"id", "custom_id", "response": {"status_code": 200, "request_id", "body": {"object":
+"list", "data": [{"object": "embedding", "index": 0, "embedding": ...}], "model", "usage"}},
+"error": null}``, lines shuffled) with random unit vectors, base64 or float lists. The shards are
+then marked downloaded and embedsql is timed through ``embedsql.resume(job)``, the pipeline's own
+path: ``JobStore.load`` of every shard (read, check, cache insert, ledger) in its transaction, then
+the target table, then the work files removed. The references read the same files in the same run:
+
+- notebook: ``pandas.read_json(lines=True)``, ``.apply`` to pull ``response.body.data[0].embedding``
+  (and decode base64), merge on custom_id with the keys, a ``FLOAT[1536]`` table from the frame; on
+  the first 20,000 lines only (pandas holds a file as Python objects), as FINDINGS.md measured it;
+- native: the fastest path in FINDINGS.md, ``read_json`` with an explicit schema (``FLOAT[1536]``
+  for floats; ``from_base64`` for base64) -> Arrow -> ``numpy.frombuffer``: reading only.
+
+Goals: at least half of native, at least 20x the notebook. Float output is ~3.8x the size of base64
+(31 kB a line at 1536-d), so it runs at the smallest size only. embedsql's side runs in a child
+process, whose peak RSS is reported (the interpreter and imports alone are ~100 MiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+import embedsql
+import embedsql.pipeline
+import embedsql.store
+from embedsql import ledger
+from embedsql.store import JobStore
+
+from .common import Goal, StageResult, Stopwatch, fmt_bytes, fmt_n, fmt_ratio, fmt_s, isolated, markdown, ratio
+from .data import connect, make_texts
+from .prepare import DOCS_SQL, MODEL, prepare_job, settings_for
+
+__all__ = ["ENCODINGS", "NOTEBOOK_LINES", "load_job", "plan_with_outputs", "run_stage"]
+
+ENCODINGS = ("base64", "float")
+NOTEBOOK_LINES = 20_000
+
+
+def plan_with_outputs(
+    db: Path, rows: int, *, encoding: str, dimensions: int | None = None, seed: int = 0
+) -> tuple[str, list[Path]]:
+    """A table of ``rows`` short texts in ``db``, a planned job over it, and an output file for each
+    of its shards (empty error files beside them), the shards marked downloaded. Returns the job id
+    and the output files."""
+    make_texts(db, rows, kind="short")
+    job, _ = prepare_job(db, DOCS_SQL, model=MODEL, dimensions=dimensions)
+    store = JobStore(db, job, max_attempts=3)
+    rng = np.random.default_rng(seed)
+    outputs = []
+    scratch = connect()
+    try:
+        for shard in store.shards():
+            ids = scratch.sql(
+                "SELECT custom_id FROM read_json($path, format = 'newline_delimited', "
+                "columns = {'custom_id': 'VARCHAR'})",
+                params={"path": str(store.path(shard))},
+            ).to_arrow_table()["custom_id"]
+            vectors = rng.standard_normal((len(ids), job.dimensions), dtype=np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            output, errors = store.outputs(shard)
+            write_output(scratch, output, ids, vectors, encoding=encoding)
+            errors.write_bytes(b"")
+            outputs.append(output)
+    finally:
+        scratch.close()
+    con = ledger.connect(db)
+    try:
+        for shard in store.shards():
+            ledger.update_shard(con, job.job_id, shard.shard, status="downloaded", batch_status="completed")
+    finally:
+        con.close()
+    return job.job_id, outputs
+
+
+def write_output(
+    con: duckdb.DuckDBPyConnection, path: Path, ids: pa.Array, vectors: np.ndarray, *, encoding: str
+) -> None:
+    """A Batch API output file: one success line per custom_id, in shuffled order."""
+    n, dims = vectors.shape
+    if encoding == "base64":
+        packed = pa.Array.from_buffers(pa.binary(dims * 4), n, [None, pa.py_buffer(vectors.astype("<f4").tobytes())])
+        column, embedding = packed, "to_base64(v)"
+    else:
+        column, embedding = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dims), "v"
+    con.register("_bench_vectors", pa.table({"custom_id": ids, "v": column}))
+    try:
+        con.execute(
+            f"""COPY (
+                SELECT 'batch_req_' || md5(custom_id) AS id, custom_id,
+                       {{'status_code': 200, 'request_id': md5(custom_id || '-request'),
+                         'body': {{'object': 'list',
+                                   'data': [{{'object': 'embedding', 'index': 0, 'embedding': {embedding}}}],
+                                   'model': '{MODEL}',
+                                   'usage': {{'prompt_tokens': 9, 'total_tokens': 9}}}}}} AS response,
+                       NULL AS error
+                FROM _bench_vectors ORDER BY hash(custom_id)
+            ) TO '{path}' (FORMAT json)"""
+        )
+    finally:
+        con.unregister("_bench_vectors")
+
+
+def load_job(db: Path, job_id: str) -> dict[str, float]:
+    """``embedsql.resume`` of a job whose output files are downloaded: load, target, clean up.
+    Returns the seconds of the whole and of its sub-steps (timers around the functions named)."""
+    targets = {
+        "load": (JobStore, "load"),
+        "custom_ids": (embedsql.store, "_custom_ids"),
+        "read_results": (embedsql.store, "read_results"),
+        "only": (embedsql.store, "_only"),
+        "store_vectors": (embedsql.store, "store_vectors"),
+        "materialise": (embedsql.pipeline, "materialise"),
+        "rmtree": (shutil, "rmtree"),
+    }
+    # The job's runner is the Batch API's; with every shard downloaded it never calls it.
+    settings = settings_for(db, openai_api_key="sk-bench-not-used", openai_base_url="http://127.0.0.1:9/v1")
+    with Stopwatch(targets) as watch:
+        started = time.perf_counter()
+        result = embedsql.resume(job_id, settings=settings)
+        seconds = time.perf_counter() - started
+    if result.status != "complete" or result.failed_texts:
+        raise RuntimeError(f"the bench job did not load cleanly: {result}")
+    raised = {f"raised_{k}": float(v) for k, v in watch.raised.items()}
+    return {"seconds": seconds, "lines": result.embedded_texts, "rows": result.target_rows, **watch.seconds, **raised}
+
+
+def native_reference(paths: list[Path], *, encoding: str, dimensions: int) -> tuple[float, int]:
+    """FINDINGS.md's fastest path: explicit-schema read_json (+ from_base64) -> Arrow -> numpy."""
+    started = time.perf_counter()
+    con = connect()
+    lines = 0
+    try:
+        for path in paths:
+            if encoding == "base64":
+                schema = "{'custom_id': 'VARCHAR', 'response': 'STRUCT(body STRUCT(data STRUCT(embedding VARCHAR)[]))'}"
+                table = con.sql(
+                    f"SELECT custom_id, from_base64(response.body.data[1].embedding) AS v FROM read_json('{path}', "
+                    f"format = 'newline_delimited', columns = {schema})"
+                ).to_arrow_table()
+                column = table["v"].combine_chunks()
+                matrix = np.frombuffer(column.buffers()[2], "<f4")[: len(column) * dimensions]
+            else:
+                schema = (
+                    "{'custom_id': 'VARCHAR', "
+                    f"'response': 'STRUCT(body STRUCT(data STRUCT(embedding FLOAT[{dimensions}])[]))'}}"
+                )
+                table = con.sql(
+                    f"SELECT custom_id, response.body.data[1].embedding AS v FROM read_json('{path}', "
+                    f"format = 'newline_delimited', columns = {schema})"
+                ).to_arrow_table()
+                matrix = table["v"].combine_chunks().flatten().to_numpy()
+            matrix = matrix.reshape(-1, dimensions)
+            lines += len(matrix)
+    finally:
+        con.close()
+    return time.perf_counter() - started, lines
+
+
+def notebook_reference(db: Path, path: Path, *, encoding: str, dimensions: int, lines: int) -> tuple[float, int]:
+    """The notebook way on the first ``lines`` lines of ``path``: pandas, .apply, merge, a FLOAT[N] table."""
+    import pandas as pd
+
+    con = connect(str(db), read_only=True)
+    try:
+        keys = con.execute("SELECT id, substr(sha256(body), 1, 32) AS custom_id FROM docs").df()
+    finally:
+        con.close()
+    started = time.perf_counter()
+    frame = pd.read_json(path, lines=True, nrows=lines)
+    vectors = frame["response"].apply(lambda r: r["body"]["data"][0]["embedding"])
+    if encoding == "base64":
+        vectors = vectors.apply(lambda b: np.frombuffer(base64.b64decode(b), dtype=np.float32).tolist())
+    frame = pd.DataFrame({"custom_id": frame["custom_id"], "embedding": vectors}).merge(keys, on="custom_id")
+    target = connect()
+    try:
+        target.register("frame", frame[["id", "embedding"]])
+        target.execute(f"CREATE TABLE embeddings AS SELECT id, embedding::FLOAT[{dimensions}] AS embedding FROM frame")
+        done = target.execute("SELECT count(*) FROM embeddings").fetchall()[0][0]
+    finally:
+        target.close()
+    return time.perf_counter() - started, int(done)
+
+
+_MEASURED: dict[tuple[int, str, int], dict[str, float]] = {}
+
+
+def measure(
+    rows: int, encoding: str, scratch: Path, *, dimensions: int = 1536, references: bool = True
+) -> dict[str, float]:
+    """embedsql's load (in a child process, with its peak RSS) and the references, on ``rows`` output
+    lines. Remembered for the rest of the run, so that the memory stage reuses what this stage measured."""
+    key = (rows, encoding, dimensions)
+    known = _MEASURED.get(key)
+    if known is not None and (not references or "native_s" in known):
+        return known
+    db = scratch / f"load-{encoding}-{rows}" / "bench.duckdb"
+    db.parent.mkdir(parents=True)
+    try:
+        # In a child too: the plan runs embedsql, whose long queries draw DuckDB's progress bar on stdout.
+        job_id, outputs = isolated(plan_with_outputs, db, rows, encoding=encoding, dimensions=dimensions)[0]
+        m: dict[str, float] = {"bytes": sum(p.stat().st_size for p in outputs)}
+        if references:
+            m["native_s"], m["native_lines"] = native_reference(outputs, encoding=encoding, dimensions=dimensions)
+            m["notebook_s"], m["notebook_lines"] = notebook_reference(
+                db, outputs[0], encoding=encoding, dimensions=dimensions, lines=NOTEBOOK_LINES
+            )
+        ours, m["rss_base"], m["rss_peak"] = isolated(load_job, db, job_id)
+        m |= ours
+    finally:
+        shutil.rmtree(db.parent, ignore_errors=True)
+    _MEASURED[key] = m
+    return m
+
+
+def disk_needed(rows: int, dimensions: int, encoding: str = "base64") -> int:
+    """Bytes a load case puts on disk at once: output files, the cache and the target table."""
+    line = dimensions * 4 * (4 / 3 if encoding == "base64" else 5) + 300
+    return int(rows * (line + 2 * dimensions * 4 + 200))
+
+
+def run_stage(cases: list[tuple[int, str]], *, echo: bool = True) -> StageResult:
+    """Measure each (lines, encoding) case; return the stage's tables and summary lines."""
+    result = StageResult("2. Load: output files -> cache -> FLOAT[1536] table (lines/s)")
+    rows, profile, raised = [], [], []
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        for lines, encoding in cases:
+            m = measure(lines, encoding, Path(tmp))
+            ours = m["lines"] / m["seconds"]
+            native = m["native_lines"] / m["native_s"]
+            nb = m["notebook_lines"] / m["notebook_s"]
+            if echo:
+                print(f"  load {lines:,} {encoding}: {fmt_n(ours)} lines/s (native {fmt_n(native)})", flush=True)
+            rows.append(
+                [
+                    f"{lines:,} {encoding}",
+                    fmt_bytes(m["bytes"]),
+                    fmt_n(ours),
+                    fmt_n(native),
+                    fmt_n(nb),
+                    fmt_ratio(ratio(ours, native)),
+                    fmt_ratio(ratio(ours, nb)),
+                    fmt_bytes(m["rss_peak"]),
+                ]
+            )
+            load, read, ids, only, store = (
+                m[k] for k in ("load", "read_results", "custom_ids", "only", "store_vectors")
+            )
+            profile.append(
+                [
+                    f"{lines:,} {encoding}",
+                    fmt_s(m["seconds"]),
+                    fmt_s(read),
+                    fmt_s(ids),
+                    fmt_s(only),
+                    fmt_s(store),
+                    fmt_s(load - read - ids - only - store),
+                    fmt_s(m["materialise"]),
+                    fmt_s(m["rmtree"]),
+                    fmt_s(m["seconds"] - load - m["materialise"] - m["rmtree"]),
+                ]
+            )
+            raised.append(
+                [
+                    f"{lines:,} {encoding}",
+                    fmt_bytes(m["rss_base"]),
+                    *(fmt_bytes(m[f"raised_{k}"]) for k in ("read_results", "store_vectors", "load", "materialise")),
+                    fmt_bytes(m["rss_peak"]),
+                ]
+            )
+            case = f"{lines:,} {encoding}: {fmt_n(ours)} lines/s"
+            share = ours / native
+            result.goals.append(
+                Goal("2 load", case, f"native {fmt_n(native)} lines/s", share, ">= 0.5x native", share >= 0.5)
+            )
+            result.goals.append(
+                Goal("2 load", case, f"notebook {fmt_n(nb)} lines/s", ours / nb, ">= 20x notebook", ours / nb >= 20)
+            )
+    result.lines += markdown(
+        [
+            "output lines",
+            "files",
+            "embedsql lines/s",
+            "native read lines/s",
+            f"notebook lines/s (first {NOTEBOOK_LINES:,})",
+            "vs native (goal >= 0.5x)",
+            "vs notebook (goal >= 20x)",
+            "embedsql peak RSS",
+        ],
+        rows,
+    )
+    result.lines += ["", "Where embedsql's load time goes (one run; timers around the functions named):", ""]
+    result.lines += markdown(
+        [
+            "output lines",
+            "total",
+            "read_results (read_json, decode)",
+            "custom_ids of shard",
+            "_only (keep sent ids)",
+            "store_vectors (cache insert)",
+            "rest of JobStore.load (commit: WAL; close: checkpoint)",
+            "materialise target",
+            "remove files",
+            "other (target commit and checkpoint, ledger, summary)",
+        ],
+        profile,
+    )
+    result.lines += ["", "Which steps raise embedsql's peak RSS (how far the high-water mark rose inside each):", ""]
+    result.lines += markdown(
+        [
+            "output lines",
+            "after imports",
+            "read_results",
+            "store_vectors",
+            "all of JobStore.load",
+            "materialise target",
+            "peak RSS",
+        ],
+        raised,
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, action="append", help="output lines (repeat for several)")
+    parser.add_argument("--encoding", choices=ENCODINGS, action="append")
+    args = parser.parse_args()
+    if args.rows or args.encoding:
+        cases = [(r, e) for e in args.encoding or ENCODINGS for r in args.rows or [100_000]]
+    else:
+        cases = [(100_000, "base64"), (1_000_000, "base64"), (100_000, "float")]
+    print(run_stage(cases).text())
+
+
+if __name__ == "__main__":
+    main()

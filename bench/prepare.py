@@ -1,0 +1,360 @@
+"""Prepare: a query -> planned, deduplicated Batch API input shards on disk, in rows per second.
+
+    python -m bench.prepare                          # movies, 100k and 1M short and long texts
+    python -m bench.prepare --rows 100000 --kind short
+
+embedsql is timed through its public API, ``embedsql.run(sql, dry_run=True)`` with an OpenAI model:
+it binds the query, snapshots key -> text hash, skips unusable texts, deduplicates, subtracts the
+cache, counts tokens, writes the shards (each fsynced) and rolls the plan back. The references run
+on the same table in the same run:
+
+- notebook: pandas reads the table (``.df()``), a Python loop builds a dict per row and
+  ``json.dumps`` it into files of 50,000 lines (one request per row, custom_id = key);
+- DuckDB: ``COPY (SELECT custom_id, 'POST' AS method, '/v1/embeddings' AS url, {...} AS body, ...) TO dir
+  (FORMAT json, PARTITION_BY (part))``, the same request lines written natively (no hashing, no
+  dedup), 50,000 lines a file (part = key // 50,000 for an integer key, as FINDINGS.md measured).
+
+Goal: at least half of DuckDB's rate. The profile table splits embedsql's time by sub-step (timers
+around the functions that do them, one run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import embedsql
+import embedsql.pipeline
+import embedsql.plan
+import embedsql.shards
+from embedsql import ledger
+from embedsql.config import Settings
+from embedsql.models import choose_model
+from embedsql.plan import make_plan
+from embedsql.shards import ShardLimits
+from embedsql.source import inspect_query
+
+from .common import Goal, StageResult, Stopwatch, fmt_bytes, fmt_n, fmt_ratio, fmt_s, isolated, markdown, ratio
+from .data import KINDS, connect, make_movies, make_texts
+
+__all__ = [
+    "MODEL",
+    "Case",
+    "copy_reference",
+    "dry_run",
+    "measure_table",
+    "notebook_reference",
+    "prepare_job",
+    "run_stage",
+]
+
+MODEL = "text-embedding-3-small"
+LINES_PER_FILE = 50_000
+MOVIES_SQL = "select movieId, genres from movies"
+DOCS_SQL = "select id, body from docs"
+
+
+@dataclass(frozen=True)
+class Case:
+    """A table to prepare: its name in the tables, the database holding it and the query."""
+
+    name: str
+    db: Path
+    sql: str
+    rows: int
+
+
+def settings_for(db: Path, *, model: str = MODEL, dimensions: int | None = None, **more: object) -> Settings:
+    """Settings built directly (not loaded), so that no environment, .env or config file leaks in."""
+    return Settings(db=db, model=model, dimensions=dimensions, **more)  # type: ignore[arg-type]
+
+
+def dry_run(db: Path, sql: str, *, model: str = MODEL) -> embedsql.RunResult:
+    """What ``embedsql run SQL --dry-run --model MODEL`` does: plan and write the shards, send nothing."""
+    return embedsql.run(sql, dry_run=True, settings=settings_for(db, model=model))
+
+
+def prepare_job(
+    db: Path, sql: str, *, model: str = MODEL, dimensions: int | None = None, runner: str = "batch"
+) -> tuple[ledger.Job, float]:
+    """Plan a job and commit it (ledger rows, snapshot, shards on disk) without running it, exactly as
+    ``embedsql.pipeline`` plans one, through ``plan.make_plan``; returns the job and the seconds taken.
+    The load and memory benchmarks then feed its shards' results to the pipeline's loading step."""
+    settings = settings_for(db, model=model, dimensions=dimensions)
+    choice = choose_model(settings)
+    started = time.perf_counter()
+    job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    directory = db.parent / ".embedsql" / db.name / job_id
+    rows_table = f'embedsql."rows_{job_id}"'
+    budget = choice.model.enqueued_tokens if runner == "batch" else None
+    limits = ShardLimits(lines=settings.max_shard_lines, bytes=settings.max_shard_bytes, tokens=budget)
+    con = ledger.connect(db)
+    try:
+        query = inspect_query(con, sql)
+        with ledger.transaction(con):
+            plan = make_plan(
+                con,
+                query,
+                job_id=job_id,
+                rows_table=rows_table,
+                choice=choice,
+                mode="replace",
+                directory=directory,
+                limits=limits,
+                on_long=settings.on_long,
+            )
+            job = ledger.Job(
+                job_id=job_id,
+                fingerprint=f"bench-{job_id}",
+                status="prepared",
+                created_at=datetime.now(UTC),
+                finished_at=None,
+                query=query.sql,
+                key_columns=list(query.key_columns),
+                text_columns=list(query.text_columns),
+                model=choice.model.name,
+                dimensions=choice.dimensions,
+                runner=runner,
+                target=f'"bench_{job_id.replace("-", "_")}"',
+                mode="replace",
+                rows_table=rows_table,
+                work_dir=str(directory.relative_to(db.parent)),
+                total_rows=plan.total_rows,
+                distinct_texts=plan.distinct_texts,
+                cached_texts=plan.cached_texts,
+                tokens=plan.tokens,
+                truncated=plan.truncated,
+            )
+            ledger.insert_job(con, job)
+            ledger.insert_shards(con, plan.shards)
+    finally:
+        con.close()
+    return job, time.perf_counter() - started
+
+
+def notebook_reference(db: Path, sql: str, out: Path, *, model: str = MODEL) -> float:
+    """The notebook way: pandas reads the table, a dict per row, ``json.dumps``, 50,000 lines a file."""
+    import pandas  # noqa: F401  (imported before the clock starts: a notebook has it loaded already)
+
+    started = time.perf_counter()
+    con = connect(str(db), read_only=True)
+    try:
+        frame = con.execute(sql).df()
+    finally:
+        con.close()
+    out.mkdir(parents=True, exist_ok=True)
+    f = None
+    try:
+        for i, (key, text) in enumerate(frame.itertuples(index=False, name=None)):
+            if i % LINES_PER_FILE == 0:
+                if f is not None:
+                    f.close()
+                f = open(out / f"requests-{i // LINES_PER_FILE:05d}.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+            request = {
+                "custom_id": str(key),
+                "method": "POST",
+                "url": "/v1/embeddings",
+                "body": {"model": model, "input": text, "encoding_format": "base64"},
+            }
+            f.write(json.dumps(request) + "\n")
+    finally:
+        if f is not None:
+            f.close()
+    return time.perf_counter() - started
+
+
+def copy_reference(db: Path, sql: str, out: Path, *, model: str = MODEL) -> float:
+    """DuckDB writing one request line per row natively: COPY ... (FORMAT json, PARTITION_BY)."""
+    started = time.perf_counter()
+    con = connect(str(db), read_only=True)
+    try:
+        relation = con.sql(sql)
+        key, text = relation.columns[:2]
+        integer = str(relation.types[0]) in ("INTEGER", "BIGINT")
+        part = f'"{key}" // {LINES_PER_FILE}' if integer else f"(row_number() OVER () - 1) // {LINES_PER_FILE}"
+        con.execute(
+            f"""COPY (SELECT CAST("{key}" AS VARCHAR) AS custom_id, 'POST' AS method, '/v1/embeddings' AS url,
+                       {{'model': '{model}', 'input': "{text}", 'encoding_format': 'base64'}} AS body,
+                       {part} AS part
+                FROM ({sql})) TO '{out}' (FORMAT json, PARTITION_BY (part))"""
+        )
+    finally:
+        con.close()
+    return time.perf_counter() - started
+
+
+def profile_targets() -> dict[str, tuple[object, str]]:
+    """The functions whose time the profile table reports (nested: each includes the next ones)."""
+    return {
+        "make_plan": (embedsql.pipeline, "make_plan"),
+        "write_all": (embedsql.shards.ShardWriter, "write_all"),
+        "shape": (embedsql.plan._LongTexts, "shape"),
+        "count_tokens": (embedsql.plan, "count_tokens"),
+    }
+
+
+def measure_ours(db: Path, sql: str) -> dict[str, float]:
+    """embedsql's dry run on ``sql``, with its profile (run it in a child process: ``isolated``).
+
+    The tokenizer's table is loaded first: a one-time cost of every process (~0.1 s), not of a row.
+    """
+    from embedsql.tokens import cl100k_base
+
+    cl100k_base()
+    with Stopwatch(profile_targets()) as watch:
+        started = time.perf_counter()
+        result = dry_run(db, sql)
+        seconds = time.perf_counter() - started
+    shutil.rmtree(db.parent / ".embedsql", ignore_errors=True)
+    return {
+        "ours": seconds,
+        "distinct": result.distinct_texts,
+        "shards": result.shards,
+        "tokens": result.tokens,
+        **{f"t_{k}": v for k, v in watch.seconds.items()},
+        **{f"raised_{k}": float(v) for k, v in watch.raised.items()},
+    }
+
+
+_MEASURED: dict[tuple[str, int], dict[str, float]] = {}
+
+
+def measure(case: Case, scratch: Path, *, references: bool = True) -> dict[str, float]:
+    """embedsql (in a child process, with its peak RSS), the notebook way and DuckDB's COPY on ``case``.
+    Remembered for the rest of the run, so that the memory stage reuses what this stage measured."""
+    key = (case.name, case.rows)
+    if key in _MEASURED and (not references or "copy" in _MEASURED[key]):
+        return _MEASURED[key]
+    ours, before, peak = isolated(measure_ours, case.db, case.sql)
+    m = {**ours, "rss_base": before, "rss_peak": peak}
+    if references:
+        m["notebook"] = notebook_reference(case.db, case.sql, scratch / "notebook")
+        shutil.rmtree(scratch / "notebook", ignore_errors=True)
+        m["copy"] = copy_reference(case.db, case.sql, scratch / "copy")
+        shutil.rmtree(scratch / "copy", ignore_errors=True)
+    _MEASURED[key] = m
+    return m
+
+
+def make_case(scratch: Path, kind: str, rows: int) -> Case:
+    """The movies table (kind "movies") or a generated table of ``rows`` texts, in its own database."""
+    db = scratch / f"{kind}-{rows}" / "bench.duckdb"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "movies":
+        make_movies(db)
+        return Case("movies (genres)", db, MOVIES_SQL, 62_423)
+    make_texts(db, rows, kind=kind)
+    return Case(f"{rows:,} {kind}", db, DOCS_SQL, rows)
+
+
+def measure_table(scratch: Path, kind: str, rows: int, *, references: bool = True) -> tuple[str, int, dict[str, float]]:
+    """``measure`` on a table made for it (unless this run measured it already), then removed."""
+    name = "movies (genres)" if kind == "movies" else f"{rows:,} {kind}"
+    rows = 62_423 if kind == "movies" else rows
+    known = _MEASURED.get((name, rows))
+    if known is not None and (not references or "copy" in known):
+        return name, rows, known
+    case = make_case(scratch, kind, rows)
+    try:
+        return name, rows, measure(case, scratch, references=references)
+    finally:
+        shutil.rmtree(case.db.parent, ignore_errors=True)
+
+
+def run_stage(sizes: list[int], kinds: list[str], *, movies: bool = True, echo: bool = True) -> StageResult:
+    """Measure every table; return the stage's tables and its summary lines."""
+    result = StageResult("1. Prepare: query -> deduplicated shards on disk (rows/s)")
+    rows, profile = [], []
+    specs = ([("movies", 0)] if movies else []) + [(kind, n) for kind in kinds for n in sizes]
+    with tempfile.TemporaryDirectory(prefix="bench-prepare-") as tmp:
+        for kind, size in specs:
+            name, n, m = measure_table(Path(tmp), kind, size)
+            ours, notebook, copy = (n / m[k] for k in ("ours", "notebook", "copy"))
+            rows.append(
+                [
+                    name,
+                    fmt_n(m["distinct"]),
+                    m["shards"],
+                    fmt_n(ours),
+                    fmt_n(notebook),
+                    fmt_n(copy),
+                    fmt_ratio(ratio(ours, notebook)),
+                    fmt_ratio(ratio(ours, copy)),
+                    fmt_bytes(m["rss_peak"]),
+                ]
+            )
+            if echo:
+                print(f"  prepare {name}: {fmt_n(ours)} rows/s (DuckDB COPY {fmt_n(copy)})", flush=True)
+            tokens, shape, write, plan = (m[f"t_{k}"] for k in ("count_tokens", "shape", "write_all", "make_plan"))
+            profile.append(
+                [
+                    name,
+                    fmt_s(m["ours"]),
+                    fmt_s(tokens),
+                    fmt_s(shape - tokens),
+                    fmt_s(write - shape),
+                    fmt_s(plan - write),
+                    fmt_s(m["ours"] - plan),
+                ]
+            )
+            if kind != "movies":
+                share = ours / copy
+                result.goals.append(
+                    Goal(
+                        "1 prepare",
+                        f"{name}: {fmt_n(ours)} rows/s",
+                        f"DuckDB COPY {fmt_n(copy)} rows/s",
+                        share,
+                        ">= 0.5x DuckDB",
+                        share >= 0.5,
+                    )
+                )
+    result.lines += markdown(
+        [
+            "table",
+            "distinct texts",
+            "shards",
+            "embedsql rows/s",
+            "notebook rows/s",
+            "DuckDB COPY rows/s",
+            "vs notebook",
+            "vs DuckDB (goal >= 0.5x)",
+            "embedsql peak RSS",
+        ],
+        rows,
+    )
+    result.lines += ["", "Where embedsql's prepare time goes (one run; timers around the functions named):", ""]
+    result.lines += markdown(
+        [
+            "table",
+            "total",
+            "count_tokens (tiktoken)",
+            "texts to Python for it",
+            "pending query, JSON lines, files",
+            "snapshot, checks, dedup SQL",
+            "bind query, ledger, summary",
+        ],
+        profile,
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, action="append", help="generated table size (repeat for several)")
+    parser.add_argument("--kind", choices=KINDS, action="append", help="short or long texts (default: both)")
+    parser.add_argument("--no-movies", action="store_true", help="leave out the movies table")
+    args = parser.parse_args()
+    stage = run_stage(args.rows or [100_000, 1_000_000], args.kind or list(KINDS), movies=not args.no_movies)
+    print(stage.text())
+
+
+if __name__ == "__main__":
+    main()
