@@ -3,7 +3,7 @@
     python -m bench.local                     # the 1,639 distinct movie genre strings, 128 long texts
     python -m bench.local --short 500 --long 32
 
-embedsql is ``embedsql.local_model.LocalModel(threads=2).embed(texts)`` (length-sorted batches). The
+embedsql is ``embedsql.local_model.LocalModel().embed(texts)`` (length-sorted batches, one session per core). The
 baseline, in the same run, is plain onnxruntime on the same model file and tokenizer: batches of the
 same size in input order, each padded to its longest text, mean pooling, L2 normalisation. Short
 texts are the movies' genre strings (``Adventure|Animation|Children``), long ones ~200 words.
@@ -88,7 +88,7 @@ def best_rates(which: str, texts_by_kind: dict[str, list[str]], rounds: int) -> 
     ``rounds`` calls after a warm-up, and the vectors. Each model runs in a process of its own
     (``isolated``): onnxruntime's threads spin for a while after each run, so two sessions in one
     process take turns slowing each other down."""
-    model = LocalModel(threads=THREADS, batch_size=BATCH) if which == "embedsql" else PlainOnnx()
+    model = LocalModel() if which == "embedsql" else PlainOnnx()
     found = {}
     for kind, texts in texts_by_kind.items():
         model.embed(texts[:8])

@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import ledger
 from .cache import cache_table, store_vectors
@@ -227,5 +228,7 @@ def _custom_ids(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:
 
 def _only(ids: pa.Array, vectors: np.ndarray, sent: set[str]) -> tuple[pa.Array, np.ndarray]:
     """Keep the results of lines this shard sent (a server may answer for lines it was not given)."""
-    keep = np.fromiter((c in sent for c in ids.to_pylist()), dtype=bool, count=len(ids))
+    keep = pc.is_in(ids, value_set=pa.array(list(sent), pa.string())).to_numpy(zero_copy_only=False)
+    if keep.all():
+        return ids, vectors  # the usual case: no copy of the vectors
     return ids.filter(pa.array(keep)), vectors[keep]

@@ -7,7 +7,9 @@ so the table ships in ``embedsql/models/`` (MIT, see NOTICE.md) and is checked a
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
 import numpy as np
@@ -50,12 +52,31 @@ def count_tokens(model: ModelInfo, texts: Sequence[str]) -> np.ndarray:
     if not texts:
         return np.zeros(0, dtype=np.int64)
     if model.tokenizer == "cl100k_base":
-        # Texts are data, not prompts: special-token strings in them count as ordinary text.
-        encoded = cl100k_base().encode_ordinary_batch(list(texts))
-        return np.fromiter((len(t) for t in encoded), dtype=np.int64, count=len(encoded))
+        return _count_cl100k(texts)
     from .local_model import load_local_model
 
     return load_local_model().count_tokens(texts)
+
+
+# Mean characters per text above which counting is spread over threads (tiktoken's encoder releases
+# the GIL): long texts count ~1.8x faster on 2 cores, short ones are faster in one plain loop.
+# (encode_ordinary_batch submits one future per text: 13x slower than the loop on short texts.)
+_THREADED_CHARS = 200
+_CHUNK = 4096
+
+
+def _count_cl100k(texts: Sequence[str]) -> np.ndarray:
+    # Texts are data, not prompts: special-token strings in them count as ordinary text.
+    encode = cl100k_base().encode_ordinary
+
+    def count(chunk: Sequence[str]) -> np.ndarray:
+        return np.fromiter((len(encode(t)) for t in chunk), dtype=np.int64, count=len(chunk))
+
+    workers = min(os.cpu_count() or 1, 8)
+    if workers == 1 or len(texts) <= _CHUNK or sum(map(len, texts)) < _THREADED_CHARS * len(texts):
+        return count(texts)
+    with ThreadPoolExecutor(workers) as pool:
+        return np.concatenate(list(pool.map(count, [texts[i : i + _CHUNK] for i in range(0, len(texts), _CHUNK)])))
 
 
 def truncate(model: ModelInfo, text: str) -> str:
