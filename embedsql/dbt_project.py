@@ -119,8 +119,7 @@ def profile_database(
 def render_query(sql: str, project_dir: Path, *, db: Path) -> tuple[str, list[Relation]]:
     """``sql`` with its dbt references replaced by the relations the project's manifest names, and
     those relations. Every relation must live in ``db`` (its catalog is the file's stem)."""
-    import jinja2
-
+    jinja2 = _jinja()
     project = _project_file(project_dir)
     manifest = _manifest(project_dir, project)
     relations: list[Relation] = []
@@ -197,6 +196,14 @@ class _Missing:
 _MISSING: Any = _Missing()
 
 
+def _jinja() -> Any:
+    try:
+        import jinja2
+    except ImportError as e:  # pragma: no cover - dbt installs Jinja2; the error is for bare installs
+        raise ConfigError("rendering a dbt project's Jinja needs Jinja2: pip install 'embedsql[dbt]'.") from e
+    return jinja2
+
+
 def _yaml(path: Path) -> Any:
     try:
         import yaml
@@ -248,7 +255,7 @@ def _render(value: Any, environ: Mapping[str, str], *, where: Path) -> str:
     text = str(value)
     if not uses_jinja(text):
         return text
-    import jinja2
+    jinja2 = _jinja()
 
     def env_var(name: str, default: str | None = None) -> str:
         if name in environ:
