@@ -98,15 +98,16 @@ class BatchRunner:
             interval = self.poll_interval if changed else min(interval * 1.5, self.max_poll_interval)
 
     def _load_downloaded(self, store: JobStore, shards: list[Shard]) -> bool:
-        loaded = False
-        for shard in shards:
-            if shard.status == "downloaded":
+        downloaded = [s for s in shards if s.status == "downloaded"]
+        if not downloaded:
+            return False
+        with store.held():
+            for shard in downloaded:
                 failure = None
                 if shard.batch_status == "failed":
                     failure = ("batch_failed", shard.message or "the batch failed validation")
                 store.load(shard, batch_failure=failure)
-                loaded = True
-        return loaded
+        return True
 
     def _submit_what_fits(self, store: JobStore, shards: list[Shard], on_event: EventHandler) -> bool:
         in_flight = sum(s.tokens for s in shards if s.status == "submitted")
