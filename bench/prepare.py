@@ -27,7 +27,6 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import embedsql
@@ -36,10 +35,10 @@ import embedsql.plan
 import embedsql.shards
 from embedsql import ledger
 from embedsql.config import Settings
+from embedsql.events import ignore
 from embedsql.models import choose_model
-from embedsql.plan import make_plan
-from embedsql.shards import ShardLimits
 from embedsql.source import inspect_query
+from embedsql.target import parse_target
 
 from .common import Goal, StageResult, Stopwatch, fmt_bytes, fmt_n, fmt_ratio, fmt_s, isolated, markdown, ratio
 from .data import KINDS, connect, make_movies, make_texts
@@ -84,56 +83,19 @@ def dry_run(db: Path, sql: str, *, model: str = MODEL) -> embedsql.RunResult:
 def prepare_job(
     db: Path, sql: str, *, model: str = MODEL, dimensions: int | None = None, runner: str = "batch"
 ) -> tuple[ledger.Job, float]:
-    """Plan a job and commit it (ledger rows, snapshot, shards on disk) without running it, exactly as
-    ``embedsql.pipeline`` plans one, through ``plan.make_plan``; returns the job and the seconds taken.
-    The load and memory benchmarks then feed its shards' results to the pipeline's loading step."""
+    """Plan a job and commit it (ledger rows, snapshot, shards on disk) without running it, through
+    the pipeline's own planning step; returns the job and the seconds taken. The load and memory
+    benchmarks then feed its shards' results to the pipeline's loading step."""
     settings = settings_for(db, model=model, dimensions=dimensions)
     choice = choose_model(settings)
     started = time.perf_counter()
-    job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-    directory = db.parent / ".embedsql" / db.name / job_id
-    rows_table = f'embedsql."rows_{job_id}"'
-    budget = choice.model.enqueued_tokens if runner == "batch" else None
-    limits = ShardLimits(lines=settings.max_shard_lines, bytes=settings.max_shard_bytes, tokens=budget)
     con = ledger.connect(db)
     try:
         query = inspect_query(con, sql)
-        with ledger.transaction(con):
-            plan = make_plan(
-                con,
-                query,
-                job_id=job_id,
-                rows_table=rows_table,
-                choice=choice,
-                mode="replace",
-                directory=directory,
-                limits=limits,
-                on_long=settings.on_long,
-            )
-            job = ledger.Job(
-                job_id=job_id,
-                fingerprint=f"bench-{job_id}",
-                status="prepared",
-                created_at=datetime.now(UTC),
-                finished_at=None,
-                query=query.sql,
-                key_columns=list(query.key_columns),
-                text_columns=list(query.text_columns),
-                model=choice.model.name,
-                dimensions=choice.dimensions,
-                runner=runner,
-                target=f'"bench_{job_id.replace("-", "_")}"',
-                mode="replace",
-                rows_table=rows_table,
-                work_dir=str(directory.relative_to(db.parent)),
-                total_rows=plan.total_rows,
-                distinct_texts=plan.distinct_texts,
-                cached_texts=plan.cached_texts,
-                tokens=plan.tokens,
-                truncated=plan.truncated,
-            )
-            ledger.insert_job(con, job)
-            ledger.insert_shards(con, plan.shards)
+        target = parse_target(f"bench_{secrets.token_hex(4)}")
+        job = embedsql.pipeline._plan(
+            con, settings, query, choice, runner, target, "replace", f"bench-{target.table}", False, ignore
+        )
     finally:
         con.close()
     return job, time.perf_counter() - started

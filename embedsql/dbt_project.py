@@ -189,11 +189,7 @@ def check_built(con: Any, relations: list[Relation]) -> None:
             raise QueryError(f"{{{{ {relation.call} }}}} is {relation.sql}, which is not in the database yet: {fix}.")
 
 
-class _Missing:
-    pass
-
-
-_MISSING: Any = _Missing()
+_MISSING: Any = object()  # var() called without a default
 
 
 def _jinja() -> Any:
