@@ -13,6 +13,8 @@ from click.testing import CliRunner
 
 import embedsql
 from embedsql.cli import cli
+from embedsql.runners.openai import RateLimits
+from embedsql.runners.sync import _RateGate
 
 from fake_openai import FakeOpenAI, expected_vector
 from helpers import fetch, texts_table, vectors_by_key
@@ -196,6 +198,20 @@ def test_concurrent_requests_share_the_limit(tmp_path: Path, openai_server: Fake
     assert openai_server.rate_limited == 0
     assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
     assert_exact(db, texts)
+
+
+def test_an_answer_overtaken_by_a_later_one_does_not_raise_the_estimate() -> None:
+    # Requests A then B were admitted by the server in that order, but B's answer arrived first: A's
+    # headers say more is left than B's, and must not undo what B reported.
+    now = [0.0]
+    gate = _RateGate(lambda: now[0])
+    gate.wait_for(100)  # A
+    gate.wait_for(50)  # B
+    gate.update(RateLimits(limit_tokens=600, remaining_tokens=450), 50)  # B's answer: A and B spent
+    gate.update(RateLimits(limit_tokens=600, remaining_tokens=500), 100)  # A's answer: only A spent
+
+    assert gate.wait_for(450) == 0.0  # what B reported is left, all of it
+    assert gate.wait_for(1) == 0.1  # nothing more: a token refills in 0.1 s at 600 a minute
 
 
 def test_search_a_table_of_a_compatible_servers_model(tmp_path: Path, openai_server: FakeOpenAI) -> None:

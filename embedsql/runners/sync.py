@@ -132,6 +132,18 @@ class _Bucket:
             return None
         return min(self.limit, self.level + self.limit / 60 * (now - self.seen)) - self.in_flight
 
+    def observe(self, limit: float, remaining: float, now: float) -> None:
+        """Take in what an answer says is left. Answers of concurrent requests arrive in any order, and
+        an answer that the server wrote before another one was admitted reports more than is left now:
+        so a report only ever lowers the estimate (refilling raises it), unless the limit itself changed.
+        """
+        if self.limit != limit:
+            self.limit, self.level = limit, remaining
+        else:
+            estimate = min(limit, self.level + limit / 60 * (now - self.seen))
+            self.level = min(remaining, estimate)
+        self.seen = now
+
     def wait(self, now: float, cost: float) -> float:
         """Seconds until ``cost`` is available (0 when it is, or when the limit is unknown)."""
         available = self.available(now)
@@ -172,7 +184,7 @@ class _RateGate:
             ):
                 bucket.in_flight = max(0.0, bucket.in_flight - cost)
                 if limit is not None and remaining is not None:
-                    bucket.limit, bucket.level, bucket.seen = float(limit), float(remaining), now
+                    bucket.observe(float(limit), float(remaining), now)
 
     def backoff(self, seconds: float, tokens: int) -> None:
         with self.lock:
