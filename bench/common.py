@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import inspect
 import multiprocessing
 import os
 import resource
@@ -168,6 +169,8 @@ class Stopwatch:
         self._saved.clear()
 
     def _wrap(self, label: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.isgeneratorfunction(original):
+            return self._wrap_generator(label, original)
         depth = [0]
 
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -182,5 +185,25 @@ class Stopwatch:
                     self.seconds[label] += time.perf_counter() - started
                     self.calls[label] += 1
                     self.raised[label] += _peak_rss() - peak
+
+        return timed
+
+    def _wrap_generator(self, label: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        """A generator's time is the time of producing each item, not of the caller's work between items."""
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            items = original(*args, **kwargs)
+            while True:
+                peak = _peak_rss()
+                started = time.perf_counter()
+                try:
+                    item = next(items)
+                except StopIteration:
+                    self.calls[label] += 1
+                    return
+                finally:
+                    self.seconds[label] += time.perf_counter() - started
+                    self.raised[label] += _peak_rss() - peak
+                yield item
 
         return timed

@@ -9,7 +9,7 @@ writes it: ``{"id", "custom_id", "response": {"status_code": 200, "request_id", 
 "list", "data": [{"object": "embedding", "index": 0, "embedding": ...}], "model", "usage"}},
 "error": null}``, lines shuffled) with random unit vectors, base64 or float lists. The shards are
 then marked downloaded and embedsql is timed through ``embedsql.resume(job)``, the pipeline's own
-path: ``JobStore.load`` of every shard (read, check, cache insert, ledger) in its transaction, then
+path: ``JobStore.load`` of the shards (read, check, cache insert, ledger) in one transaction, then
 the target table, then the work files removed. The references read the same files in the same run:
 
 - notebook: ``pandas.read_json(lines=True)``, ``.apply`` to pull ``response.body.data[0].embedding``
@@ -122,7 +122,7 @@ def load_job(db: Path, job_id: str) -> dict[str, float]:
     targets = {
         "load": (JobStore, "load"),
         "custom_ids": (embedsql.store, "_custom_ids"),
-        "read_results": (embedsql.store, "read_results"),
+        "read_results": (embedsql.store, "iter_results"),
         "only": (embedsql.store, "_only"),
         "store_vectors": (embedsql.store, "store_vectors"),
         "materialise": (embedsql.pipeline, "materialise"),
@@ -313,10 +313,10 @@ def run_stage(cases: list[tuple[int, str]], *, echo: bool = True) -> StageResult
             "custom_ids of shard",
             "_only (keep sent ids)",
             "store_vectors (cache insert)",
-            "rest of JobStore.load (commit: WAL; close: checkpoint)",
+            "rest of JobStore.load (ledger, commit)",
             "materialise target",
             "remove files",
-            "other (target commit and checkpoint, ledger, summary)",
+            "other (target commit, checkpoint, ledger, summary)",
         ],
         profile,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,10 @@ class Settings:
     max_poll_interval: float = 120.0
     # Seconds to wait for the database while another process writes it, before giving up.
     lock_wait: float = 30.0
+    # Memory DuckDB may use while embedsql prepares and loads a job (a DuckDB size: 512MB, 2GB); past
+    # it, DuckDB spills to a temporary folder beside the database. Queries of `embedsql sql` and
+    # `search` keep DuckDB's own default.
+    memory_limit: str = "512MB"
     # Prices in US dollars per million tokens, by model: {"text-embedding-3-small": {"batch": 0.01,
     # "standard": 0.02}}; overrides the built-in table for --dry-run's estimate (config file only).
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
@@ -104,6 +109,7 @@ ENV_VARS: dict[str, str] = {
     "poll_interval": "EMBEDSQL_POLL_INTERVAL",
     "max_poll_interval": "EMBEDSQL_MAX_POLL_INTERVAL",
     "lock_wait": "EMBEDSQL_LOCK_WAIT",
+    "memory_limit": "EMBEDSQL_MEMORY_LIMIT",
     "openai_api_key": "OPENAI_API_KEY",
     "openai_base_url": "OPENAI_BASE_URL",
     "openai_org_id": "OPENAI_ORG_ID",
@@ -135,6 +141,8 @@ _KINDS: dict[str, type] = {
     "keep_files": bool,
 }
 ON_LONG = ("truncate", "skip", "error")
+# A DuckDB memory size: a number and a unit.
+_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|B)", re.IGNORECASE)
 RUNNERS = ("local", "batch", "sync")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -307,6 +315,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"runner must be one of {', '.join(RUNNERS)}, got {settings.runner!r} "
             f"(from {settings.sources.get('runner', 'default')}). Fix --runner / EMBEDSQL_RUNNER."
+        )
+    if not _SIZE.fullmatch(settings.memory_limit):
+        raise ConfigError(
+            f"memory_limit must be a size like 512MB or 2GB, got {settings.memory_limit!r} "
+            f"(from {settings.sources.get('memory_limit', 'default')}). "
+            "Fix EMBEDSQL_MEMORY_LIMIT or memory_limit in the config file."
         )
     if settings.on_long not in ON_LONG:
         raise ConfigError(

@@ -118,7 +118,7 @@ def run(
     try:
         if build_example_warehouse(settings.db):
             on_event(Notice(f"Built the example warehouse {settings.db} from sql/warehouse.sql."))
-        con = ledger.connect(settings.db, wait=settings.lock_wait)
+        con = ledger.connect(settings.db, wait=settings.lock_wait, memory_limit=settings.memory_limit)
         try:
             check_built(con, relations)
             query = inspect_query(con, sql, key=key, text=text)
@@ -383,7 +383,13 @@ class _DryRun(Exception):
 
 
 def _execute(job: ledger.Job, settings: Settings, runner: Runner, on_event: EventHandler, started: float) -> RunResult:
-    store = JobStore(settings.db, job, max_attempts=settings.max_attempts, lock_wait=settings.lock_wait)
+    store = JobStore(
+        settings.db,
+        job,
+        max_attempts=settings.max_attempts,
+        lock_wait=settings.lock_wait,
+        memory_limit=settings.memory_limit,
+    )
     try:
         with store.running():
             return _drive_and_finish(job, settings, store, runner, on_event, started)
@@ -413,7 +419,7 @@ def _drive_and_finish(
         finally:
             con.close()
 
-    con = ledger.connect(settings.db, wait=settings.lock_wait)
+    con = ledger.connect(settings.db, wait=settings.lock_wait, memory_limit=settings.memory_limit)
     try:
         with ledger.transaction(con):
             cache = cache_table(con, job.model, job.dimensions, create=True)

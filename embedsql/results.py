@@ -8,6 +8,7 @@ base64 (little-endian float32) or JSON float lists; both are accepted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,10 @@ import pyarrow.compute as pc
 from .errors import LoadError
 from .source import duck_message
 
-__all__ = ["Failure", "Results", "read_results"]
+__all__ = ["BATCH_ROWS", "Failure", "Results", "iter_results", "read_results"]
+
+# Lines read at a time: 8,192 lines of 1536-d base64 output are ~70 MB of JSON and ~50 MB of vectors.
+BATCH_ROWS = 8_192
 
 _SCHEMA = (
     "{'custom_id': 'VARCHAR', "
@@ -49,10 +53,29 @@ class Results:
 
 
 def read_results(con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimensions: int) -> Results:
-    """Read output and error files (in any order, lines in any order) into ``Results``."""
+    """Read output and error files (in any order, lines in any order) into one ``Results``."""
+    parts = list(iter_results(con, paths, dimensions=dimensions))
+    if not parts:
+        return Results(pa.array([], pa.string()), np.zeros((0, dimensions), np.float32))
+    return Results(
+        pa.concat_arrays([p.custom_ids for p in parts]),
+        np.concatenate([p.vectors for p in parts]),
+        [f for p in parts for f in p.failures],
+    )
+
+
+def iter_results(
+    con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimensions: int, batch_rows: int = BATCH_ROWS
+) -> Iterator[Results]:
+    """Read output and error files as ``Results`` of at most ``batch_rows`` lines each, streamed: however
+    big the files, only one batch of lines and its vectors are in memory at a time.
+
+    The reader keeps ``con`` busy until it is exhausted: give it a cursor of its own if the caller
+    writes in between (``con.cursor()``).
+    """
     files = [p for p in paths if p.exists() and p.stat().st_size > 0]
     if not files:
-        return Results(pa.array([], pa.string()), np.zeros((0, dimensions), np.float32))
+        return
     file_list = "[" + ", ".join(_literal(str(p)) for p in files) + "]"
     sql = f"""
         SELECT custom_id,
@@ -68,14 +91,18 @@ def read_results(con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimension
         FROM read_json({file_list}, format = 'newline_delimited', columns = {_SCHEMA}, ignore_errors = true)
     """
     try:
-        table = con.sql(sql).to_arrow_table()
-    except duckdb.Error as e:
+        reader = con.sql(sql).to_arrow_reader(batch_rows)
+        with reader:
+            for batch in reader:
+                if batch.num_rows:
+                    yield _split(pa.Table.from_batches([batch]), dimensions)
+    except (duckdb.Error, pa.ArrowException) as e:
         names = ", ".join(p.name for p in files)
+        message = duck_message(e) if isinstance(e, duckdb.Error) else str(e)
         raise LoadError(
-            f"cannot read result file(s) {names}: {duck_message(e)} The file is damaged or not in the "
+            f"cannot read result file(s) {names}: {message} The file is damaged or not in the "
             "Batch API output format; `embedsql resume JOB` downloads or recomputes it."
         ) from e
-    return _split(table, dimensions)
 
 
 def _split(table: pa.Table, dimensions: int) -> Results:

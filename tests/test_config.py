@@ -83,6 +83,7 @@ def test_every_environment_variable_is_read_and_converted(tmp_path: Path) -> Non
         "EMBEDSQL_POLL_INTERVAL": "0.5",
         "EMBEDSQL_MAX_POLL_INTERVAL": "30",
         "EMBEDSQL_LOCK_WAIT": "2.5",
+        "EMBEDSQL_MEMORY_LIMIT": "2GB",
         "EMBEDSQL_OPENAI_TIMEOUT": "30",
         "EMBEDSQL_OPENAI_MAX_RETRIES": "1",
         "OPENAI_API_KEY": "sk-test-abc",
@@ -112,6 +113,7 @@ def test_every_environment_variable_is_read_and_converted(tmp_path: Path) -> Non
         poll_interval=0.5,
         max_poll_interval=30.0,
         lock_wait=2.5,
+        memory_limit="2GB",
         openai_api_key="sk-test-abc",
         openai_base_url="http://127.0.0.1:8000/v1",
         openai_org_id="org-1",
@@ -355,8 +357,8 @@ def test_repr_never_shows_the_key(tmp_path: Path) -> None:
             "unknown setting 'colour' in embedsql.toml; known settings: db, dbt_project, dbt_target, model, "
             "dimensions, work_dir, keep_files, max_shard_lines, max_shard_bytes, runner, concurrency, "
             "max_inputs_per_request, on_long, max_attempts, max_enqueued_tokens, poll_interval, max_poll_interval, "
-            "lock_wait, prices, openai_api_key, openai_base_url, openai_org_id, openai_project_id, openai_timeout, "
-            "openai_max_retries",
+            "lock_wait, memory_limit, prices, openai_api_key, openai_base_url, openai_org_id, openai_project_id, "
+            "openai_timeout, openai_max_retries",
         ),
     ],
     ids=["did-you-mean", "did-you-mean-pyproject", "no-close-match"],
@@ -479,6 +481,20 @@ def test_out_of_range_numbers_are_refused(
         load(tmp_path, environ, overrides)
 
 
+@pytest.mark.parametrize("value", ["512", "lots", "1.5 XB", "-1GB", "512MB; DROP TABLE x"])
+def test_a_memory_limit_that_is_not_a_size_is_refused(tmp_path: Path, value: str) -> None:
+    with raises_exactly(
+        f"memory_limit must be a size like 512MB or 2GB, got {value!r} (from environment). "
+        "Fix EMBEDSQL_MEMORY_LIMIT or memory_limit in the config file."
+    ):
+        load(tmp_path, {"EMBEDSQL_MEMORY_LIMIT": value})
+
+
+@pytest.mark.parametrize("value", ["512MB", "2GB", "1.5GiB", "300 mb", "4TB"])
+def test_memory_limits_in_duckdb_units_are_accepted(tmp_path: Path, value: str) -> None:
+    assert load(tmp_path, {"EMBEDSQL_MEMORY_LIMIT": value}).memory_limit == value
+
+
 def test_the_smallest_allowed_numbers_are_accepted(tmp_path: Path) -> None:
     environ = {"EMBEDSQL_DIMENSIONS": "1", "EMBEDSQL_MAX_SHARD_LINES": "1", "EMBEDSQL_MAX_SHARD_BYTES": "1024"}
 
@@ -523,6 +539,7 @@ def test_config_command_shows_each_value_and_its_source(monkeypatch: pytest.Monk
         "poll_interval           5.0  [default; env EMBEDSQL_POLL_INTERVAL]\n"
         "max_poll_interval       120.0  [default; env EMBEDSQL_MAX_POLL_INTERVAL]\n"
         "lock_wait               30.0  [default; env EMBEDSQL_LOCK_WAIT]\n"
+        "memory_limit            512MB  [default; env EMBEDSQL_MEMORY_LIMIT]\n"
         "openai_api_key          ********  [environment; env OPENAI_API_KEY]\n"
         "openai_base_url         (not set)  [default; env OPENAI_BASE_URL]\n"
         "openai_org_id           (not set)  [default; env OPENAI_ORG_ID]\n"

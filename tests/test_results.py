@@ -25,7 +25,7 @@ from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_array_equal
 
 from embedsql.errors import LoadError
-from embedsql.results import Failure, Results, read_results
+from embedsql.results import Failure, Results, iter_results, read_results
 
 EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
 DAMAGED_SUFFIX = (
@@ -154,6 +154,22 @@ def test_successes_and_failures_from_output_and_error_files(tmp_path: Path, con:
         Failure("doc-8", 500, "server_error", "The server had an error."),
         Failure("doc-9", None, "batch_expired", EXPIRED_MESSAGE),
     ]
+
+
+def test_results_are_streamed_in_batches_of_lines(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    vectors = {f"doc-{i}": np.array([i, 1, -i, 0.5], dtype=np.float32) for i in range(1, 12)}
+    lines = [success(custom_id, b64(vector)) for custom_id, vector in vectors.items()]
+    lines.insert(5, expired("doc-x"))
+    path = write_jsonl(tmp_path / "out.jsonl", lines)
+
+    parts = list(iter_results(con, [path], dimensions=4, batch_rows=5))
+
+    assert [len(p.custom_ids) + len(p.failures) for p in parts] == [5, 5, 2]
+    got = {c: v for p in parts for c, v in vectors_by_id(p).items()}
+    assert sorted(got) == sorted(vectors)
+    for custom_id, vector in vectors.items():
+        assert_array_equal(got[custom_id], vector, strict=True)
+    assert [f for p in parts for f in p.failures] == [Failure("doc-x", None, "batch_expired", EXPIRED_MESSAGE)]
 
 
 def test_files_and_lines_in_any_order_give_the_same_results(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:

@@ -317,7 +317,7 @@ def test_unique_texts_shared_by_rows_are_embedded_once(tmp_path: Path) -> None:
     assert fetch(db, "SELECT count(DISTINCT embedding) FROM d_embeddings") == [(1,)]
 
 
-def test_interrupted_job_resumes_without_redoing_loaded_shards(tmp_path: Path, model: LocalModel) -> None:
+def test_interrupted_job_resumes_without_redoing_computed_shards(tmp_path: Path, model: LocalModel) -> None:
     db = make_db(
         tmp_path / "r.duckdb", "CREATE TABLE r AS SELECT range AS id, 'text number ' || range AS body FROM range(50)"
     )
@@ -330,22 +330,23 @@ def test_interrupted_job_resumes_without_redoing_loaded_shards(tmp_path: Path, m
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        embedsql.run("select id, body from r", db=db, max_shard_lines=10, on_event=stop_after_two_shards)
+        embedsql.run(
+            "select id, body from r", db=db, max_shard_lines=10, keep_files=True, on_event=stop_after_two_shards
+        )
 
-    ((job_id, status),) = fetch(db, "SELECT job_id, status FROM embedsql.jobs")
+    ((job_id, status, work_dir),) = fetch(db, "SELECT job_id, status, work_dir FROM embedsql.jobs")
     assert status == "prepared"
-    assert fetch(db, "SELECT shard, status FROM embedsql.shards ORDER BY shard") == [
-        (1, "loaded"),
-        (2, "written"),
-        (3, "written"),
-        (4, "written"),
-        (5, "written"),
-    ]
+    # Computed shards wait to be loaded together (not one transaction each); their results are on disk.
+    assert fetch(db, "SELECT DISTINCT status FROM embedsql.shards") == [("written",)]
+    results = sorted(p.name for p in (tmp_path / work_dir).glob("*.output.jsonl"))
+    assert results == ["shard-00001.output.jsonl"]
+    computed = (tmp_path / work_dir / results[0]).stat().st_mtime_ns
     assert fetch(db, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'r_embeddings'") == [(0,)]
 
-    result = CliRunner().invoke(cli, ["resume", job_id, "--db", str(db)])
+    result = CliRunner().invoke(cli, ["resume", job_id, "--db", str(db)], env={"EMBEDSQL_KEEP_FILES": "1"})
 
     assert result.exit_code == 0, result.output
+    assert (tmp_path / work_dir / results[0]).stat().st_mtime_ns == computed  # loaded, not computed again
     assert f'Resuming job {job_id} (all-MiniLM-L6-v2, 384-d) into "r_embeddings".\n' in result.stderr
     vectors = vectors_by_key(db, "r_embeddings")
     assert sorted(vectors) == list(range(50))

@@ -13,9 +13,14 @@ from typing import Protocol
 
 from ..errors import StorageError
 from ..events import EventHandler, Progress
+from ..ledger import Shard
 from ..store import JobStore
 
-__all__ = ["Runner", "drive_shards"]
+__all__ = ["LOAD_LINES", "Runner", "drive_shards"]
+
+# Computed lines loaded in one transaction: a DuckDB row group, the size from which DuckDB writes a
+# transaction's new rows straight into the database file instead of through its write-ahead log.
+LOAD_LINES = 122_880
 
 
 class Runner(Protocol):
@@ -37,7 +42,8 @@ class ShardRunner(Protocol):
 
 
 def drive_shards(runner: ShardRunner, store: JobStore, on_event: EventHandler) -> None:
-    """Drive an in-process runner: each shard in turn, its files written atomically, then loaded.
+    """Drive an in-process runner: each shard in turn, its files written atomically, and loaded
+    together with others (see ``JobStore.load``) once ``LOAD_LINES`` lines are computed, and at the end.
 
     A shard whose output and error files both exist was computed before a crash and is only loaded.
     Loading can add retry shards; the loop runs until none is left.
@@ -49,6 +55,7 @@ def drive_shards(runner: ShardRunner, store: JobStore, on_event: EventHandler) -
         progress.advance(progress.total - sum(s.lines for s in pending))
         if not pending:
             return
+        computed: list[Shard] = []
         for shard in pending:
             output, errors = store.outputs(shard)
             if output.exists() and errors.exists():
@@ -58,7 +65,11 @@ def drive_shards(runner: ShardRunner, store: JobStore, on_event: EventHandler) -
                     runner.run_shard(store.path(shard), output, errors, on_lines=progress.advance)
                 except OSError as e:
                     raise StorageError.writing("result files", store.directory, e) from e
-            store.load(shard)
+            computed.append(shard)
+            if sum(s.lines for s in computed) >= LOAD_LINES:
+                store.load(computed)
+                computed = []
+        store.load(computed)
 
 
 class _Counter:

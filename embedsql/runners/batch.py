@@ -101,12 +101,12 @@ class BatchRunner:
         downloaded = [s for s in shards if s.status == "downloaded"]
         if not downloaded:
             return False
-        with store.held():
-            for shard in downloaded:
-                failure = None
-                if shard.batch_status == "failed":
-                    failure = ("batch_failed", shard.message or "the batch failed validation")
-                store.load(shard, batch_failure=failure)
+        failed = {
+            s.shard: ("batch_failed", s.message or "the batch failed validation")
+            for s in downloaded
+            if s.batch_status == "failed"
+        }
+        store.load(downloaded, batch_failures=failed)
         return True
 
     def _submit_what_fits(self, store: JobStore, shards: list[Shard], on_event: EventHandler) -> bool:
