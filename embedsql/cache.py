@@ -6,6 +6,7 @@ cache holds. Cache tables live in schema ``embedsql`` and are listed in ``embeds
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import duckdb
@@ -57,7 +58,13 @@ def store_vectors(con: duckdb.DuckDBPyConnection, table: str, custom_ids: pa.Arr
         _, first = np.unique(np.asarray(custom_ids.to_pylist(), dtype=object), return_index=True)
         first.sort()
         custom_ids, vectors = custom_ids.take(pa.array(first)), vectors[first]
-    con.register("_embedsql_incoming", vectors_table(custom_ids, vectors))
+    # A reader over the batches, not the table: DuckDB keeps what is registered alive until the
+    # transaction ends, and a reader it has consumed holds no vectors any more (a table would keep
+    # every batch of a load's transaction in memory: ~300 MB per 50,000 1536-d vectors).
+    incoming = vectors_table(custom_ids, vectors)
+    reader = pa.RecordBatchReader.from_batches(incoming.schema, iter(incoming.to_batches()))
+    del incoming
+    con.register("_embedsql_incoming", reader)
     try:
         # An anti-join rather than INSERT OR IGNORE: it skips known texts before their vectors are
         # copied into the insert (about 1.6x faster for 1536-d vectors).
@@ -66,5 +73,7 @@ def store_vectors(con: duckdb.DuckDBPyConnection, table: str, custom_ids: pa.Arr
             f"WHERE text_hash NOT IN (SELECT text_hash FROM {table})"
         )
     finally:
-        con.unregister("_embedsql_incoming")
+        # After a failed insert the transaction is aborted and refuses even this; the failure matters.
+        with contextlib.suppress(duckdb.Error):
+            con.unregister("_embedsql_incoming")
     return offered

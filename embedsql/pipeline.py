@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import secrets
@@ -19,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import duckdb
 
@@ -27,7 +28,7 @@ from . import ledger
 from .cache import cache_table
 from .config import Settings, load_settings
 from .dbt_project import check_built, resolve_query
-from .errors import ConfigError, Detached, JobError, RemoteError, StorageError
+from .errors import ConfigError, DatabaseError, Detached, JobError, RemoteError, StorageError
 from .events import EventHandler, Notice, ignore
 from .failpoints import failpoint
 from .models import LOCAL_MODEL, MODELS, ModelChoice, choose_model, compatible_model, estimate_cost
@@ -35,12 +36,15 @@ from .plan import make_plan
 from .results import Failure
 from .runners import Runner
 from .shards import ShardLimits
-from .source import Query, inspect_query
+from .source import Query, duck_message, inspect_query
 from .store import JobStore
 from .target import HASH_COLUMN, SKIP_COLUMN, TargetName, check_target, default_target, materialise, parse_target
 from .warehouse import build_example_warehouse
 
 __all__ = ["MODES", "RunResult", "cancel", "resume", "run"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 MODES = ("replace", "upsert")
 
@@ -80,6 +84,24 @@ class RunResult:
     failures: list[Failure] = field(default_factory=list)
 
 
+def _explain_out_of_memory(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """DuckDB's out-of-memory error as an embedsql error that says which setting gives it more."""
+
+    @functools.wraps(fn)
+    def explained(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except duckdb.OutOfMemoryException as e:
+            what = duck_message(e).split(" Possible solutions")[0].removeprefix("Out of Memory Error: ").rstrip(".")
+            raise DatabaseError(
+                f"DuckDB ran out of memory: {what}. Nothing of the step it was doing was kept. Raise embedsql's "
+                "memory_limit (EMBEDSQL_MEMORY_LIMIT=2GB, say) and run the command again."
+            ) from e
+
+    return explained
+
+
+@_explain_out_of_memory
 def run(
     sql: str,
     *,
@@ -143,6 +165,7 @@ def run(
     return _execute(job, settings, runner, on_event, started)
 
 
+@_explain_out_of_memory
 def resume(
     job_id: str,
     *,

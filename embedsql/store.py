@@ -30,8 +30,11 @@ from .results import Failure, iter_results
 from .shards import shard_name
 from .tokens import count_tokens
 
-__all__ = ["JobStore", "is_transient", "output_paths"]
+__all__ = ["LOAD_LINES", "JobStore", "is_transient", "output_paths"]
 
+# Lines loaded in one transaction, at least: a DuckDB row group, the size from which DuckDB writes a
+# transaction's new rows straight into the database file instead of through its write-ahead log.
+LOAD_LINES = 122_880
 # Failures that another attempt of the same line cannot fix.
 _PERMANENT_CODES = {"invalid_vector", "batch_failed"}
 
@@ -118,21 +121,29 @@ class JobStore:
         self, shards: Sequence[ledger.Shard], *, batch_failures: Mapping[int, tuple[str, str]] | None = None
     ) -> None:
         """Results of ``shards`` into the cache, failures into the errors table, transient failures into
-        new shards for the next attempt, and the shards marked loaded: all in one transaction.
+        new shards for the next attempt, and the shards marked loaded: each shard's effects in the
+        same transaction as its "loaded".
 
-        One transaction for all the shards that are ready, not one each: DuckDB writes a big
-        transaction's vectors straight into the database file, and a small one's first into its
-        write-ahead log and again at the next checkpoint. Results are read a batch of lines at a
-        time, so memory does not grow with the size of the files.
+        Shards are loaded together, a transaction per ``LOAD_LINES`` lines or more, not one each:
+        DuckDB writes a big transaction's vectors straight into the database file, and a small one's
+        first into its write-ahead log and again at the next checkpoint. Results are read a batch of
+        lines at a time, so memory grows neither with the size of the files nor with the job.
         ``batch_failures`` (shard number -> code, message) fails every line of a shard whose batch
         failed as a whole.
         """
         failed_batches = batch_failures or {}
-        with self.connection() as con, ledger.transaction(con):
-            cache = cache_table(con, self.job.model, self.job.dimensions, create=True)
-            assert cache is not None
-            for shard in shards:
-                self._load_one(con, cache, shard, failed_batches.get(shard.shard))
+        groups: list[list[ledger.Shard]] = [[]]
+        for shard in shards:
+            if sum(s.lines for s in groups[-1]) >= LOAD_LINES:
+                groups.append([])
+            groups[-1].append(shard)
+        with self.connection() as con:
+            for group in filter(None, groups):
+                with ledger.transaction(con):
+                    cache = cache_table(con, self.job.model, self.job.dimensions, create=True)
+                    assert cache is not None
+                    for shard in group:
+                        self._load_one(con, cache, shard, failed_batches.get(shard.shard))
 
     def _load_one(
         self, con: duckdb.DuckDBPyConnection, cache: str, shard: ledger.Shard, batch_failure: tuple[str, str] | None

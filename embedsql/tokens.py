@@ -58,25 +58,37 @@ def count_tokens(model: ModelInfo, texts: Sequence[str]) -> np.ndarray:
     return load_local_model().count_tokens(texts)
 
 
-# Mean characters per text above which counting is spread over threads (tiktoken's encoder releases
-# the GIL): long texts count ~1.8x faster on 2 cores, short ones are faster in one plain loop.
-# (encode_ordinary_batch submits one future per text: 13x slower than the loop on short texts.)
-_THREADED_CHARS = 200
-_CHUNK = 4096
+# Texts are counted a chunk at a time: joined by the end-of-text special token into one string, which
+# tiktoken cuts at every special token before it splits and merges the pieces between, so each text
+# is tokenised exactly as on its own (encode_ordinary) and the separators give the counts. One call
+# per chunk instead of one per text, numpy instead of a list of ints, and the chunks on threads (the
+# encoder releases the GIL): 1M short texts counted in about a third of the time of a loop.
+_SEPARATOR = "<|endoftext|>"
+_CHUNK_CHARS = 1_000_000
 
 
 def _count_cl100k(texts: Sequence[str]) -> np.ndarray:
-    # Texts are data, not prompts: special-token strings in them count as ordinary text.
-    encode = cl100k_base().encode_ordinary
+    encoding = cl100k_base()
+    separator = encoding.encode_single_token(_SEPARATOR)
 
     def count(chunk: Sequence[str]) -> np.ndarray:
-        return np.fromiter((len(encode(t)) for t in chunk), dtype=np.int64, count=len(chunk))
+        joined = _SEPARATOR.join(chunk) + _SEPARATOR
+        # The separator cannot overlap itself, so a text that holds it shows as an extra occurrence;
+        # such a chunk (data, not prompts: the string counts as plain text) is counted text by text.
+        if joined.count(_SEPARATOR) != len(chunk):
+            return np.fromiter((len(encoding.encode_ordinary(t)) for t in chunk), dtype=np.int64, count=len(chunk))
+        tokens = encoding.encode_to_numpy(joined, allowed_special={_SEPARATOR}, disallowed_special=())
+        ends = np.flatnonzero(tokens == separator)
+        return np.diff(ends, prepend=-1) - 1
 
-    workers = min(os.cpu_count() or 1, 8)
-    if workers == 1 or len(texts) <= _CHUNK or sum(map(len, texts)) < _THREADED_CHARS * len(texts):
-        return count(texts)
+    chars = sum(map(len, texts)) + len(_SEPARATOR) * len(texts)
+    step = max(1, len(texts) * _CHUNK_CHARS // chars)
+    chunks = [texts[i : i + step] for i in range(0, len(texts), step)]
+    workers = min(os.cpu_count() or 1, 8, len(chunks))
+    if workers == 1:
+        return count(chunks[0]).astype(np.int64)
     with ThreadPoolExecutor(workers) as pool:
-        return np.concatenate(list(pool.map(count, [texts[i : i + _CHUNK] for i in range(0, len(texts), _CHUNK)])))
+        return np.concatenate(list(pool.map(count, chunks))).astype(np.int64)
 
 
 def truncate(model: ModelInfo, text: str) -> str:

@@ -396,3 +396,24 @@ def test_stray_uuid_keys_round_trip(tmp_path: Path) -> None:
     embedsql.run("select id, body from u", db=db)
 
     assert sorted(r[0] for r in fetch(db, "SELECT id FROM u_embeddings")) == sorted(ids)
+
+
+def test_running_out_of_duckdb_memory_says_how_to_give_it_more(tmp_path: Path) -> None:
+    db = make_db(
+        tmp_path / "m.duckdb", "CREATE TABLE docs AS SELECT range AS id, 'text ' || range AS body FROM range(20000)"
+    )
+    assert CliRunner().invoke(cli, ["jobs", "--db", str(db)]).exit_code == 0  # makes the ledger, memory to spare
+
+    result = CliRunner().invoke(
+        cli, ["run", "select id, body from docs", "--db", str(db)], env={"EMBEDSQL_MEMORY_LIMIT": "2MB"}
+    )
+
+    assert result.exit_code == 1
+    message = result.stderr.splitlines()[-1]
+    assert message.startswith("Error: DuckDB ran out of memory: failed to allocate data of size "), message
+    assert message.endswith(
+        " MiB used). Nothing of the step it was doing was kept. Raise embedsql's memory_limit "
+        "(EMBEDSQL_MEMORY_LIMIT=2GB, say) and run the command again."
+    ), message
+    assert fetch(db, "SELECT count(*) FROM embedsql.jobs") == [(0,)]
+    assert fetch(db, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'docs_embeddings'") == [(0,)]

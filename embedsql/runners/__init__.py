@@ -14,13 +14,9 @@ from typing import Protocol
 from ..errors import StorageError
 from ..events import EventHandler, Progress
 from ..ledger import Shard
-from ..store import JobStore
+from ..store import LOAD_LINES, JobStore
 
-__all__ = ["LOAD_LINES", "Runner", "drive_shards"]
-
-# Computed lines loaded in one transaction: a DuckDB row group, the size from which DuckDB writes a
-# transaction's new rows straight into the database file instead of through its write-ahead log.
-LOAD_LINES = 122_880
+__all__ = ["Runner", "drive_shards"]
 
 
 class Runner(Protocol):
