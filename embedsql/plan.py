@@ -104,13 +104,17 @@ def make_plan(
     fields = f"'model': {_literal(choice.model.name)}, 'encoding_format': 'base64'"
     if choice.dimensions != choice.model.dimensions:
         fields += f", 'dimensions': {int(choice.dimensions)}"
+    # One row per distinct text the cache lacks. Deduplicated on (hash, rowid) alone and joined back
+    # for the text, so that no aggregate or sort ever holds the texts themselves: those stream from
+    # the snapshot into the shards (1M texts of ~1 kB planned within DuckDB's 512MB). Shards hold
+    # their lines in no particular order; nothing depends on it.
     pending = f"""
-        SELECT custom_id, text,
-               to_json({{'custom_id': custom_id, 'method': 'POST', 'url': '/v1/embeddings',
-                         'body': {{'input': text, {fields}}}}}) || chr(10) AS line
-        FROM (SELECT {HASH_COLUMN} AS custom_id, any_value({_TEXT}) AS text FROM {_SOURCE}
-              WHERE {HASH_COLUMN} IS NOT NULL {unseen} GROUP BY 1)
-        ORDER BY custom_id
+        SELECT s.{HASH_COLUMN} AS custom_id, s.{_TEXT} AS text,
+               to_json({{'custom_id': s.{HASH_COLUMN}, 'method': 'POST', 'url': '/v1/embeddings',
+                         'body': {{'input': s.{_TEXT}, {fields}}}}}) || chr(10) AS line
+        FROM (SELECT min(rowid) AS first FROM {_SOURCE} WHERE {HASH_COLUMN} IS NOT NULL {unseen}
+              GROUP BY {HASH_COLUMN}) AS p
+        JOIN {_SOURCE} AS s ON s.rowid = p.first
     """
     long_texts = _LongTexts(choice, on_long)
     writer = ShardWriter(directory, job_id=job_id, limits=limits, shape=long_texts.shape)
