@@ -124,7 +124,7 @@ def load_job(db: Path, job_id: str) -> dict[str, float]:
         "custom_ids": (embedsql.store, "_custom_ids"),
         "read_results": (embedsql.store, "iter_results"),
         "only": (embedsql.store, "_only"),
-        "store_vectors": (embedsql.store, "store_vectors"),
+        "store_vectors": (embedsql.store, "insert_new_vectors"),
         "materialise": (embedsql.pipeline, "materialise"),
         "rmtree": (shutil, "rmtree"),
     }

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["cache_table", "store_vectors", "vectors_table"]
+__all__ = ["cache_table", "insert_new_vectors", "store_vectors", "vectors_table"]
 
 
 def cache_table(con: duckdb.DuckDBPyConnection, model: str, dimensions: int, *, create: bool) -> str | None:
@@ -48,32 +49,67 @@ def vectors_table(custom_ids: pa.Array, vectors: np.ndarray) -> pa.Table:
 
 
 def store_vectors(con: duckdb.DuckDBPyConnection, table: str, custom_ids: pa.Array, vectors: np.ndarray) -> int:
-    """Add vectors to a cache table; a text already there keeps its vector. Returns rows offered."""
+    """Add vectors to a cache table; a text already there keeps its vector. Returns rows offered.
+
+    For a few vectors at a time (``embed()``): it looks up every id in the whole cache. Loading a
+    job's results goes through ``insert_new_vectors`` instead.
+    """
     if len(custom_ids) == 0:
         return 0
     offered = len(custom_ids)
-    if pc.count_distinct(custom_ids).as_py() < offered:
-        # The same text twice in one answer: keep its first vector. Deduplicating here, on the ids,
-        # spares DuckDB from grouping the vectors themselves (DISTINCT ON over 6 KB rows is slow).
-        _, first = np.unique(np.asarray(custom_ids.to_pylist(), dtype=object), return_index=True)
-        first.sort()
-        custom_ids, vectors = custom_ids.take(pa.array(first)), vectors[first]
-    # A reader over the batches, not the table: DuckDB keeps what is registered alive until the
-    # transaction ends, and a reader it has consumed holds no vectors any more (a table would keep
-    # every batch of a load's transaction in memory: ~300 MB per 50,000 1536-d vectors).
-    incoming = vectors_table(custom_ids, vectors)
-    reader = pa.RecordBatchReader.from_batches(incoming.schema, iter(incoming.to_batches()))
-    del incoming
-    con.register("_embedsql_incoming", reader)
-    try:
+    custom_ids, vectors = _first_of_each(custom_ids, vectors)
+    with _incoming(con, custom_ids, vectors):
         # An anti-join rather than INSERT OR IGNORE: it skips known texts before their vectors are
         # copied into the insert (about 1.6x faster for 1536-d vectors).
         con.execute(
             f"INSERT INTO {table} SELECT * FROM _embedsql_incoming "
             f"WHERE text_hash NOT IN (SELECT text_hash FROM {table})"
         )
+    return offered
+
+
+def insert_new_vectors(
+    con: duckdb.DuckDBPyConnection, table: str, custom_ids: pa.Array, vectors: np.ndarray, *, known: set[str]
+) -> set[str]:
+    """Add the vectors of ids that are not in ``known`` (the caller's ids already in the cache, or
+    stored before) with a plain insert; returns the ids added. The same id twice keeps its first
+    vector. No look-up in the cache itself: its cost would grow with the cache, for every call."""
+    custom_ids, vectors = _first_of_each(custom_ids, vectors)
+    if known:
+        new = pc.invert(pc.is_in(custom_ids, value_set=pa.array(list(known), pa.string())))
+        if not pc.all(new).as_py():
+            keep = new.to_numpy(zero_copy_only=False)
+            custom_ids, vectors = custom_ids.filter(new), vectors[keep]
+    if len(custom_ids):
+        with _incoming(con, custom_ids, vectors):
+            con.execute(f"INSERT INTO {table} SELECT * FROM _embedsql_incoming")
+    return set(custom_ids.to_pylist())
+
+
+def _first_of_each(custom_ids: pa.Array, vectors: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """The same text twice in one answer: keep its first vector. Deduplicating here, on the ids,
+    spares DuckDB from grouping the vectors themselves (DISTINCT ON over 6 KB rows is slow)."""
+    if len(custom_ids) == 0 or pc.count_distinct(custom_ids).as_py() == len(custom_ids):
+        return custom_ids, vectors
+    _, first = np.unique(np.asarray(custom_ids.to_pylist(), dtype=object), return_index=True)
+    first.sort()
+    return custom_ids.take(pa.array(first)), vectors[first]
+
+
+@contextlib.contextmanager
+def _incoming(con: duckdb.DuckDBPyConnection, custom_ids: pa.Array, vectors: np.ndarray) -> Iterator[None]:
+    """The vectors as the view ``_embedsql_incoming`` for one statement.
+
+    A reader over the batches, not the table: DuckDB keeps what is registered alive until the
+    transaction ends, and a reader it has consumed holds no vectors any more (a table would keep
+    every batch of a load's transaction in memory: ~300 MB per 50,000 1536-d vectors).
+    """
+    incoming = vectors_table(custom_ids, vectors)
+    con.register("_embedsql_incoming", pa.RecordBatchReader.from_batches(incoming.schema, iter(incoming.to_batches())))
+    del incoming
+    try:
+        yield
     finally:
         # After a failed insert the transaction is aborted and refuses even this; the failure matters.
         with contextlib.suppress(duckdb.Error):
             con.unregister("_embedsql_incoming")
-    return offered

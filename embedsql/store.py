@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import ledger
-from .cache import cache_table, store_vectors
+from .cache import cache_table, insert_new_vectors
 from .errors import JobError
 from .failpoints import failpoint
 from .models import MODELS
@@ -151,13 +151,16 @@ class JobStore:
         sent = _custom_ids(con, self.path(shard))
         embedded = 0
         if batch_failure is None:
+            # Texts of this shard that the cache holds already (another job stored them meanwhile),
+            # looked up once; then those stored from earlier batches of the answer.
+            known = _cached(con, cache, self.path(shard))
             answered: set[str] = set()
             failures: list[Failure] = []
             reader = con.cursor()  # reads the files while `con` writes the cache, batch by batch
             try:
                 for results in iter_results(reader, list(self.outputs(shard)), dimensions=self.job.dimensions):
                     ids, vectors = _only(results.custom_ids, results.vectors, sent)
-                    store_vectors(con, cache, ids, vectors)
+                    known |= insert_new_vectors(con, cache, ids, vectors, known=known)
                     embedded += len(ids)
                     answered.update(ids.to_pylist())
                     answered.update(f.custom_id for f in results.failures)
@@ -238,6 +241,16 @@ def output_paths(shard: Path) -> tuple[Path, Path]:
     """Where a shard's output and error files live: beside it, named after it."""
     stem = shard.name.removesuffix(".jsonl")
     return shard.with_name(f"{stem}.output.jsonl"), shard.with_name(f"{stem}.errors.jsonl")
+
+
+def _cached(con: duckdb.DuckDBPyConnection, cache: str, path: Path) -> set[str]:
+    """The custom_ids of shard ``path`` that ``cache`` holds (one scan of its ids, built on the shard's)."""
+    rows = con.execute(
+        f"SELECT text_hash FROM {cache} WHERE text_hash IN (SELECT custom_id FROM read_json(?, "
+        "format = 'newline_delimited', columns = {'custom_id': 'VARCHAR'}))",
+        [str(path)],
+    ).fetchall()
+    return {r[0] for r in rows}
 
 
 def _custom_ids(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:

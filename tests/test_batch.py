@@ -84,6 +84,27 @@ def test_a_rerun_after_completion_creates_no_batch(tmp_path: Path, openai_server
     assert_exact_table(db, "docs_embeddings", texts, "id")
 
 
+def test_two_jobs_submitted_with_the_same_texts_both_load(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    # Both jobs are planned before either loads, so both send the shared texts (the cache had none of
+    # them yet); the second to load finds them in the cache and keeps the vectors stored first.
+    db, texts = small_db(tmp_path / "d.duckdb", n=30)
+    run = {"db": db, "sleep": openai_server.advance, "clock": openai_server.now, "wait": False}
+    first = embedsql.run("select id, body from docs where id < 20", into="first", **run)
+    second = embedsql.run("select id, body from docs where id >= 10", into="second", **run)
+    assert (first.status, second.status) == ("submitted", "submitted")
+
+    done = [
+        embedsql.resume(j.job_id, db=db, sleep=openai_server.advance, clock=openai_server.now) for j in (second, first)
+    ]
+
+    assert [(r.status, r.target_rows, r.failed_texts) for r in done] == [("complete", 20, 0), ("complete", 20, 0)]
+    shared = {texts[i] for i in range(10, 20)}
+    assert openai_server.inputs_by_text == Counter({t: 2 if t in shared else 1 for t in texts.values()})
+    assert fetch(db, "SELECT count(*) FROM embedsql.cache_text_embedding_3_small_1536") == [(30,)]
+    assert_exact_table(db, "first", {i: texts[i] for i in range(20)}, "id")
+    assert_exact_table(db, "second", {i: texts[i] for i in range(10, 30)}, "id")
+
+
 def test_shards_split_several_in_flight_within_the_token_budget(tmp_path: Path, openai_server: FakeOpenAI) -> None:
     db, texts = small_db(tmp_path / "d.duckdb", n=100)
     openai_server.in_progress_seconds = 100
