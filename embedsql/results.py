@@ -8,6 +8,8 @@ base64 (little-endian float32) or JSON float lists; both are accepted.
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,19 +92,44 @@ def iter_results(
                     THEN CAST(response.body.data[1].embedding AS FLOAT[]) END AS floats
         FROM read_json({file_list}, format = 'newline_delimited', columns = {_SCHEMA}, ignore_errors = true)
     """
+    # DuckDB's JSON reader holds each line's parsed tree, ~10x the line, for a chunk of 2,048 lines
+    # per thread: 1536-d float lists (31 kB a line) on two threads outgrew 512MB, on one they did not.
+    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0] if _float_lists(files) else None
     try:
+        if threads is not None:
+            con.execute("SET threads = 1")
         reader = con.sql(sql).to_arrow_reader(batch_rows)
         with reader:
             for batch in reader:
                 if batch.num_rows:
                     yield _split(pa.Table.from_batches([batch]), dimensions)
+    except duckdb.OutOfMemoryException:
+        raise  # not the file's fault
     except (duckdb.Error, pa.ArrowException) as e:
         names = ", ".join(p.name for p in files)
         message = duck_message(e) if isinstance(e, duckdb.Error) else str(e)
+        if "Out of Memory Error" in message:
+            raise duckdb.OutOfMemoryException(message) from e
         raise LoadError(
             f"cannot read result file(s) {names}: {message} The file is damaged or not in the "
             "Batch API output format; `embedsql resume JOB` downloads or recomputes it."
         ) from e
+    finally:
+        if threads is not None:
+            con.execute(f"SET threads = {int(threads)}")
+
+
+def _float_lists(files: list[Path]) -> bool:
+    """Whether the first answer with a vector has it as a JSON float list rather than base64."""
+    for path in files:
+        with open(path, "rb") as f:
+            for line in itertools.islice(f, 10):
+                try:
+                    embedding = json.loads(line)["response"]["body"]["data"][0]["embedding"]
+                except (ValueError, KeyError, IndexError, TypeError):
+                    continue
+                return isinstance(embedding, list)
+    return False
 
 
 def _split(table: pa.Table, dimensions: int) -> Results:
