@@ -9,7 +9,8 @@ writes it: ``{"id", "custom_id", "response": {"status_code": 200, "request_id", 
 "list", "data": [{"object": "embedding", "index": 0, "embedding": ...}], "model", "usage"}},
 "error": null}``, lines shuffled) with random unit vectors, base64 or float lists. The shards are
 then marked downloaded and embedsql is timed through ``embedsql.resume(job)``, the pipeline's own
-path: ``JobStore.load`` of the shards (read, check, cache insert, ledger) in one transaction, then
+path: ``JobStore.load`` of the shards (read, check, cache insert, ledger; a transaction per 122,880
+lines or more), then
 the target table, then the work files removed. The references read the same files in the same run:
 
 - notebook: ``pandas.read_json(lines=True)``, ``.apply`` to pull ``response.body.data[0].embedding``

@@ -13,8 +13,8 @@ Goals: flat in rows (the largest size within 1.2x of the smallest) and under 1 G
 
 10M rows are opt-in: at 1536-d, 10M output lines are 82 GB of files plus 61 GB of cache and as
 much again of target table, which no disk here holds; ``--dimensions 256`` makes the load case
-fit (about 35 GB at 10M), and the 10M prepare case alone takes ~10 minutes on 2 cores while token
-counting is what it is (see bench.prepare's profile).
+fit (about 35 GB at 10M); the 10M prepare case takes about 3 minutes on 2 cores, most of it
+counting tokens (see bench.prepare's profile).
 """
 
 from __future__ import annotations
