@@ -1,6 +1,6 @@
 """Every benchmark in one run, each beside its baselines measured in the same run, as Markdown.
 
-    python -m bench                          # all stages at their default sizes (~20 min on 2 cores)
+    python -m bench                          # all stages at their default sizes (~25 min on 2 cores)
     python -m bench --quick                  # small sizes, under 2 minutes
     python -m bench --stage prepare --stage load --rows 100000
     python -m bench.memory --rows 1000000 --rows 10000000 --step prepare      # opt-in: 10M rows
@@ -11,7 +11,7 @@ Stages (``--stage``, repeatable; default all):
 2. load     Batch output files -> cache -> FLOAT[1536] table, lines/s, against pandas and the
             fastest native read
 3. e2e      N distinct texts -> table through the local OpenAI server's Batch API, stage breakdown
-            (256-d vectors unless --e2e-dimensions: see bench.e2e)
+            (1536-d vectors unless --e2e-dimensions: see bench.e2e)
 4. memory   peak RSS of prepare and load in child processes, at each size
 5. local    the bundled model's texts/s on 2 cores, against plain onnxruntime
 6. search   top-10 latency (bench.search), against DuckDB's own query
@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, action="append", help="table size (repeat); see above")
     parser.add_argument("--quick", action="store_true", help="small sizes: the whole run in under 2 minutes")
     parser.add_argument("--dimensions", type=int, default=1536, help="vector size of the memory stage's load case")
-    parser.add_argument("--e2e-dimensions", type=int, default=256, help="vector size of the end-to-end stage")
+    parser.add_argument("--e2e-dimensions", type=int, default=1536, help="vector size of the end-to-end stage")
     args = parser.parse_args()
     sizes = plan(args)
     started = time.perf_counter()
