@@ -62,7 +62,7 @@ def count_tokens(model: ModelInfo, texts: Sequence[str]) -> np.ndarray:
 # tiktoken cuts at every special token before it splits and merges the pieces between, so each text
 # is tokenised exactly as on its own (encode_ordinary) and the separators give the counts. One call
 # per chunk instead of one per text, numpy instead of a list of ints, and the chunks on threads (the
-# encoder releases the GIL): 1M short texts counted in about a third of the time of a loop.
+# encoder releases the GIL): in prepare's profile, 1M short texts took 2.0 s instead of 2.5 s.
 _SEPARATOR = "<|endoftext|>"
 _CHUNK_CHARS = 1_000_000
 # Below this many characters, one thread: starting others costs more than they save.
@@ -90,7 +90,7 @@ def _count_cl100k(texts: Sequence[str]) -> np.ndarray:
     chunks = [texts[i : i + step] for i in range(0, len(texts), step)]
     workers = min(workers, len(chunks))
     if workers == 1:
-        return count(chunks[0]).astype(np.int64)
+        return np.concatenate([count(chunk) for chunk in chunks]).astype(np.int64)
     with ThreadPoolExecutor(workers) as pool:
         return np.concatenate(list(pool.map(count, chunks))).astype(np.int64)
 

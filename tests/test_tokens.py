@@ -7,7 +7,10 @@ chunk it was counted in, or on special-token strings inside it.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -70,6 +73,13 @@ def test_many_texts_are_counted_in_chunks_on_threads_in_order() -> None:
 
     assert counts.tolist() == reference(texts)
     assert int(counts.sum()) == sum(reference(texts))
+
+
+def test_a_one_core_machine_counts_every_chunk_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    texts = [f"text number {i}, " * 5 for i in range(40_000)]  # ~3.6M characters: four chunks
+
+    assert count_tokens(MODEL, texts).tolist() == reference(texts)
 
 
 def test_no_texts_no_counts() -> None:
