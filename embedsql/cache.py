@@ -75,11 +75,11 @@ def insert_new_vectors(
     stored before) with a plain insert; returns the ids added. The same id twice keeps its first
     vector. No look-up in the cache itself: its cost would grow with the cache, for every call."""
     custom_ids, vectors = _first_of_each(custom_ids, vectors)
-    if known:
-        new = pc.invert(pc.is_in(custom_ids, value_set=pa.array(list(known), pa.string())))
-        if not pc.all(new).as_py():
-            keep = new.to_numpy(zero_copy_only=False)
-            custom_ids, vectors = custom_ids.filter(new), vectors[keep]
+    # Membership in the set itself: turning a growing ``known`` into an Arrow array for every batch
+    # would cost more than the batch.
+    new = np.fromiter((c not in known for c in custom_ids.to_pylist()), dtype=bool, count=len(custom_ids))
+    if not new.all():
+        custom_ids, vectors = custom_ids.filter(pa.array(new)), vectors[new]
     if len(custom_ids):
         with _incoming(con, custom_ids, vectors):
             con.execute(f"INSERT INTO {table} SELECT * FROM _embedsql_incoming")

@@ -153,7 +153,7 @@ class JobStore:
         if batch_failure is None:
             # Texts of this shard that the cache holds already (another job stored them meanwhile),
             # looked up once; then those stored from earlier batches of the answer.
-            known = _cached(con, cache, self.path(shard))
+            known = _cached(con, cache, sent)
             answered: set[str] = set()
             failures: list[Failure] = []
             reader = con.cursor()  # reads the files while `con` writes the cache, batch by batch
@@ -243,13 +243,15 @@ def output_paths(shard: Path) -> tuple[Path, Path]:
     return shard.with_name(f"{stem}.output.jsonl"), shard.with_name(f"{stem}.errors.jsonl")
 
 
-def _cached(con: duckdb.DuckDBPyConnection, cache: str, path: Path) -> set[str]:
-    """The custom_ids of shard ``path`` that ``cache`` holds (one scan of its ids, built on the shard's)."""
-    rows = con.execute(
-        f"SELECT text_hash FROM {cache} WHERE text_hash IN (SELECT custom_id FROM read_json(?, "
-        "format = 'newline_delimited', columns = {'custom_id': 'VARCHAR'}))",
-        [str(path)],
-    ).fetchall()
+def _cached(con: duckdb.DuckDBPyConnection, cache: str, sent: set[str]) -> set[str]:
+    """Which of ``sent`` ``cache`` holds (one scan of its ids, the hash table built on ``sent``)."""
+    con.register("_embedsql_sent", pa.table({"custom_id": pa.array(list(sent), pa.string())}))
+    try:
+        rows = con.execute(
+            f"SELECT text_hash FROM {cache} WHERE text_hash IN (SELECT custom_id FROM _embedsql_sent)"
+        ).fetchall()
+    finally:
+        con.unregister("_embedsql_sent")
     return {r[0] for r in rows}
 
 

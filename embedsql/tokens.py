@@ -80,7 +80,7 @@ def _count_cl100k(texts: Sequence[str]) -> np.ndarray:
         if joined.count(_SEPARATOR) != len(chunk):
             return np.fromiter((len(encoding.encode_ordinary(t)) for t in chunk), dtype=np.int64, count=len(chunk))
         tokens = encoding.encode_to_numpy(joined, allowed_special={_SEPARATOR}, disallowed_special=())
-        ends = np.flatnonzero(tokens == separator)
+        ends = np.flatnonzero(tokens == separator).astype(np.int64)
         return np.diff(ends, prepend=-1) - 1
 
     workers = min(os.cpu_count() or 1, 8)
@@ -90,9 +90,9 @@ def _count_cl100k(texts: Sequence[str]) -> np.ndarray:
     chunks = [texts[i : i + step] for i in range(0, len(texts), step)]
     workers = min(workers, len(chunks))
     if workers == 1:
-        return np.concatenate([count(chunk) for chunk in chunks]).astype(np.int64)
+        return np.concatenate([count(chunk) for chunk in chunks])
     with ThreadPoolExecutor(workers) as pool:
-        return np.concatenate(list(pool.map(count, chunks))).astype(np.int64)
+        return np.concatenate(list(pool.map(count, chunks)))
 
 
 def truncate(model: ModelInfo, text: str) -> str:
