@@ -38,7 +38,7 @@ from typing import Any
 
 import embedsql
 import embedsql.pipeline
-from embedsql.runners.openai import OpenAIBatchAPI
+from embedsql.runners.openai import OpenAIClient
 from embedsql.store import JobStore
 
 from .common import Goal, StageResult, Stopwatch, fmt_bytes, fmt_n, fmt_s, isolated, markdown
@@ -51,10 +51,10 @@ TESTS = Path(__file__).resolve().parents[1] / "tests"
 DIMENSIONS = 1536
 STEPS = {
     "prepare (plan, shards)": (embedsql.pipeline, "make_plan"),
-    "upload *": (OpenAIBatchAPI, "upload"),
-    "create batches *": (OpenAIBatchAPI, "create"),
-    "poll *": (OpenAIBatchAPI, "retrieve"),
-    "download": (OpenAIBatchAPI, "download"),
+    "upload *": (OpenAIClient, "upload"),
+    "create batches *": (OpenAIClient, "create"),
+    "poll *": (OpenAIClient, "retrieve"),
+    "download": (OpenAIClient, "download"),
     "load into cache": (JobStore, "load"),
     "target table": (embedsql.pipeline, "materialise"),
     "remove work files": (shutil, "rmtree"),

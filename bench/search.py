@@ -24,7 +24,7 @@ import pyarrow as pa
 
 import embedsql
 from embedsql import ledger
-from embedsql.cache import cache_table, store_vectors
+from embedsql.cache import ensure_cache, store_vectors
 from embedsql.embed import text_hash
 
 from .common import Goal, StageResult, markdown
@@ -58,8 +58,7 @@ def build(db: Path, rows: int, dims: int, seed: int = 0) -> np.ndarray:
         )
         query = rng.standard_normal(dims).astype(np.float32)
         query /= np.linalg.norm(query)
-        table = cache_table(con, model, dims, create=True)
-        assert table is not None
+        table = ensure_cache(con, model, dims)
         store_vectors(con, table, pa.array([text_hash(QUERY)]), query[np.newaxis, :])
         con.execute("CHECKPOINT")
     finally:

@@ -7,7 +7,7 @@
 """
 
 from .config import Settings, load_settings
-from .embed import connect
+from .embed import connect, sql
 from .errors import (
     ConfigError,
     DatabaseError,
@@ -22,7 +22,8 @@ from .errors import (
     TargetError,
 )
 from .events import BatchProgress, Notice, Progress
-from .pipeline import RunResult, cancel, resume, run
+from .jobs import JobStatus, JobSummary, RunResult, job_status, list_jobs
+from .pipeline import cancel, resume, run
 from .search import search
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "EmbedsqlError",
     "InputError",
     "JobError",
+    "JobStatus",
+    "JobSummary",
     "LoadError",
     "Notice",
     "Progress",
@@ -44,8 +47,11 @@ __all__ = [
     "TargetError",
     "cancel",
     "connect",
+    "job_status",
+    "list_jobs",
     "load_settings",
     "resume",
     "run",
     "search",
+    "sql",
 ]

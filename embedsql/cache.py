@@ -15,18 +15,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["cache_table", "insert_new_vectors", "store_vectors", "vectors_table"]
+__all__ = ["ensure_cache", "find_cache", "insert_new_vectors", "store_vectors", "vectors_table"]
 
 
-def cache_table(con: duckdb.DuckDBPyConnection, model: str, dimensions: int, *, create: bool) -> str | None:
-    """Quoted name of the cache table for (model, dimensions); created when asked, else None if absent."""
+def find_cache(con: duckdb.DuckDBPyConnection, model: str, dimensions: int) -> str | None:
+    """Quoted name of the cache table for (model, dimensions), or None if there is none yet."""
     rows = con.execute(
         "SELECT table_name FROM embedsql.caches WHERE model = ? AND dimensions = ?", [model, dimensions]
     ).fetchall()
-    if rows:
-        return f'embedsql."{rows[0][0]}"'
-    if not create:
-        return None
+    return f'embedsql."{rows[0][0]}"' if rows else None
+
+
+def ensure_cache(con: duckdb.DuckDBPyConnection, model: str, dimensions: int) -> str:
+    """Quoted name of the cache table for (model, dimensions), created (and listed) if it is missing."""
+    found = find_cache(con, model, dimensions)
+    if found is not None:
+        return found
     base = "cache_" + re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_") + f"_{dimensions}"
     taken = {r[0] for r in con.execute("SELECT table_name FROM embedsql.caches").fetchall()}
     name, n = base, 1

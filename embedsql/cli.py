@@ -14,20 +14,19 @@ from pathlib import Path
 from typing import IO, Any, TextIO, TypeVar
 
 import click
-import duckdb
 import pyarrow as pa
 
 from .config import ENV_VARS, ON_LONG, RUNNERS, SECRET_FIELDS, Settings, load_settings
-from .dbt_project import check_built, resolve_query
-from .embed import open_with_embed
-from .errors import Detached, EmbedsqlError, QueryError
+from .embed import sql as run_sql
+from .errors import Detached, EmbedsqlError
 from .events import BatchProgress, Event, Notice, Progress
 from .formats import FORMATS, render
-from .jobs import job_status, list_jobs
+from .jobs import RunResult, job_status, list_jobs
 from .models import MODELS
-from .pipeline import MODES, RunResult, cancel, resume, run
+from .pipeline import MODES, cancel, resume, run
 from .search import search
-from .source import duck_message
+
+__all__ = ["cli"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -371,19 +370,7 @@ def sql_command(ctx: click.Context, query: str, model: str | None, db: Path, fmt
         embedsql sql "select m.title from movies m join movies_embeddings e using (movieId)
                       order by array_cosine_similarity(e.embedding, embed('space adventure')) desc limit 5"
     """
-    settings = _settings(ctx, db=db, model=model)
-    query, relations = resolve_query(query, settings.dbt_project, db=settings.db)
-    con, embedder = open_with_embed(settings=settings)
-    try:
-        check_built(con, relations)
-        try:
-            relation = con.sql(query)  # None for a statement that returns no rows
-            rows = relation.to_arrow_table() if relation is not None else pa.table({})
-        except duckdb.Error as e:
-            raise QueryError(f"{duck_message(e)} Check the SQL of the query.") from e
-    finally:
-        con.close()
-        embedder.close()
+    rows = run_sql(query, settings=_settings(ctx, db=db, model=model))
     click.echo(render(rows, fmt), nl=False)
 
 

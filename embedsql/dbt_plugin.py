@@ -25,7 +25,7 @@ from .config import SECRET_FIELDS, Settings, convert_setting, load_settings
 from .embed import Embedder, query_model, register
 from .errors import ConfigError
 
-__all__ = ["PLUGIN_SETTINGS", "Plugin"]
+__all__ = ["PLUGIN_SETTINGS", "Plugin", "plugin_settings"]
 
 # What embed() needs; the rest of embedsql's settings are about jobs.
 PLUGIN_SETTINGS = (

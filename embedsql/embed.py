@@ -8,7 +8,6 @@ through the synchronous API), stores them in the same cache as ``embedsql run``,
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable
@@ -21,14 +20,16 @@ import numpy as np
 import pyarrow as pa
 
 from . import ledger
-from .cache import cache_table, store_vectors
+from .cache import ensure_cache, store_vectors
 from .config import Settings, load_settings
-from .errors import ConfigError, TargetError
-from .models import MODELS, ModelChoice, choose_model, compatible_model
-from .target import parse_target
+from .dbt_project import check_built, resolve_query
+from .duck import duck_message
+from .errors import ConfigError, QueryError, TargetError
+from .models import ModelChoice, choose_model, recorded_choice
+from .target import parse_target, recorded_target, target_models
 from .tokens import truncate
 
-__all__ = ["Embedder", "connect", "query_model", "text_hash"]
+__all__ = ["Embedder", "connect", "open_with_embed", "query_model", "register", "sql", "text_hash"]
 
 
 def text_hash(text: str) -> str:
@@ -76,8 +77,7 @@ class Embedder:
         # while the query that called embed() is still running on the first.
         cursor = self.con.cursor()
         try:
-            table = cache_table(cursor, self.choice.model.name, self.choice.dimensions, create=True)
-            assert table is not None
+            table = ensure_cache(cursor, self.choice.model.name, self.choice.dimensions)
             cursor.register("_embedsql_wanted", pa.table({"h": list(missing)}))
             found = cursor.sql(
                 f"SELECT text_hash, embedding FROM {table} WHERE text_hash IN (SELECT h FROM _embedsql_wanted)"
@@ -117,9 +117,9 @@ def _computer(choice: ModelChoice, settings: Settings) -> tuple[Callable[[list[s
 
         local = load_local_model()
         return local.embed, None
-    from .runners.openai import OpenAIBatchAPI
+    from .runners.openai import OpenAIClient
 
-    api = OpenAIBatchAPI(settings)
+    api = OpenAIClient(settings)
     dimensions = choice.dimensions if choice.dimensions != model.dimensions else None
     return lambda texts: api.embed([truncate(model, t) for t in texts], model=model.name, dimensions=dimensions), api
 
@@ -130,35 +130,29 @@ def query_model(con: duckdb.DuckDBPyConnection, settings: Settings, *, table: st
     explicit = settings.model is not None
     if table is not None:
         name = parse_target(table)
-        rows = con.execute("SELECT model, dimensions FROM embedsql.targets WHERE table_name = ?", [name.sql]).fetchall()
-        if not rows:
+        recorded = recorded_target(con, name)
+        if recorded is None:
             raise TargetError(
                 f"table {name} was not written by embedsql, so its model is unknown. Name a table that "
                 "`embedsql run` wrote (see `embedsql jobs`)."
             )
-        model, dimensions = rows[0]
+        model, dimensions = recorded.model, recorded.dimensions
         if explicit and (settings.model, settings.dimensions or dimensions) != (model, dimensions):
             raise ConfigError(
                 f"table {name} holds {dimensions}-d vectors of {model}, but --model asks for {settings.model}: "
                 f"vectors of different models cannot be compared. Drop --model, or pass --model {model}."
             )
-        return _choice(model, dimensions, f"the model of table {name}")
+        return recorded_choice(model, dimensions, f"the model of table {name}")
     if explicit:
         return choose_model(settings)
-    models = con.execute("SELECT DISTINCT model, dimensions FROM embedsql.targets ORDER BY 1, 2").fetchall()
+    models = target_models(con)
     if len(models) == 1:
         ((model, dimensions),) = models
-        return _choice(model, dimensions, "the model of this database's embeddings")
+        return recorded_choice(model, dimensions, "the model of this database's embeddings")
     if len(models) > 1:
         listed = ", ".join(f"{m} ({d}-d)" for m, d in models)
         raise ConfigError(f"this database holds vectors of several models ({listed}); pass --model to pick one.")
     return choose_model(settings)
-
-
-def _choice(model: str, dimensions: int, reason: str) -> ModelChoice:
-    # A model embedsql does not know was served by a compatible server (the sync runner) at this size.
-    info = MODELS.get(model) or dataclasses.replace(compatible_model(model), dimensions=int(dimensions))
-    return ModelChoice(info, int(dimensions), reason)
 
 
 def register(con: duckdb.DuckDBPyConnection, embedder: Embedder, *, name: str = "embed") -> None:
@@ -180,6 +174,27 @@ def connect(
     """A DuckDB connection to ``db`` with ``embed(text)`` registered (the model of the database's
     embeddings, or ``model``). Close it when done; it holds the database like any connection."""
     return open_with_embed(db, model=model, settings=settings, **overrides)[0]
+
+
+def sql(query: str, *, settings: Settings | None = None, **overrides: Any) -> pa.Table:
+    """The rows of ``query``, run with ``embed(text)`` available (what ``embedsql sql`` prints).
+
+    With a dbt project, ``{{ ref() }}`` and ``{{ source() }}`` are resolved first. A statement
+    that returns no rows gives an empty table. ``overrides`` are settings (``db=``, ``model=``, ...).
+    """
+    settings = settings if settings is not None else load_settings(overrides)
+    query, relations = resolve_query(query, settings.dbt_project, db=settings.db)
+    con, embedder = open_with_embed(settings=settings)
+    try:
+        check_built(con, relations)
+        try:
+            relation = con.sql(query)  # None for a statement that returns no rows
+            return relation.to_arrow_table() if relation is not None else pa.table({})
+        except duckdb.Error as e:
+            raise QueryError(f"{duck_message(e)} Check the SQL of the query.") from e
+    finally:
+        con.close()
+        embedder.close()
 
 
 def open_with_embed(

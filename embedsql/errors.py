@@ -38,7 +38,19 @@ __all__ = [
 
 
 class EmbedsqlError(Exception):
-    """Base class of every error embedsql raises on purpose."""
+    """Base class of every error embedsql raises on purpose.
+
+    ``job_id`` names the job that the error stopped and that keeps its place in the ledger (set
+    where the job is known); the message then says how to continue it.
+    """
+
+    job_id: str | None = None
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        if self.job_id is None:
+            return message
+        return f"{message} Job {self.job_id} keeps its place: continue it with `embedsql resume {self.job_id}`."
 
 
 class ConfigError(EmbedsqlError):

@@ -1,16 +1,157 @@
-"""Read-only views of the ledger: recent jobs, and where one job stands."""
+"""Read-only views of the ledger: what a run did, recent jobs, and where one job stands.
+
+Every count of a job's shards that a user sees (the run summary, ``embedsql jobs``, ``embedsql
+status``, the batch runner's progress line) is summed by ``ShardTotals``, so they always agree.
+"""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from . import ledger
-from .errors import JobError
+import duckdb
 
-__all__ = ["JobStatus", "JobSummary", "job_status", "list_jobs"]
+from . import ledger
+from .config import Settings
+from .errors import JobError
+from .ledger import ShardStatus
+from .models import estimate_cost, recorded_choice
+from .plan import SKIP_COLUMN
+from .results import Failure
+from .target import parse_target
+
+__all__ = ["JobStatus", "JobSummary", "RunResult", "ShardTotals", "job_result", "job_status", "list_jobs"]
+
+# Shards whose batch is at the API (or being created there).
+_IN_FLIGHT = (ShardStatus.SUBMITTED, ShardStatus.CREATING)
+
+
+@dataclass(frozen=True)
+class ShardTotals:
+    """A job's lines, summed over its shards."""
+
+    # Distinct texts the job sends: the lines of first attempts (retries send the same texts again).
+    lines: int
+    # Lines loaded with a vector, and lines that failed for good.
+    embedded: int
+    failed: int
+    # Lines that batches not loaded yet report done, and failed (as last seen).
+    remote_completed: int
+    remote_failed: int
+
+    @classmethod
+    def of(cls, shards: Sequence[ledger.Shard]) -> ShardTotals:
+        """The totals of ``shards``."""
+        loaded = [s for s in shards if s.status == ShardStatus.LOADED]
+        waiting = [s for s in shards if s.status != ShardStatus.LOADED]
+        return cls(
+            lines=sum(s.lines for s in shards if s.attempt == 1),
+            embedded=sum(s.embedded or 0 for s in loaded),
+            failed=sum(s.failed or 0 for s in loaded),
+            remote_completed=sum(s.remote_completed or 0 for s in waiting),
+            remote_failed=sum(s.remote_failed or 0 for s in waiting),
+        )
+
+    @property
+    def done(self) -> int:
+        """Lines with a vector, loaded or waiting to be."""
+        return self.embedded + self.remote_completed
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did, for the summary and for callers of the Python API."""
+
+    job_id: str
+    # "complete"; "submitted" when the job was left running (no_wait); "cancelled"; or "dry-run".
+    status: str
+    # The database, and the table in it that holds the vectors.
+    db: Path
+    target: str
+    model: str
+    dimensions: int
+    rows: int
+    distinct_texts: int
+    # Distinct texts the cache already held when the job was planned.
+    cached_texts: int
+    # Distinct texts this job sent to the model, and how many of them came back with a vector.
+    sent_texts: int
+    embedded_texts: int
+    failed_texts: int
+    # Rows not sent, by reason ("NULL text", "empty text").
+    skipped: dict[str, int]
+    # Rows in the target table that this job wrote.
+    target_rows: int
+    tokens: int
+    # Texts cut to the model's token limit before they were sent.
+    truncated: int
+    # Estimated US dollars for the tokens to send, on the Batch API and at standard prices (dry run).
+    cost: tuple[float, float] | None
+    shards: int
+    work_dir: Path
+    seconds: float
+    failures: list[Failure] = field(default_factory=list)
+
+
+def job_result(
+    con: duckdb.DuckDBPyConnection,
+    job: ledger.Job,
+    *,
+    status: str,
+    db: Path,
+    started: float | None = None,
+    target_rows: int = 0,
+    settings: Settings | None = None,
+) -> RunResult:
+    """What ``job`` did so far, as the ledger in ``con`` records it.
+
+    ``started`` (a ``time.monotonic()``) gives the seconds taken; ``target_rows`` is what the job
+    wrote into its target; ``settings`` prices the job's tokens (a dry run's estimate).
+    """
+    shards = ledger.job_shards(con, job.job_id)
+    totals = ShardTotals.of(shards)
+    skipped = dict(
+        con.execute(
+            f"SELECT {SKIP_COLUMN}, count(*) FROM {job.rows_table} "
+            f"WHERE {SKIP_COLUMN} IS NOT NULL GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    )
+    failures = [
+        Failure(*row)
+        for row in con.execute(
+            "SELECT custom_id, status, code, message FROM embedsql.errors WHERE job_id = ? AND final "
+            "ORDER BY shard, custom_id",
+            [job.job_id],
+        ).fetchall()
+    ]
+    model = recorded_choice(job.model, job.dimensions).model
+    return RunResult(
+        job_id=job.job_id,
+        status=status,
+        db=db,
+        target=str(parse_target(job.target)),
+        model=job.model,
+        dimensions=job.dimensions,
+        rows=job.total_rows,
+        distinct_texts=job.distinct_texts,
+        cached_texts=job.cached_texts,
+        sent_texts=totals.lines,
+        embedded_texts=totals.embedded,
+        failed_texts=len(failures),
+        skipped=skipped,
+        target_rows=target_rows,
+        tokens=job.tokens,
+        truncated=job.truncated,
+        cost=estimate_cost(model, job.tokens, settings) if settings else None,
+        shards=len(shards),
+        work_dir=db.parent / job.work_dir,
+        seconds=0.0 if started is None else time.monotonic() - started,
+        failures=failures,
+    )
 
 
 @dataclass(frozen=True)
@@ -44,16 +185,18 @@ def list_jobs(db: Path, *, limit: int = 20) -> list[JobSummary]:
     """The newest ``limit`` jobs of the database, newest first."""
     con = ledger.connect(db)
     try:
-        rows = con.execute(
-            """SELECT j.job_id, j.status, j.target, j.model, j.total_rows,
-                      coalesce((SELECT sum(lines) FROM embedsql.shards s WHERE s.job_id = j.job_id AND attempt = 1), 0),
-                      j.created_at
-               FROM embedsql.jobs j ORDER BY j.job_id DESC LIMIT ?""",
-            [limit],
-        ).fetchall()
+        ids = [
+            r[0]
+            for r in con.execute("SELECT job_id FROM embedsql.jobs ORDER BY job_id DESC LIMIT ?", [limit]).fetchall()
+        ]
+        jobs = [ledger.get_job(con, job_id) for job_id in ids]
+        totals = [ShardTotals.of(ledger.job_shards(con, job_id)) for job_id in ids]
     finally:
         con.close()
-    return [JobSummary(*row) for row in rows]
+    return [
+        JobSummary(job.job_id, job.status, job.target, job.model, job.total_rows, total.lines, job.created_at)
+        for job, total in zip(jobs, totals, strict=True)
+    ]
 
 
 def job_status(db: Path, job_id: str | None = None) -> JobStatus:
@@ -74,13 +217,13 @@ def job_status(db: Path, job_id: str | None = None) -> JobStatus:
         ).fetchall()
     finally:
         con.close()
-    in_flight = [s for s in shards if s.status in ("submitted", "creating")]
+    totals = ShardTotals.of(shards)
     return JobStatus(
         job=job,
-        shards=dict(sorted(Counter(s.status for s in shards).items())),
-        batches=dict(sorted(Counter(s.batch_status or "unknown" for s in in_flight).items())),
-        lines=sum(s.lines for s in shards if s.attempt == 1),
-        embedded=sum(s.embedded or 0 for s in shards) + sum(s.remote_completed or 0 for s in in_flight),
-        failed=sum(s.failed or 0 for s in shards),
+        shards=dict(sorted(Counter(str(s.status) for s in shards).items())),
+        batches=dict(sorted(Counter(s.batch_status or "unknown" for s in shards if s.status in _IN_FLIGHT).items())),
+        lines=totals.lines,
+        embedded=totals.done,
+        failed=totals.failed,
         top_errors=[(code, message, int(n)) for code, message, n in errors],
     )

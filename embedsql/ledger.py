@@ -13,19 +13,21 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from .duck import duck_message
 from .errors import DatabaseError, JobError
-from .source import duck_message
 
 __all__ = [
     "SCHEMA_VERSION",
     "Job",
     "Shard",
+    "ShardStatus",
     "connect",
     "drop_older_snapshots",
     "ensure_schema",
@@ -66,7 +68,19 @@ class Job:
     cached_texts: int
     tokens: int
     truncated: int = 0
-    message: str | None = None
+
+
+class ShardStatus(StrEnum):
+    """Where a shard stands. ``UPLOADING`` and ``CREATING`` mark a remote call whose answer may be
+    lost: the next run looks its result up (the file by name, the batch by metadata) before calling again."""
+
+    WRITTEN = "written"
+    UPLOADING = "uploading"
+    UPLOADED = "uploaded"
+    CREATING = "creating"
+    SUBMITTED = "submitted"
+    DOWNLOADED = "downloaded"
+    LOADED = "loaded"
 
 
 @dataclass(frozen=True)
@@ -81,7 +95,7 @@ class Shard:
     bytes: int
     tokens: int
     sha256: str
-    status: str = "written"
+    status: ShardStatus = ShardStatus.WRITTEN
     embedded: int | None = None
     failed: int | None = None
     input_file_id: str | None = None
@@ -241,13 +255,10 @@ def find_pending_job(con: duckdb.DuckDBPyConnection, fingerprint: str) -> Job | 
     return Job(**rows[0]) if rows else None
 
 
-def set_job_status(con: duckdb.DuckDBPyConnection, job_id: str, status: str, message: str | None = None) -> None:
+def set_job_status(con: duckdb.DuckDBPyConnection, job_id: str, status: str) -> None:
     """Move a job to ``status``; a finished job gets its finish time."""
     finished = "now()" if status in ("complete", "cancelled") else "NULL"
-    con.execute(
-        f"UPDATE embedsql.jobs SET status = ?, message = ?, finished_at = {finished} WHERE job_id = ?",
-        [status, message, job_id],
-    )
+    con.execute(f"UPDATE embedsql.jobs SET status = ?, finished_at = {finished} WHERE job_id = ?", [status, job_id])
 
 
 def update_shard(con: duckdb.DuckDBPyConnection, job_id: str, shard: int, **fields: Any) -> None:
@@ -280,7 +291,7 @@ def insert_shards(con: duckdb.DuckDBPyConnection, shards: Sequence[Shard]) -> No
 def job_shards(con: duckdb.DuckDBPyConnection, job_id: str) -> list[Shard]:
     """The shards of a job, in order."""
     rows = _select(con, "embedsql.shards", _SHARD_FIELDS, "job_id = ? ORDER BY shard", [job_id])
-    return [Shard(**r) for r in rows]
+    return [Shard(**{**r, "status": ShardStatus(r["status"])}) for r in rows]
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], rows: list[list[Any]]) -> None:

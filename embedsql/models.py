@@ -6,6 +6,7 @@ costs, so they live in one table here rather than spread over the runners.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from .config import Settings
@@ -20,6 +21,7 @@ __all__ = [
     "choose_model",
     "compatible_model",
     "estimate_cost",
+    "recorded_choice",
 ]
 
 
@@ -91,6 +93,13 @@ def choose_model(settings: Settings) -> ModelChoice:
             f"(set OPENAI_API_KEY or pass --model {DEFAULT_OPENAI_MODEL} to use OpenAI)"
         )
     return ModelChoice(info, _dimensions(info, settings.dimensions), reason)
+
+
+def recorded_choice(model: str, dimensions: int, reason: str = "recorded in the job") -> ModelChoice:
+    """The model that a job or a table recorded by name and vector size: one embedsql knows, or one
+    that an OpenAI-compatible server served at that size."""
+    info = MODELS.get(model) or dataclasses.replace(compatible_model(model), dimensions=int(dimensions))
+    return ModelChoice(info, int(dimensions), reason)
 
 
 def compatible_model(name: str) -> ModelInfo:

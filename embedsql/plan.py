@@ -7,7 +7,6 @@ slow or not deterministic is neither re-run nor seen twice with different rows.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,16 +14,21 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from .cache import cache_table
+from .cache import find_cache
+from .duck import duck_message, literal, quote
 from .errors import InputError, QueryError
 from .ledger import Shard
 from .models import ModelChoice
 from .shards import ShardLimits, ShardWriter
-from .source import Query, duck_message, invalid_utf8, quote, text_expression
-from .target import HASH_COLUMN, SKIP_COLUMN
+from .source import Query, invalid_utf8, text_expression
 from .tokens import count_tokens, truncate
 
-__all__ = ["Plan", "make_plan"]
+__all__ = ["HASH_COLUMN", "SKIP_COLUMN", "Plan", "make_plan"]
+
+# Columns of a job's rows snapshot besides the key columns: the text's hash (NULL when it is not
+# sent), and why a row is not sent (NULL when it is).
+HASH_COLUMN = "__embedsql_hash"
+SKIP_COLUMN = "__embedsql_skip"
 
 _SOURCE = "_embedsql_source"
 _TEXT = "__embedsql_text"
@@ -89,7 +93,7 @@ def make_plan(
         ).fetchall()
     )
     distinct = _scalar(con, f"SELECT count(DISTINCT {HASH_COLUMN}) FROM {_SOURCE}")
-    cache = cache_table(con, choice.model.name, choice.dimensions, create=False)
+    cache = find_cache(con, choice.model.name, choice.dimensions)
     if cache is None:
         cached, unseen = 0, ""
     else:
@@ -100,23 +104,18 @@ def make_plan(
             f"WHERE {HASH_COLUMN} IN (SELECT text_hash FROM {cache})",
         )
 
-    # base64 vectors are ~4x smaller to download than float lists; `dimensions` only when it shortens.
-    fields = f"'model': {_literal(choice.model.name)}, 'encoding_format': 'base64'"
-    if choice.dimensions != choice.model.dimensions:
-        fields += f", 'dimensions': {int(choice.dimensions)}"
     # One row per distinct text the cache lacks. Deduplicated on (hash, rowid) alone and joined back
     # for the text, so that no aggregate or sort ever holds the texts themselves: those stream from
     # the snapshot into the shards (1M texts of ~1 kB planned within DuckDB's 512MB). Shards hold
     # their lines in no particular order; nothing depends on it.
     pending = f"""
         SELECT s.{HASH_COLUMN} AS custom_id, s.{_TEXT} AS text,
-               to_json({{'custom_id': s.{HASH_COLUMN}, 'method': 'POST', 'url': '/v1/embeddings',
-                         'body': {{'input': s.{_TEXT}, {fields}}}}}) || chr(10) AS line
+               {_request_line(f"s.{HASH_COLUMN}", f"s.{_TEXT}", choice)} AS line
         FROM (SELECT min(rowid) AS first FROM {_SOURCE} WHERE {HASH_COLUMN} IS NOT NULL {unseen}
               GROUP BY {HASH_COLUMN}) AS p
         JOIN {_SOURCE} AS s ON s.rowid = p.first
     """
-    long_texts = _LongTexts(choice, on_long)
+    long_texts = _LongTexts(con, choice, on_long)
     writer = ShardWriter(directory, job_id=job_id, limits=limits, shape=long_texts.shape)
     reader = con.sql(pending).to_arrow_reader(_BATCH_ROWS)
     try:
@@ -157,15 +156,13 @@ class _TooLong(Exception):
 class _LongTexts:
     """Applies the --on-long policy to texts over the model's token limit, batch by batch."""
 
-    def __init__(self, choice: ModelChoice, policy: str) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, choice: ModelChoice, policy: str) -> None:
+        self.con = con
+        self.choice = choice
         self.model = choice.model
         self.policy = policy
         self.truncated = 0
         self.skipped: list[str] = []
-        body = {"model": self.model.name, "encoding_format": "base64"}
-        if choice.dimensions != self.model.dimensions:
-            body["dimensions"] = choice.dimensions  # type: ignore[assignment]
-        self.body = body
 
     def shape(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, np.ndarray]:
         texts = batch.column("text").to_pylist()
@@ -186,14 +183,14 @@ class _LongTexts:
         if self.model.tokenizer != "cl100k_base":
             return batch, np.minimum(counts, self.model.max_tokens)  # the model cuts its own input
         lines = batch.column("line").to_pylist()
-        for i in map(int, long):
-            request = {
-                "custom_id": ids[i].as_py(),
-                "method": "POST",
-                "url": "/v1/embeddings",
-                "body": {"input": truncate(self.model, texts[i]), **self.body},
-            }
-            lines[i] = json.dumps(request, ensure_ascii=False, separators=(",", ":")) + "\n"
+        cut = _render_lines(
+            self.con,
+            [ids[int(i)].as_py() for i in long],
+            [truncate(self.model, texts[int(i)]) for i in long],
+            self.choice,
+        )
+        for i, line in zip(long, cut, strict=True):
+            lines[int(i)] = line
         counts = np.minimum(counts, self.model.max_tokens)
         column = pa.array(lines, type=batch.column("line").type)
         return batch.set_column(batch.schema.get_field_index("line"), "line", column), counts
@@ -207,6 +204,32 @@ class _LongTexts:
             f"accepts, e.g. the text of key {key} ({e.tokens:,} tokens). Shorten them in the query, or pass "
             f"--on-long truncate (cut at {self.model.max_tokens:,} tokens) or --on-long skip (leave them out)."
         )
+
+
+def _request_line(custom_id: str, text: str, choice: ModelChoice) -> str:
+    """SQL for the Batch API request line (with its newline) of the text ``text`` under ``custom_id``."""
+    # base64 vectors are ~4x smaller to download than float lists; `dimensions` only when it shortens.
+    fields = f"'model': {literal(choice.model.name)}, 'encoding_format': 'base64'"
+    if choice.dimensions != choice.model.dimensions:
+        fields += f", 'dimensions': {int(choice.dimensions)}"
+    return (
+        f"to_json({{'custom_id': {custom_id}, 'method': 'POST', 'url': '/v1/embeddings', "
+        f"'body': {{'input': {text}, {fields}}}}}) || chr(10)"
+    )
+
+
+def _render_lines(
+    con: duckdb.DuckDBPyConnection, custom_ids: list[str], texts: list[str], choice: ModelChoice
+) -> list[str]:
+    """Request lines of ``texts``, rendered by the same SQL as every other line, in order."""
+    # A cursor: ``con`` is busy streaming the pending texts.
+    cursor = con.cursor()
+    try:
+        cursor.register("_embedsql_cut", pa.table({"i": range(len(texts)), "custom_id": custom_ids, "text": texts}))
+        rows = cursor.execute(f"SELECT {_request_line('custom_id', 'text', choice)} FROM _embedsql_cut ORDER BY i")
+        return [row[0] for row in rows.fetchall()]
+    finally:
+        cursor.close()
 
 
 def _check_keys(con: duckdb.DuckDBPyConnection, query: Query, total: int, mode: str) -> None:
@@ -244,7 +267,3 @@ def _show(values: tuple[object, ...]) -> str:
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(con.execute(sql).fetchall()[0][0])
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .duck import duck_message
 from .errors import LoadError
-from .source import duck_message
 
 __all__ = ["BATCH_ROWS", "Failure", "Results", "iter_results", "read_results"]
 

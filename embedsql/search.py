@@ -13,10 +13,10 @@ import pyarrow as pa
 from . import ledger
 from .config import Settings, load_settings
 from .dbt_project import Relation, check_built, resolve_query
+from .duck import duck_message, quote
 from .embed import Embedder, query_model
 from .errors import ConfigError, QueryError
-from .source import duck_message, quote
-from .target import parse_target
+from .target import parse_target, recorded_target
 
 __all__ = ["search"]
 
@@ -75,12 +75,9 @@ def _search(
         vector = embedder.vectors([text])[0]
     finally:
         embedder.close()
-    keys = [
-        r[0]
-        for r in con.execute(
-            "SELECT unnest(key_columns) FROM embedsql.targets WHERE table_name = ?", [target.sql]
-        ).fetchall()
-    ]
+    recorded = recorded_target(con, target)
+    assert recorded is not None  # query_model found it
+    keys = list(recorded.key_columns)
     key_list = ", ".join(quote(c) for c in keys)
     scored = (
         f"SELECT {key_list}, array_cosine_similarity(embedding, $vector::FLOAT[{choice.dimensions}]) AS score "

@@ -8,19 +8,17 @@ to the file without being decoded into Python strings.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
 
 from .errors import StorageError
 from .failpoints import failpoint
+from .files import AtomicFile
 from .ledger import Shard
 
 __all__ = ["ShardLimits", "ShardWriter", "shard_name"]
@@ -66,7 +64,7 @@ class ShardWriter:
         self.attempt = attempt
         self.shards: list[Shard] = []
         self._next = first_shard
-        self._file: BinaryIO | None = None
+        self._file: AtomicFile | None = None
         self._hash = hashlib.sha256()
         self._lines = self._bytes = self._tokens = 0
 
@@ -118,9 +116,9 @@ class ShardWriter:
 
     def _append(self, chunk: memoryview, count: int, sizes: np.ndarray, tokens: np.ndarray, start: int) -> None:
         if self._file is None:
-            self._file = open(self._part_path(), "wb")  # noqa: SIM115  (closed in _close/_abort)
+            self._file = AtomicFile(self.directory / shard_name(self._next))
             self._hash = hashlib.sha256()
-        self._file.write(chunk)
+        self._file.file.write(chunk)
         failpoint("shard-write")
         self._hash.update(chunk)
         self._lines += count
@@ -130,12 +128,9 @@ class ShardWriter:
     def _close(self) -> None:
         if self._file is None:
             return
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        self._file.commit()
         self._file = None
         name = shard_name(self._next)
-        os.replace(self._part_path(), self.directory / name)
         self.shards.append(
             Shard(
                 job_id=self.job_id,
@@ -153,13 +148,8 @@ class ShardWriter:
 
     def _abort(self) -> None:
         if self._file is not None:
-            with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
-                self._file.close()
+            self._file.abort()
             self._file = None
-            self._part_path().unlink(missing_ok=True)
-
-    def _part_path(self) -> Path:
-        return self.directory / (shard_name(self._next) + ".part")
 
 
 def _string_buffers(array: pa.Array) -> tuple[np.ndarray, memoryview]:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import duckdb
 
+from .duck import duck_message, quote
 from .errors import QueryError
 
-__all__ = ["Query", "duck_message", "inspect_query", "invalid_utf8", "quote", "text_expression"]
+__all__ = ["Query", "inspect_query", "invalid_utf8", "text_expression"]
 
 # Key types whose equality is exact, so a key joins back to exactly one row.
 _KEY_TYPES = frozenset(
@@ -135,23 +136,6 @@ def invalid_utf8(query: Query) -> str:
         if types[c] == "BLOB"
     ]
     return " OR ".join(checks) or "false"
-
-
-def quote(identifier: str) -> str:
-    """``identifier`` as a double-quoted SQL identifier, safe for any name."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def duck_message(error: BaseException) -> str:
-    """DuckDB's message as one sentence, without the caret drawing under the SQL."""
-    lines = []
-    for line in str(error).splitlines():
-        if line.startswith("LINE "):
-            break
-        if line.strip():
-            lines.append(line.strip())
-    text = " ".join(lines).rstrip(".!") or type(error).__name__
-    return text if text.endswith("?") else text + "."
 
 
 def _pick(wanted: Sequence[str], names: list[str], flag: str) -> list[str]:

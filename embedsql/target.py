@@ -12,14 +12,22 @@ from dataclasses import dataclass
 
 import duckdb
 
+from .duck import quote
 from .errors import ConfigError, TargetError
-from .source import Query, quote
+from .models import recorded_choice
+from .plan import HASH_COLUMN
+from .source import Query
 
-__all__ = ["HASH_COLUMN", "SKIP_COLUMN", "TargetName", "check_target", "default_target", "materialise", "parse_target"]
-
-# Columns of a job's rows snapshot besides the key columns.
-HASH_COLUMN = "__embedsql_hash"
-SKIP_COLUMN = "__embedsql_skip"
+__all__ = [
+    "TargetName",
+    "TargetRecord",
+    "check_target",
+    "default_target",
+    "materialise",
+    "parse_target",
+    "recorded_target",
+    "target_models",
+]
 
 _PART = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")'
 _NAME = re.compile(rf"^({_PART})(?:\.({_PART}))?$")
@@ -65,26 +73,53 @@ def default_target(query: Query) -> TargetName:
     raise ConfigError(f"the query {read}, so the target table cannot be named after it. Name it with --into TABLE.")
 
 
+@dataclass(frozen=True)
+class TargetRecord:
+    """What ``embedsql.targets`` records of a table embedsql wrote."""
+
+    model: str
+    dimensions: int
+    key_columns: tuple[str, ...]
+    key_types: tuple[str, ...]
+
+
+def recorded_target(con: duckdb.DuckDBPyConnection, name: TargetName) -> TargetRecord | None:
+    """The record of table ``name``, or None if embedsql did not write it."""
+    rows = con.execute(
+        "SELECT model, dimensions, key_columns, key_types FROM embedsql.targets WHERE table_name = ?", [name.sql]
+    ).fetchall()
+    if not rows:
+        return None
+    model, dimensions, keys, types = rows[0]
+    return TargetRecord(model, int(dimensions), tuple(keys), tuple(types))
+
+
+def target_models(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
+    """(model, dimensions) of the vectors in the tables embedsql wrote, each pair once."""
+    rows = con.execute("SELECT DISTINCT model, dimensions FROM embedsql.targets ORDER BY 1, 2").fetchall()
+    return [(model, int(dimensions)) for model, dimensions in rows]
+
+
 def check_target(
     con: duckdb.DuckDBPyConnection, name: TargetName, *, model: str, dimensions: int, query: Query
 ) -> None:
     """Refuse a target that exists with another model, size or key; pass one that fits or is new."""
     if not _exists(con, name):
         return
-    recorded = con.execute(
-        "SELECT model, dimensions, key_columns, key_types FROM embedsql.targets WHERE table_name = ?", [name.sql]
-    ).fetchall()
-    if not recorded:
+    recorded = recorded_target(con, name)
+    if recorded is None:
         raise TargetError(
             f"table {name} already exists and was not written by embedsql. Choose another --into, "
             f"or drop it first (DROP TABLE {name.sql})."
         )
-    old_model, old_dimensions, old_keys, old_types = recorded[0]
+    old_model, old_dimensions = recorded.model, recorded.dimensions
+    old_keys, old_types = recorded.key_columns, recorded.key_types
     if (old_model, old_dimensions) != (model, dimensions):
+        native = recorded_choice(old_model, old_dimensions).model.dimensions
+        flags = f"--model {old_model}" + ("" if old_dimensions == native else f" --dimensions {old_dimensions}")
         raise TargetError(
             f"table {name} holds {old_dimensions}-d vectors of {old_model}; this job makes {dimensions}-d "
-            f"vectors of {model}, which cannot be compared with them. Use --model {old_model}"
-            f"{'' if old_dimensions == _native(old_model, old_dimensions) else f' --dimensions {old_dimensions}'}, "
+            f"vectors of {model}, which cannot be compared with them. Use {flags}, "
             f"another --into, or drop the table (DROP TABLE {name.sql})."
         )
     keys = query.key_types()
@@ -111,9 +146,13 @@ def materialise(
 ) -> int:
     """Write the job's vectors into the target (call inside a transaction); returns rows written.
 
+    A target that no longer fits the job (see ``check_target``) is refused and left as it is.
     ``replace`` makes the table exactly the query's rows that have a vector. ``upsert`` replaces the
     rows of the query's keys (dropping those whose text now has no vector) and keeps all others.
     """
+    # Checked again here, in the transaction that writes: while the job waited, the table may have
+    # been rewritten with another model's vectors, or replaced by a table of the user's.
+    check_target(con, name, model=model, dimensions=dimensions, query=query)
     keys = ", ".join(f"r.{quote(k)}" for k in query.key_columns)
     select = f"SELECT {keys}, c.embedding FROM {rows_table} r JOIN {cache} c ON c.text_hash = r.{HASH_COLUMN}"
     if name.schema:
@@ -146,13 +185,6 @@ def _exists(con: duckdb.DuckDBPyConnection, name: TargetName) -> bool:
         [schema, name.table],
     ).fetchall()[0][0]
     return bool(found)
-
-
-def _native(model: str, dimensions: int) -> int:
-    from .models import MODELS
-
-    info = MODELS.get(model)
-    return info.dimensions if info else dimensions
 
 
 def _unquote(part: str) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .models import ModelInfo
 
-__all__ = ["count_tokens", "truncate"]
+__all__ = ["cl100k_base", "count_tokens", "truncate"]
 
 _CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 # cl100k_base's split pattern and special tokens, as tiktoken_ext.openai_public defines them.

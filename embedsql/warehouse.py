@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import duckdb
 
+from .duck import duck_message
 from .errors import DatabaseError
-from .source import duck_message
+from .files import commit_file
 
-__all__ = ["EXAMPLE_DB", "build_example_warehouse"]
+__all__ = ["EXAMPLE_DB", "SCRIPT", "build_example_warehouse"]
 
 EXAMPLE_DB = "warehouse.duckdb"
 SCRIPT = Path("sql") / "warehouse.sql"
@@ -43,5 +43,5 @@ def build_example_warehouse(db: Path) -> bool:
             f"cannot build the example warehouse from {script}: {duck_message(e)} "
             "Check that data/movies.csv is the file shipped with embedsql."
         ) from e
-    os.replace(partial, db)
+    commit_file(partial, db)
     return True

@@ -7,10 +7,14 @@ command reference from `--help`.
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 import subprocess
 import sys
+import typing
+from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -31,6 +35,8 @@ def test_public_api_is_pinned() -> None:
         "EmbedsqlError",
         "InputError",
         "JobError",
+        "JobStatus",
+        "JobSummary",
         "LoadError",
         "Notice",
         "Progress",
@@ -42,12 +48,50 @@ def test_public_api_is_pinned() -> None:
         "TargetError",
         "cancel",
         "connect",
+        "job_status",
+        "list_jobs",
         "load_settings",
         "resume",
         "run",
         "search",
+        "sql",
     ]
     assert all(hasattr(embedsql, name) for name in embedsql.__all__)
+
+
+def _module_names() -> list[str]:
+    package = REPO / "embedsql"
+    return [
+        ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for path in sorted(package.rglob("*.py"))
+    ]
+
+
+@pytest.mark.parametrize("name", _module_names())
+def test_every_module_pins_its_public_names_both_ways(name: str) -> None:
+    """A module's ``__all__`` names only what it has, and every public function, class and constant
+    that the module defines itself is in it (a package's ``__init__`` may re-export more)."""
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{name} has no __all__"
+    assert [n for n in exported if not hasattr(module, n)] == []
+    assert len(set(exported)) == len(exported)
+    tree = ast.parse(Path(module.__file__ or "").read_text(encoding="utf-8"))
+    defined = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        defined |= {t.id for t in targets if isinstance(t, ast.Name) and t.id.isupper()}
+    # Commands reach users through the `embedsql` group, type variables are not API.
+    public = {
+        n
+        for n in defined
+        if not n.startswith("_") and not isinstance(getattr(module, n), click.Command | typing.TypeVar)
+    }
+    assert sorted(public - set(exported)) == []
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(["embedsql", *a]))

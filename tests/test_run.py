@@ -43,7 +43,7 @@ def test_quickstart_builds_the_warehouse_and_embeds_each_genre_string_once(
         r"  from cache               0\n"
         r"  embedded             1,639\n"
         r"  skipped rows             0\n"
-        r"  time                 +\d+\.\d s\n",
+        r"  time +\d+\.\d s\n",
         first.stdout,
     ), first.stdout
     assert first.stderr.startswith(

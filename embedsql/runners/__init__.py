@@ -1,28 +1,33 @@
 """Runners turn shards (Batch API input lines) into output and error lines in the same format.
 
-One results parser reads what any runner writes, so the pipeline does not care which one ran:
-it hands the runner the job's ``JobStore`` and the runner ``drive``s every shard to "loaded".
-Runners that compute a shard in process implement ``run_shard`` and reuse ``drive_shards``.
+One results parser reads what any runner writes, so the pipeline does not care which one ran: it
+asks ``create_runner`` for the job's runner, hands it the job's ``JobStore``, and the runner
+``drive``s every shard to "loaded". Which runner a job uses, and how it is built from the settings,
+is decided here and nowhere else:
+
+- ``local``: the bundled offline model, in process (``runners.local``);
+- ``batch``: the OpenAI Batch API (``runners.batch``);
+- ``sync``: ``/v1/embeddings`` of OpenAI or any compatible server (``runners.sync``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 
-from ..errors import StorageError
-from ..events import EventHandler, Progress
-from ..ledger import Shard
-from ..store import LOAD_LINES, JobStore
+from ..config import Settings
+from ..errors import ConfigError
+from ..events import EventHandler
+from ..models import LOCAL_MODEL, ModelChoice
+from ..store import JobStore
 
-__all__ = ["Runner", "drive_shards"]
+__all__ = ["Runner", "create_runner", "discover_dimensions", "enqueued_budget", "runner_name"]
 
 
 class Runner(Protocol):
     """Takes every shard of a job to "loaded", retries included."""
-
-    name: str
 
     def drive(self, store: JobStore, on_event: EventHandler) -> None:
         """Run until no shard of the job is left to send (or raise; the ledger keeps what is done)."""
@@ -33,49 +38,82 @@ class Runner(Protocol):
         ...
 
 
-class ShardRunner(Protocol):
-    def run_shard(self, shard: Path, output: Path, errors: Path, *, on_lines: Callable[[int], None]) -> None: ...
+def runner_name(choice: ModelChoice, settings: Settings) -> str:
+    """The runner a job uses: as configured, else the local model's own or the Batch API."""
+    local = choice.model.provider == "local"
+    name = settings.runner or ("local" if local else "batch")
+    if (name == "local") != local:
+        raise ConfigError(
+            f"the {name} runner cannot run model {choice.model.name}: the local runner runs only "
+            f"{LOCAL_MODEL.name}, which runs only there. Fix --runner / EMBEDSQL_RUNNER or --model."
+        )
+    if name == "batch" and choice.model.provider != "openai":
+        raise ConfigError(
+            f"model {choice.model.name} is not an OpenAI model, so the Batch API cannot run it; "
+            "use --runner sync with --base-url pointing at its server."
+        )
+    return name
 
 
-def drive_shards(runner: ShardRunner, store: JobStore, on_event: EventHandler) -> None:
-    """Drive an in-process runner: each shard in turn, its files written atomically, and loaded
-    together with others (see ``JobStore.load``) once ``LOAD_LINES`` lines are computed, and at the end.
+def enqueued_budget(choice: ModelChoice, settings: Settings) -> int:
+    """Tokens a job may have enqueued at the Batch API at once."""
+    return settings.max_enqueued_tokens or choice.model.enqueued_tokens
 
-    A shard whose output and error files both exist was computed before a crash and is only loaded.
-    Loading can add retry shards; the loop runs until none is left.
+
+def discover_dimensions(choice: ModelChoice, settings: Settings) -> ModelChoice:
+    """The size of an unknown model's vectors, from its server's answer to one short request."""
+    from .openai import OpenAIClient
+
+    with OpenAIClient(settings) as api:
+        answer = api.embed_request(["dimension probe"], model=choice.model.name, dimensions=None)
+    size = int(answer.vectors.shape[1])
+    return ModelChoice(dataclasses.replace(choice.model, dimensions=size), size, choice.reason)
+
+
+def create_runner(
+    choice: ModelChoice,
+    settings: Settings,
+    name: str,
+    *,
+    wait: bool = True,
+    submit: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Runner:
+    """The runner ``name`` for a job of ``choice``, built from ``settings``.
+
+    ``wait=False`` makes the batch runner return once what fits is submitted; ``submit=False``
+    makes it only follow batches already submitted (for cancelling). ``sleep`` and ``clock`` are how
+    runners wait and tell time (tests pass their own). Runners that talk to an API need its key
+    here, so a missing key stops a job before anything is planned.
     """
-    while True:
-        shards = store.shards()
-        pending = [s for s in shards if s.status != "loaded"]
-        progress = _Counter(on_event, total=sum(s.lines for s in shards))
-        progress.advance(progress.total - sum(s.lines for s in pending))
-        if not pending:
-            return
-        computed: list[Shard] = []
-        for shard in pending:
-            output, errors = store.outputs(shard)
-            if output.exists() and errors.exists():
-                progress.advance(shard.lines)
-            else:
-                try:
-                    runner.run_shard(store.path(shard), output, errors, on_lines=progress.advance)
-                except OSError as e:
-                    raise StorageError.writing("result files", store.directory, e) from e
-            computed.append(shard)
-            if sum(s.lines for s in computed) >= LOAD_LINES:
-                store.load(computed)
-                computed = []
-        store.load(computed)
+    if name == "local":
+        from .local import LocalRunner
 
+        return LocalRunner()
+    from .openai import OpenAIClient
 
-class _Counter:
-    """Texts done of ``total``, reported as ``Progress`` events."""
+    if name == "sync":
+        from .sync import SyncRunner
 
-    def __init__(self, on_event: EventHandler, *, total: int) -> None:
-        self.on_event = on_event
-        self.total = total
-        self.done = 0
+        return SyncRunner(
+            OpenAIClient(settings, sleep=sleep),
+            choice.model,
+            dimensions=choice.dimensions if choice.dimensions != choice.model.dimensions else None,
+            concurrency=settings.concurrency,
+            max_inputs=settings.max_inputs_per_request,
+            sleep=sleep,
+            clock=clock,
+        )
+    from .batch import BatchRunner
 
-    def advance(self, n: int) -> None:
-        self.done += n
-        self.on_event(Progress("embed", self.done, self.total))
+    return BatchRunner(
+        OpenAIClient(settings, sleep=sleep),
+        budget=enqueued_budget(choice, settings) if submit else 0,
+        poll_interval=settings.poll_interval,
+        max_poll_interval=settings.max_poll_interval,
+        wait=wait,
+        submit=submit,
+        sleep=sleep,
+        clock=clock,
+    )

@@ -20,12 +20,16 @@ from collections.abc import Callable
 from ..errors import DatabaseError, RemoteError
 from ..events import BatchProgress, EventHandler, Notice
 from ..failpoints import failpoint
-from ..ledger import Shard
+from ..jobs import ShardTotals
+from ..ledger import Shard, ShardStatus
+from ..load import load_shards
 from ..store import JobStore
-from .openai import BatchInfo, OpenAIBatchAPI
+from .openai import BatchInfo, OpenAIClient
 
 __all__ = ["BatchRunner"]
 
+# Shards that still have to reach the Batch API.
+_TO_SUBMIT = (ShardStatus.WRITTEN, ShardStatus.UPLOADING, ShardStatus.UPLOADED, ShardStatus.CREATING)
 # Seconds to wait before resubmitting a shard refused for the enqueued-token limit.
 _TOKEN_LIMIT_WAIT = 60.0
 
@@ -33,11 +37,9 @@ _TOKEN_LIMIT_WAIT = 60.0
 class BatchRunner:
     """Submits, follows, downloads and loads every shard of a job."""
 
-    name = "batch"
-
     def __init__(
         self,
-        api: OpenAIBatchAPI,
+        api: OpenAIClient,
         *,
         budget: int,
         poll_interval: float,
@@ -82,9 +84,9 @@ class BatchRunner:
                 self.sleep(interval)
                 continue
             self._report(shards, on_event, started)
-            if all(s.status == "loaded" for s in shards):
+            if all(s.status == ShardStatus.LOADED for s in shards):
                 return
-            in_flight = [s for s in shards if s.status == "submitted"]
+            in_flight = [s for s in shards if s.status == ShardStatus.SUBMITTED]
             if not self.wait or (not in_flight and not self.submit):
                 return
             self.sleep(interval)
@@ -98,7 +100,7 @@ class BatchRunner:
             interval = self.poll_interval if changed else min(interval * 1.5, self.max_poll_interval)
 
     def _load_downloaded(self, store: JobStore, shards: list[Shard]) -> bool:
-        downloaded = [s for s in shards if s.status == "downloaded"]
+        downloaded = [s for s in shards if s.status == ShardStatus.DOWNLOADED]
         if not downloaded:
             return False
         failed = {
@@ -106,16 +108,16 @@ class BatchRunner:
             for s in downloaded
             if s.batch_status == "failed"
         }
-        store.load(downloaded, batch_failures=failed)
+        load_shards(store, downloaded, batch_failures=failed)
         return True
 
     def _submit_what_fits(self, store: JobStore, shards: list[Shard], on_event: EventHandler) -> bool:
-        in_flight = sum(s.tokens for s in shards if s.status == "submitted")
-        busy = any(s.status == "submitted" for s in shards)
+        in_flight = sum(s.tokens for s in shards if s.status == ShardStatus.SUBMITTED)
+        busy = any(s.status == ShardStatus.SUBMITTED for s in shards)
         submitted = False
         now = self.clock()
         for shard in shards:
-            if shard.status not in ("written", "uploading", "uploaded", "creating"):
+            if shard.status not in _TO_SUBMIT:
                 continue
             if self._not_before.get(shard.shard, 0.0) > now:
                 continue
@@ -129,18 +131,18 @@ class BatchRunner:
 
     def _submit(self, store: JobStore, shard: Shard, on_event: EventHandler) -> bool:
         job = store.job
-        if shard.status in ("written", "uploading"):
+        if shard.status in (ShardStatus.WRITTEN, ShardStatus.UPLOADING):
             name = f"embedsql-{job.job_id}-{shard.path}"
-            uploaded = self.api.find_file(name) if shard.status == "uploading" else None
+            uploaded = self.api.find_file(name) if shard.status == ShardStatus.UPLOADING else None
             if uploaded is None:
-                store.update(shard, status="uploading")
+                store.update(shard, status=ShardStatus.UPLOADING)
                 uploaded = self.api.upload(store.path(shard), name)
                 failpoint("after-upload")
             else:
                 # An upload finished before an interruption: use that file rather than leave it behind.
                 on_event(Notice(f"Adopted file {uploaded.id} of shard {shard.shard}, uploaded before an interruption."))
-            store.update(shard, status="uploaded", input_file_id=uploaded.id, message=None)
-            shard = _with(shard, status="uploaded", input_file_id=uploaded.id)
+            store.update(shard, status=ShardStatus.UPLOADED, input_file_id=uploaded.id, message=None)
+            shard = _with(shard, status=ShardStatus.UPLOADED, input_file_id=uploaded.id)
         submission = shard.submissions + 1
         metadata = {
             "embedsql_job": job.job_id,
@@ -149,26 +151,26 @@ class BatchRunner:
             "embedsql_submission": str(submission),
         }
         info = None
-        if shard.status == "creating":
+        if shard.status == ShardStatus.CREATING:
             # A create may have happened before a crash: adopt that batch instead of paying twice.
             info = self.api.find(metadata, since=0)
             if info is not None:
                 on_event(Notice(f"Adopted batch {info.id} of shard {shard.shard}, created before an interruption."))
         if info is None:
-            store.update(shard, status="creating")
+            store.update(shard, status=ShardStatus.CREATING)
             try:
                 info = self.api.create(shard.input_file_id or "", metadata)
                 failpoint("after-create")
             except RemoteError as e:
                 if not e.retryable:
-                    store.update(shard, status="uploaded")
+                    store.update(shard, status=ShardStatus.UPLOADED)
                     raise
                 # The batch may exist all the same; stay "creating", so the next round looks it up first.
                 on_event(Notice(f"Creating the batch of shard {shard.shard} failed for now ({e}); trying again."))
                 return False
         store.update(
             shard,
-            status="submitted",
+            status=ShardStatus.SUBMITTED,
             batch_id=info.id,
             batch_status=info.status,
             submissions=submission,
@@ -209,11 +211,11 @@ class BatchRunner:
                 )
             )
             self._not_before[shard.shard] = self.clock() + _TOKEN_LIMIT_WAIT
-            store.update(shard, status="uploaded", batch_status="failed", batch_id=None, message=None)
+            store.update(shard, status=ShardStatus.UPLOADED, batch_status="failed", batch_id=None, message=None)
             return
         message = "; ".join(f"{code}: {text}" for code, text in info.errors) or "the batch failed with no reason given"
         on_event(Notice(f"Batch {info.id} (shard {shard.shard}) failed validation: {message}"))
-        store.update(shard, status="downloaded", batch_status="failed", message=message)
+        store.update(shard, status=ShardStatus.DOWNLOADED, batch_status="failed", message=message)
 
     def _download(self, store: JobStore, shard: Shard, info: BatchInfo) -> None:
         output, errors = store.outputs(shard)
@@ -227,7 +229,7 @@ class BatchRunner:
                 self.api.download(file_id, path, expected_lines=expected)
         store.update(
             shard,
-            status="downloaded",
+            status=ShardStatus.DOWNLOADED,
             batch_status=info.status,
             remote_completed=info.completed,
             remote_failed=info.failed,
@@ -237,11 +239,10 @@ class BatchRunner:
 
     def _report(self, shards: list[Shard], on_event: EventHandler, started: float) -> None:
         statuses = Counter(
-            s.batch_status or "not submitted" if s.status == "submitted" else _done_status(s) for s in shards
+            s.batch_status or "not submitted" if s.status == ShardStatus.SUBMITTED else _done_status(s) for s in shards
         )
-        completed = sum((s.embedded or 0) if s.status == "loaded" else (s.remote_completed or 0) for s in shards)
-        failed = sum((s.failed or 0) if s.status == "loaded" else (s.remote_failed or 0) for s in shards)
-        total = sum(s.lines for s in shards if s.attempt == 1)
+        totals = ShardTotals.of(shards)
+        completed, failed, total = totals.done, totals.failed + totals.remote_failed, totals.lines
         elapsed = self.clock() - started
         if self._baseline is None:
             self._baseline = completed  # done before this process started (a resumed job) sets no pace
@@ -253,7 +254,7 @@ class BatchRunner:
 
 
 def _done_status(shard: Shard) -> str:
-    return {"loaded": "loaded", "downloaded": "downloaded"}.get(shard.status, "waiting")
+    return str(shard.status) if shard.status in (ShardStatus.LOADED, ShardStatus.DOWNLOADED) else "waiting"
 
 
 def _with(shard: Shard, **fields: object) -> Shard:

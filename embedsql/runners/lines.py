@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 
 import numpy as np
 
@@ -78,7 +78,7 @@ def error_line(request: Any, line_no: int, status: int, code: str | None, messag
     }
 
 
-def write_line(f: TextIO, line: dict[str, Any]) -> None:
+def write_line(f: IO[str], line: dict[str, Any]) -> None:
     """One JSON line."""
     f.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
     f.write("\n")

@@ -7,16 +7,16 @@ no key and no network.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..events import EventHandler
 from ..failpoints import failpoint
+from ..files import atomic_write
 from ..local_model import MODEL_NAME, load_local_model
 from ..store import JobStore
-from . import drive_shards
+from .inprocess import drive_shards
 from .lines import error_line, output_line, read_requests, write_line
 
 __all__ = ["LocalRunner"]
@@ -29,8 +29,6 @@ _CHUNK = 1024
 class LocalRunner:
     """Embeds shards with all-MiniLM-L6-v2 through onnxruntime."""
 
-    name = "local"
-
     def drive(self, store: JobStore, on_event: EventHandler) -> None:
         """Embed every shard of the job in turn."""
         drive_shards(self, store, on_event)
@@ -41,8 +39,8 @@ class LocalRunner:
     def run_shard(self, shard: Path, output: Path, errors: Path, *, on_lines: Callable[[int], None]) -> None:
         """Write ``output`` and ``errors`` for every request line of ``shard``."""
         model = load_local_model()
-        out_part, err_part = output.with_name(output.name + ".part"), errors.with_name(errors.name + ".part")
-        with open(out_part, "w", encoding="utf-8") as out, open(err_part, "w", encoding="utf-8") as err:
+        # The error file lands first: both files present is what marks a shard computed.
+        with atomic_write(output, "w", encoding="utf-8") as out, atomic_write(errors, "w", encoding="utf-8") as err:
             for chunk in read_requests(shard, _CHUNK):
                 good = []
                 for line_no, request in chunk:
@@ -58,11 +56,6 @@ class LocalRunner:
                         write_line(out, output_line(request, vector, int(used), MODEL_NAME))
                 on_lines(len(chunk))
                 failpoint("local-embed")
-            for f in (out, err):
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(err_part, errors)
-        os.replace(out_part, output)
 
 
 def _problem(request: Any) -> tuple[int, str, str] | None:

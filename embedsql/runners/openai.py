@@ -1,4 +1,4 @@
-"""The OpenAI Files and Batches API, through the official SDK: the only module that imports it.
+"""The OpenAI API (embeddings, Files, Batches), through the official SDK: the only module that imports it.
 
 It speaks in small frozen dataclasses and ``RemoteError``s, so the batch scheduler above it never
 sees an SDK object, and the SDK's own error text (which quotes part of the API key on a 401) never
@@ -8,7 +8,6 @@ reaches the user.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -23,8 +22,20 @@ import openai
 from ..config import Settings
 from ..errors import ConfigError, RemoteError, StorageError
 from ..failpoints import failpoint
+from ..files import commit_file, part_path
+from ..models import DEFAULT_OPENAI_MODEL, compatible_model
+from ..tokens import count_tokens
 
-__all__ = ["MAX_INPUTS_PER_REQUEST", "BatchInfo", "OpenAIBatchAPI", "RateLimits", "SyncAnswer", "pack"]
+__all__ = [
+    "MAX_INPUTS_PER_REQUEST",
+    "MAX_TOKENS_PER_REQUEST",
+    "BatchInfo",
+    "OpenAIClient",
+    "RateLimits",
+    "SyncAnswer",
+    "UploadedFile",
+    "pack",
+]
 
 _TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 
@@ -60,13 +71,14 @@ class UploadedFile:
     created_at: int
 
 
-class OpenAIBatchAPI:
-    """Upload, create, find, poll, cancel and download batches for one API key."""
+class OpenAIClient:
+    """The OpenAI API (or a compatible server) for one key: embeddings, and the Files and Batches
+    APIs (upload, create, find, poll, cancel and download batches)."""
 
     def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
         if not settings.openai_api_key:
             raise ConfigError(
-                f"model {settings.model or 'text-embedding-3-small'} runs on the OpenAI API, which needs a key. "
+                f"model {settings.model or DEFAULT_OPENAI_MODEL} runs on the OpenAI API, which needs a key. "
                 "Set OPENAI_API_KEY in the environment or in .env, or use the offline model "
                 "(--model all-MiniLM-L6-v2)."
             )
@@ -84,9 +96,6 @@ class OpenAIBatchAPI:
     def embed(self, texts: list[str], *, model: str, dimensions: int | None) -> np.ndarray:
         """Vectors of ``texts`` from the synchronous embeddings API, packed under the per-request
         limits, with the SDK's retries (for a few query texts; the sync runner paces itself)."""
-        from ..models import compatible_model
-        from ..tokens import count_tokens
-
         counts = count_tokens(compatible_model(model), texts)
         vectors = [
             self.embed_request(texts[start:end], model=model, dimensions=dimensions, retries=True).vectors
@@ -128,7 +137,7 @@ class OpenAIBatchAPI:
         """Close the HTTP connections."""
         self.client.close()
 
-    def __enter__(self) -> OpenAIBatchAPI:
+    def __enter__(self) -> OpenAIClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -196,7 +205,7 @@ class OpenAIBatchAPI:
         A download that ends early (fewer lines than ``expected_lines``, or cut inside a line) is tried
         again; after ``tries`` short ones, the complete lines are kept and the rest count as missing.
         """
-        part = destination.with_name(destination.name + ".part")
+        part = part_path(destination)
         lines = 0
         for attempt in range(1, tries + 1):
             try:
@@ -222,7 +231,11 @@ class OpenAIBatchAPI:
                 break
             if attempt < tries:
                 self._sleep(2.0 * attempt)
-        os.replace(part, destination)
+        try:
+            commit_file(part, destination)
+        except OSError as e:
+            part.unlink(missing_ok=True)
+            raise StorageError.writing(f"result file {destination.name}", destination.parent, e) from e
         return lines
 
     def _call(self, doing: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -234,38 +247,64 @@ class OpenAIBatchAPI:
     def _translate(self, doing: str, error: openai.APIError) -> RemoteError:
         """One place that turns SDK errors into messages with the fix, and never the key."""
         base = str(self.client.base_url).rstrip("/")
-        if isinstance(error, openai.AuthenticationError):
+        if isinstance(error, openai.APITimeoutError):  # before its parent, APIConnectionError
             return RemoteError(
-                f"OpenAI refused the API key (401 while trying to {doing} at {base}). Check OPENAI_API_KEY in the "
-                "environment or .env: it may be mistyped, revoked, or for another project (OPENAI_PROJECT_ID)."
-            )
-        if isinstance(error, openai.PermissionDeniedError):
-            return RemoteError(
-                f"OpenAI denied access (403 while trying to {doing}): {self._server_message(error)} "
-                "Check that the key's project may use the Batch API and this model."
-            )
-        if isinstance(error, openai.RateLimitError):
-            return RemoteError(
-                f"OpenAI kept answering 429 (rate limit) while trying to {doing}: {self._server_message(error)} "
-                "Wait a while before going on.",
+                f"the OpenAI API at {base} did not answer in time to {doing} (APITimeoutError). Check the network "
+                "and OPENAI_BASE_URL, or allow more time with EMBEDSQL_OPENAI_TIMEOUT.",
                 retryable=True,
-                status=429,
-                retry_after=_seconds(error.response.headers.get("retry-after")),
             )
-        if isinstance(error, openai.APITimeoutError | openai.APIConnectionError):
+        if isinstance(error, openai.APIConnectionError):
             return RemoteError(
                 f"could not reach the OpenAI API at {base} to {doing} ({type(error).__name__}). Check the network "
                 "and OPENAI_BASE_URL.",
                 retryable=True,
             )
-        if isinstance(error, openai.APIStatusError):
+        if isinstance(error, openai.APIResponseValidationError):
             return RemoteError(
-                f"OpenAI answered {error.status_code} while trying to {doing}: {self._server_message(error)}",
-                retryable=error.status_code >= 500 or error.status_code in (408, 409),
+                f"the API at {base} answered in a form the OpenAI API does not use while trying to {doing} "
+                f"({error.status_code}): {self._redact(error.message)} Check that OPENAI_BASE_URL points at an "
+                "OpenAI-compatible API.",
                 status=error.status_code,
-                retry_after=_seconds(error.response.headers.get("retry-after")),
             )
-        return RemoteError(f"the OpenAI API failed to {doing}: {self._redact(str(error))}")
+        if not isinstance(error, openai.APIStatusError):
+            return RemoteError(f"the OpenAI API failed to {doing}: {self._redact(str(error))}")
+        status = error.status_code
+        said = self._server_message(error)
+        retry_after = _seconds(error.response.headers.get("retry-after"))
+
+        def answered(message: str, *, retryable: bool = False) -> RemoteError:
+            return RemoteError(message, retryable=retryable, status=status, retry_after=retry_after)
+
+        if isinstance(error, openai.AuthenticationError):
+            return answered(
+                f"OpenAI refused the API key ({status} while trying to {doing} at {base}). Check OPENAI_API_KEY in "
+                "the environment or .env: it may be mistyped, revoked, or for another project (OPENAI_PROJECT_ID)."
+            )
+        if isinstance(error, openai.PermissionDeniedError):
+            return answered(
+                f"OpenAI denied access ({status} while trying to {doing}): {said} "
+                "Check that the key's project may use the Batch API and this model."
+            )
+        if isinstance(error, openai.RateLimitError):
+            return answered(
+                f"OpenAI kept answering {status} (rate limit) while trying to {doing}: {said} "
+                "Wait a while before going on.",
+                retryable=True,
+            )
+        if isinstance(error, openai.NotFoundError):
+            return answered(
+                f"{base} has no such endpoint or model ({status} while trying to {doing}): {said} "
+                "Check OPENAI_BASE_URL and --model / EMBEDSQL_MODEL."
+            )
+        if isinstance(error, openai.BadRequestError | openai.UnprocessableEntityError):
+            return answered(f"OpenAI refused the request ({status} while trying to {doing}): {said}")
+        if isinstance(error, openai.ConflictError):
+            return answered(f"OpenAI answered {status} (conflict) while trying to {doing}: {said}", retryable=True)
+        if isinstance(error, openai.InternalServerError):
+            return answered(f"OpenAI had a server error ({status} while trying to {doing}): {said}", retryable=True)
+        return answered(
+            f"OpenAI answered {status} while trying to {doing}: {said}", retryable=status >= 500 or status in (408, 409)
+        )
 
     def _server_message(self, error: openai.APIStatusError) -> str:
         body = error.body if isinstance(error.body, dict) else {}

@@ -10,7 +10,6 @@ fails only its own inputs. The answers are written as Batch API output lines, li
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,12 +21,13 @@ import numpy as np
 
 from ..errors import RemoteError
 from ..events import EventHandler
+from ..files import atomic_write
 from ..models import ModelInfo
 from ..store import JobStore
 from ..tokens import count_tokens
-from . import drive_shards
+from .inprocess import drive_shards
 from .lines import error_line, output_line, read_requests, write_line
-from .openai import OpenAIBatchAPI, RateLimits, SyncAnswer, pack
+from .openai import OpenAIClient, RateLimits, SyncAnswer, pack
 
 __all__ = ["SyncRunner"]
 
@@ -38,11 +38,9 @@ _RETRIES = 8
 class SyncRunner:
     """Embeds shards with concurrent, rate-limited /v1/embeddings requests."""
 
-    name = "sync"
-
     def __init__(
         self,
-        api: OpenAIBatchAPI,
+        api: OpenAIClient,
         model: ModelInfo,
         *,
         dimensions: int | None,
@@ -71,10 +69,10 @@ class SyncRunner:
         """Write ``output`` and ``errors`` for every request line of ``shard``."""
         requests = [request for chunk in read_requests(shard, 10_000) for _, request in chunk]
         packs = self._packs(requests)
-        out_part, err_part = output.with_name(output.name + ".part"), errors.with_name(errors.name + ".part")
+        # The error file lands first: both files present is what marks a shard computed.
         with (
-            open(out_part, "w", encoding="utf-8") as out,
-            open(err_part, "w", encoding="utf-8") as err,
+            atomic_write(output, "w", encoding="utf-8") as out,
+            atomic_write(errors, "w", encoding="utf-8") as err,
             ThreadPoolExecutor(max_workers=self.concurrency) as pool,
         ):
             futures = {pool.submit(self._send, pack): pack for pack in packs}
@@ -89,11 +87,6 @@ class SyncRunner:
                     for request, vector, used in zip(pack, answer.vectors, counts, strict=True):
                         write_line(out, output_line(request, vector, int(used), self.model.name))
                 on_lines(len(pack))
-            for f in (out, err):
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(err_part, errors)
-        os.replace(out_part, output)
 
     def _packs(self, requests: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """Requests grouped, in shard order, under the per-request input and token limits."""

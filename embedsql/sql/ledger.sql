@@ -28,8 +28,7 @@ CREATE TABLE IF NOT EXISTS embedsql.jobs (
     distinct_texts BIGINT NOT NULL,
     cached_texts   BIGINT NOT NULL,       -- distinct texts the cache already held at prepare time
     tokens         BIGINT NOT NULL,       -- tokens of the texts to embed
-    truncated      BIGINT NOT NULL DEFAULT 0,  -- texts cut to the model's token limit
-    message        VARCHAR                -- why a job failed
+    truncated      BIGINT NOT NULL DEFAULT 0  -- texts cut to the model's token limit
 );
 
 -- One row per batch input file of a job.
@@ -42,9 +41,7 @@ CREATE TABLE IF NOT EXISTS embedsql.shards (
     bytes    BIGINT NOT NULL,
     tokens   BIGINT NOT NULL,
     sha256   VARCHAR NOT NULL,
-    -- written | uploading | uploaded | creating | submitted | downloaded | loaded; "uploading" and
-    -- "creating" mark a remote call whose answer may be lost: the next run looks the result up first.
-    status   VARCHAR NOT NULL,
+    status   VARCHAR NOT NULL,            -- embedsql.ledger.ShardStatus
     embedded BIGINT,                      -- lines that came back with a vector
     failed   BIGINT,                      -- lines that came back with an error
     -- Remote state, for runners that send the shard somewhere (the Batch API).

@@ -1,0 +1,27 @@
+"""Small helpers for writing DuckDB SQL and reading its errors, shared by every module that does."""
+
+from __future__ import annotations
+
+__all__ = ["duck_message", "literal", "quote"]
+
+
+def quote(identifier: str) -> str:
+    """``identifier`` as a double-quoted SQL identifier, safe for any name."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def duck_message(error: BaseException) -> str:
+    """DuckDB's message as one sentence, without the caret drawing under the SQL."""
+    lines = []
+    for line in str(error).splitlines():
+        if line.startswith("LINE "):
+            break
+        if line.strip():
+            lines.append(line.strip())
+    text = " ".join(lines).rstrip(".!") or type(error).__name__
+    return text if text.endswith("?") else text + "."
+
+
+def literal(text: str) -> str:
+    """``text`` as a single-quoted SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"

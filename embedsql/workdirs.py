@@ -1,0 +1,59 @@
+"""Where a job's files live: one folder per job, under one folder per database.
+
+Shards and result files live beside the database (or under ``work_dir``) while a job runs, and go
+once it completes unless ``keep_files`` is set. A job's folder is recorded in the ledger relative
+to the database when it lies beside it, so that the two can be moved together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from .config import Settings
+
+__all__ = ["DRY_RUN_PREFIX", "job_folder", "portable", "remove_job_folder", "remove_orphans", "work_root"]
+
+# Folders of dry runs: they have no job row, and are kept for the user to read.
+DRY_RUN_PREFIX = "dry-run-"
+
+
+def work_root(settings: Settings) -> Path:
+    """Folder of this database's job folders: one per database, so that cleaning up after one
+    database never touches another's files, even when they share a folder or a work_dir."""
+    base = settings.work_dir if settings.work_dir is not None else settings.db.parent / ".embedsql"
+    return base / settings.db.name
+
+
+def job_folder(settings: Settings, job_id: str, *, dry_run: bool) -> Path:
+    """The folder of job ``job_id``'s files."""
+    return work_root(settings) / (f"{DRY_RUN_PREFIX}{job_id}" if dry_run else job_id)
+
+
+def portable(directory: Path, db: Path) -> str:
+    """``directory`` relative to the database's folder when inside it, so the pair can move together."""
+    try:
+        return str(directory.resolve().relative_to(db.parent.resolve()))
+    except ValueError:
+        return str(directory.resolve())
+
+
+def remove_orphans(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    """Delete work folders of plans that crashed before they were committed (no job row)."""
+    if not root.is_dir():
+        return
+    known = {r[0] for r in con.execute("SELECT job_id FROM embedsql.jobs").fetchall()}
+    for child in root.iterdir():
+        if child.is_dir() and not child.name.startswith(DRY_RUN_PREFIX) and child.name not in known:
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def remove_job_folder(directory: Path) -> None:
+    """Delete a finished job's folder, and the folders above it that it leaves empty."""
+    shutil.rmtree(directory, ignore_errors=True)
+    for parent in (directory.parent, directory.parent.parent):
+        with contextlib.suppress(OSError):  # only folders left empty go
+            parent.rmdir()
