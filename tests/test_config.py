@@ -464,13 +464,13 @@ def test_invalid_toml_is_refused(tmp_path: Path, file_name: str, text: str, mess
             {"EMBEDSQL_MAX_SHARD_LINES": "0"},
             None,
             "max_shard_lines must be at least 1, got 0 (from environment). "
-            "Fix --max-shard-lines / EMBEDSQL_MAX_SHARD_LINES.",
+            "Fix EMBEDSQL_MAX_SHARD_LINES or max_shard_lines in the config file.",
         ),
         (
             {"EMBEDSQL_MAX_SHARD_BYTES": "1023"},
             None,
             "max_shard_bytes must be at least 1024, got 1023 (from environment). "
-            "Fix --max-shard-bytes / EMBEDSQL_MAX_SHARD_BYTES.",
+            "Fix EMBEDSQL_MAX_SHARD_BYTES or max_shard_bytes in the config file.",
         ),
     ],
 )
