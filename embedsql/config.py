@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -377,9 +378,13 @@ def convert_setting(name: str, raw: Any, where: str) -> Any:
         if isinstance(raw, bool):
             raise ConfigError(f"{where} must be a number of seconds, got {raw!r}")
         try:
-            return float(raw)
+            seconds = float(raw)
         except (TypeError, ValueError):
             raise ConfigError(f"{where} must be a number of seconds, got {raw!r}") from None
+        # float() reads "nan" and "inf" (TOML has them too): no wait or timeout can be either.
+        if not math.isfinite(seconds):
+            raise ConfigError(f"{where} must be a number of seconds, got {raw!r}")
+        return seconds
     if kind is bool:
         text = str(raw).strip().lower()
         if isinstance(raw, bool) or text in _TRUE | _FALSE:
@@ -417,6 +422,9 @@ def _validate(settings: Settings) -> None:
         if value is None:
             continue
         where = settings.sources.get(s.name, "default")
+        # Values from files and the environment were checked by convert_setting; these come from the caller.
+        if s.kind is float and not math.isfinite(value):
+            raise ConfigError(f"{s.name} must be a number of seconds, got {value!r} (from {where}). Fix {s.fix}.")
         if s.least is not None and value < s.least:
             raise ConfigError(f"{s.name} must be at least {s.least}, got {value} (from {where}). Fix {s.fix}.")
         if s.choices and value not in s.choices:

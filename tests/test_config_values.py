@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from embedsql.config import ENV_VARS, Settings
+from embedsql.config import ENV_VARS, Settings, convert_setting
+from embedsql.errors import ConfigError
 
 from helpers import DEFAULT_SOURCES, load, raises_exactly, sources_with, write
 
@@ -251,3 +252,154 @@ def test_the_smallest_allowed_numbers_are_accepted(tmp_path: Path) -> None:
     settings = load(tmp_path, environ)
 
     assert (settings.dimensions, settings.max_shard_lines, settings.max_shard_bytes) == (1, 1, 1024)
+
+
+@pytest.mark.parametrize(
+    ("environ", "overrides", "message"),
+    [
+        (
+            {"EMBEDSQL_LOCK_WAIT": "-1"},
+            None,
+            "lock_wait must be at least 0, got -1.0 (from environment). "
+            "Fix EMBEDSQL_LOCK_WAIT or lock_wait in the config file.",
+        ),
+        (
+            {"EMBEDSQL_POLL_INTERVAL": "-0.5"},
+            None,
+            "poll_interval must be at least 0, got -0.5 (from environment). "
+            "Fix EMBEDSQL_POLL_INTERVAL or poll_interval in the config file.",
+        ),
+        (
+            {"EMBEDSQL_OPENAI_TIMEOUT": "0"},
+            None,
+            "openai_timeout must be at least 0.001, got 0.0 (from environment). "
+            "Fix EMBEDSQL_OPENAI_TIMEOUT or openai_timeout in the config file.",
+        ),
+        (
+            {},
+            {"openai_max_retries": -1},
+            "openai_max_retries must be at least 0, got -1 (from flag). "
+            "Fix EMBEDSQL_OPENAI_MAX_RETRIES or openai_max_retries in the config file.",
+        ),
+        (
+            {"EMBEDSQL_MAX_ATTEMPTS": "0"},
+            None,
+            "max_attempts must be at least 1, got 0 (from environment). Fix --max-attempts / EMBEDSQL_MAX_ATTEMPTS.",
+        ),
+        (
+            {},
+            {"max_enqueued_tokens": 0},
+            "max_enqueued_tokens must be at least 1, got 0 (from flag). "
+            "Fix --max-enqueued-tokens / EMBEDSQL_MAX_ENQUEUED_TOKENS.",
+        ),
+        (
+            {"EMBEDSQL_RUNNER": "fast"},
+            None,
+            "runner must be one of local, batch, sync, got 'fast' (from environment). Fix --runner / EMBEDSQL_RUNNER.",
+        ),
+        (
+            {"EMBEDSQL_ON_LONG": "cut"},
+            None,
+            "on_long must be one of truncate, skip, error, got 'cut' (from environment). "
+            "Fix --on-long / EMBEDSQL_ON_LONG.",
+        ),
+    ],
+    ids=[
+        "lock_wait",
+        "poll_interval",
+        "openai_timeout",
+        "openai_max_retries",
+        "max_attempts",
+        "max_enqueued_tokens",
+        "runner",
+        "on_long",
+    ],
+)
+def test_a_refused_value_names_the_flag_only_where_there_is_one(
+    tmp_path: Path, environ: dict[str, str], overrides: dict[str, Any] | None, message: str
+) -> None:
+    with raises_exactly(message):
+        load(tmp_path, environ, overrides)
+
+
+# Not-a-number and infinity: float() and TOML read them, but no number of seconds is either.
+
+NON_FINITE = ["nan", "NaN", "inf", "-inf", "Infinity"]
+
+
+@pytest.mark.parametrize("raw", NON_FINITE)
+@pytest.mark.parametrize(
+    "var", ["EMBEDSQL_POLL_INTERVAL", "EMBEDSQL_MAX_POLL_INTERVAL", "EMBEDSQL_LOCK_WAIT", "EMBEDSQL_OPENAI_TIMEOUT"]
+)
+def test_a_non_finite_number_of_seconds_in_the_environment_is_refused(tmp_path: Path, var: str, raw: str) -> None:
+    with raises_exactly(f"{var} in environment must be a number of seconds, got {raw!r}"):
+        load(tmp_path, {var: raw})
+
+
+@pytest.mark.parametrize("raw", NON_FINITE)
+def test_a_non_finite_number_of_seconds_in_dotenv_is_refused(tmp_path: Path, raw: str) -> None:
+    write(tmp_path / ".env", f"EMBEDSQL_LOCK_WAIT={raw}")
+
+    with raises_exactly(f"EMBEDSQL_LOCK_WAIT in .env must be a number of seconds, got {raw!r}"):
+        load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("file_name", "text", "message"),
+    [
+        ("embedsql.toml", "lock_wait = nan", "lock_wait in embedsql.toml must be a number of seconds, got nan"),
+        ("embedsql.toml", "poll_interval = inf", "poll_interval in embedsql.toml must be a number of seconds, got inf"),
+        (
+            "embedsql.toml",
+            "openai_timeout = -inf",
+            "openai_timeout in embedsql.toml must be a number of seconds, got -inf",
+        ),
+        (
+            "embedsql.toml",
+            'lock_wait = "NaN"',
+            "lock_wait in embedsql.toml must be a number of seconds, got 'NaN'",
+        ),
+        (
+            "pyproject.toml",
+            "[tool.embedsql]\nmax_poll_interval = +inf",
+            "max_poll_interval in [tool.embedsql] in pyproject.toml must be a number of seconds, got inf",
+        ),
+    ],
+    ids=["nan", "inf", "-inf", "nan-string", "pyproject"],
+)
+def test_a_non_finite_number_of_seconds_in_a_file_is_refused(
+    tmp_path: Path, file_name: str, text: str, message: str
+) -> None:
+    write(tmp_path / file_name, text)
+
+    with raises_exactly(message):
+        load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(float("nan"), "nan"), (float("inf"), "inf"), (float("-inf"), "-inf")], ids=str
+)
+def test_a_non_finite_number_of_seconds_from_the_python_api_is_refused(
+    tmp_path: Path, value: float, shown: str
+) -> None:
+    with raises_exactly(
+        f"lock_wait must be a number of seconds, got {shown} (from flag). "
+        "Fix EMBEDSQL_LOCK_WAIT or lock_wait in the config file."
+    ):
+        load(tmp_path, overrides={"lock_wait": value})
+
+
+def test_a_non_finite_number_of_seconds_is_refused_wherever_it_is_converted() -> None:
+    # The dbt plugin converts its profile's values with convert_setting too.
+    with pytest.raises(ConfigError, match=r"^openai_timeout in profiles\.yml must be a number of seconds, got nan$"):
+        convert_setting("openai_timeout", float("nan"), "openai_timeout in profiles.yml")
+
+
+def test_finite_numbers_of_seconds_in_any_spelling_are_accepted(tmp_path: Path) -> None:
+    write(tmp_path / "embedsql.toml", "poll_interval = 0\nmax_poll_interval = 1e2")
+    environ = {"EMBEDSQL_LOCK_WAIT": " 2.5 ", "EMBEDSQL_OPENAI_TIMEOUT": "1e-3"}
+
+    settings = load(tmp_path, environ)
+
+    assert (settings.poll_interval, settings.max_poll_interval) == (0, 100.0)
+    assert (settings.lock_wait, settings.openai_timeout) == (2.5, 0.001)
