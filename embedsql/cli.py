@@ -16,7 +16,7 @@ from typing import IO, Any, TextIO, TypeVar
 import click
 import pyarrow as pa
 
-from .config import ENV_VARS, ON_LONG, RUNNERS, SECRET_FIELDS, Settings, load_settings
+from .config import ENV_VARS, SECRET_FIELDS, SETTINGS, Settings, load_settings
 from .embed import sql as run_sql
 from .errors import Detached, EmbedsqlError
 from .events import BatchProgress, Event, Notice, Progress
@@ -56,31 +56,41 @@ def cli() -> None:
     """
 
 
+def _setting_option(name: str, *, detail: str = "", **attrs: Any) -> Callable[[F], F]:
+    """The flag of setting ``name`` as ``Settings`` declares it: its name, help, env var, default and range.
+
+    ``detail`` goes after the declared help line; ``attrs`` are click.option's (they win over derived ones).
+    """
+    declared = SETTINGS[name]
+    if declared.flag is None:
+        raise TypeError(f"setting {name!r} has no flag")
+    if declared.choices:
+        attrs.setdefault("type", click.Choice(declared.choices))
+    elif declared.kind is bool:
+        attrs.setdefault("is_flag", True)
+    elif declared.kind is int:
+        attrs.setdefault("type", int if declared.least is None else click.IntRange(min=int(declared.least)))
+        attrs.setdefault("metavar", "N")
+    return click.option(declared.flag, name, help=_setting_help(name, detail), **attrs)
+
+
+def _setting_help(name: str, detail: str = "") -> str:
+    """``--help`` of a setting's flag: the declared help line, then its env var and default."""
+    declared = SETTINGS[name]
+    default = declared.default_text
+    if default is None and declared.default is not None and not isinstance(declared.default, bool):
+        default = str(declared.default)
+    return f"{declared.help}{detail}.  [env: {declared.env}" + (f"; default: {default}]" if default else "]")
+
+
 def _db_option(command: F) -> F:
     """--db, and the dbt project that can name it instead (every command that opens the database)."""
-    command = click.option(
-        "--dbt-target",
-        metavar="NAME",
-        expose_value=False,
-        callback=_remember,
-        help="Output of the dbt profile to use (default: DBT_TARGET, else the profile's).  [env: EMBEDSQL_DBT_TARGET]",
+    command = _setting_option("dbt_target", metavar="NAME", expose_value=False, callback=_remember)(command)
+    command = _setting_option(
+        "dbt_project", type=click.Path(path_type=Path, file_okay=False), expose_value=False, callback=_remember
     )(command)
-    command = click.option(
-        "--dbt-project",
-        type=click.Path(path_type=Path, file_okay=False),
-        expose_value=False,
-        callback=_remember,
-        help="dbt project: resolves {{ ref() }}/{{ source() }} in queries; its profile's DuckDB file is the "
-        "default --db.  [env: EMBEDSQL_DBT_PROJECT]",
-    )(command)
-    return click.option(
-        "--db",
-        type=click.Path(path_type=Path),
-        default=Path("warehouse.duckdb"),
-        help="DuckDB database.  [env: EMBEDSQL_DB; default: the dbt profile's with --dbt-project, else "
-        "warehouse.duckdb]",
-        show_default=False,
-    )(command)
+    # A default keeps `db` a Path for the commands; only a typed --db overrides the settings (_settings).
+    return _setting_option("db", type=click.Path(path_type=Path), default=SETTINGS["db"].default)(command)
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
@@ -118,57 +128,17 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
     show_default=True,
     help="replace: the target becomes the query's rows; upsert: add and update rows, keep others.",
 )
-@click.option("--model", metavar="NAME", help=f"Embedding model: {', '.join(MODELS)}.  [env: EMBEDSQL_MODEL]")
-@click.option(
-    "--dimensions",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Shorter vectors (text-embedding-3-*).  [env: EMBEDSQL_DIMENSIONS]",
-)
-@click.option(
-    "--runner",
-    type=click.Choice(RUNNERS),
-    help="local (in process), batch (OpenAI Batch API) or sync (/v1/embeddings of OpenAI or any compatible "
-    "server). Default: by model.  [env: EMBEDSQL_RUNNER]",
-)
-@click.option(
-    "--base-url",
-    "openai_base_url",
-    metavar="URL",
-    help="The API's address, e.g. http://localhost:11434/v1 for Ollama.  [env: OPENAI_BASE_URL]",
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Requests the sync runner sends at once (default 4).  [env: EMBEDSQL_CONCURRENCY]",
-)
-@click.option(
-    "--max-inputs-per-request",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Inputs in one sync request (default 2048).  [env: EMBEDSQL_MAX_INPUTS_PER_REQUEST]",
-)
-@click.option(
-    "--on-long",
-    type=click.Choice(ON_LONG),
-    help="Texts over the model's token limit: cut them (default), skip them, or stop.  [env: EMBEDSQL_ON_LONG]",
-)
-@click.option(
-    "--max-attempts",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Attempts per text for transient failures (default 3).  [env: EMBEDSQL_MAX_ATTEMPTS]",
-)
-@click.option(
-    "--max-enqueued-tokens",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Tokens in flight at the Batch API at once (default: the model's tier-1 limit).  "
-    "[env: EMBEDSQL_MAX_ENQUEUED_TOKENS]",
-)
+@_setting_option("model", detail=f": {', '.join(MODELS)}", metavar="NAME")
+@_setting_option("dimensions")
+@_setting_option("runner")
+@_setting_option("openai_base_url", metavar="URL")
+@_setting_option("concurrency")
+@_setting_option("max_inputs_per_request")
+@_setting_option("on_long")
+@_setting_option("max_attempts")
+@_setting_option("max_enqueued_tokens")
 @_db_option
-@click.option("--keep-files", is_flag=True, help="Keep shard and result files after the job completes.")
+@_setting_option("keep_files")
 @click.option("--dry-run", is_flag=True, help="Write the shards and show what would be sent and cost; embed nothing.")
 @click.option("--no-wait", is_flag=True, help="Submit the batches and return; finish later with `embedsql resume`.")
 @click.pass_context

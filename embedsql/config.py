@@ -1,4 +1,9 @@
-"""Settings: one dataclass of defaults, and the one loader that fills it.
+"""Settings: one dataclass that declares every setting, and the one loader that fills it.
+
+Each field of ``Settings`` is declared once, with ``setting()``: its default, its environment variable,
+the smallest value it takes, its command-line flag where it has one, and a line of help. The loader,
+its checks, the messages and the CLI's ``--help`` are derived from that declaration (``SETTINGS``);
+the type a raw value becomes is the field's annotation.
 
 Precedence, highest first: values passed by the caller (the CLI passes only flags the user typed),
 the process environment, ``./.env`` (read without touching ``os.environ``), ``embedsql.toml`` or
@@ -10,10 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,128 +30,251 @@ from dotenv import dotenv_values
 
 from .errors import ConfigError
 
-__all__ = ["ENV_VARS", "ON_LONG", "RUNNERS", "SECRET_FIELDS", "Settings", "convert_setting", "load_settings"]
+# setting() returns a dataclasses.field(), which RUF009 does not recognise as one.
+# ruff: noqa: RUF009
+
+__all__ = [
+    "ENV_VARS",
+    "ON_LONG",
+    "RUNNERS",
+    "SECRET_FIELDS",
+    "SETTINGS",
+    "Setting",
+    "Settings",
+    "convert_setting",
+    "load_settings",
+]
+
+ON_LONG = ("truncate", "skip", "error")
+RUNNERS = ("local", "batch", "sync")
+_DEFAULT_DB = Path("warehouse.duckdb")
+
+
+def setting(
+    default: Any = None,
+    *,
+    env: str | None,
+    help: str,
+    least: float | None = None,
+    flag: str | None = None,
+    choices: tuple[str, ...] = (),
+    secret: bool = False,
+    default_text: str | None = None,
+    default_factory: Callable[[], Any] | None = None,
+) -> Any:
+    """A field of ``Settings``, with what the rest of embedsql derives from it as its metadata.
+
+    ``env``: its environment variable (None: config file only). ``help``: one line, the flag's
+    ``--help``. ``least``: the smallest value allowed. ``flag``: its command-line flag, where it has
+    one. ``choices``: the only values allowed. ``secret``: never shown, and refused in config files.
+    ``default_text``: the default in words, where the value alone would not say it.
+    """
+    metadata = {
+        "env": env,
+        "help": help,
+        "least": least,
+        "flag": flag,
+        "choices": choices,
+        "secret": secret,
+        "default_text": default_text,
+    }
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, repr=not secret, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything a job can be configured with, and its default."""
 
-    # The DuckDB database that holds the data, the ledger (schema `embedsql`) and the targets.
-    db: Path = Path("warehouse.duckdb")
-    # A dbt project whose manifest resolves {{ ref() }} and {{ source() }} in queries; its profile's
-    # DuckDB file is the database unless db is set. dbt_target picks the profile's output (default:
-    # DBT_TARGET, else the profile's own target).
-    dbt_project: Path | None = None
-    dbt_target: str | None = None
-    # Embedding model; None picks text-embedding-3-small when an OpenAI key is configured,
-    # otherwise the bundled offline model.
-    model: str | None = None
-    # Shorter vectors, for models that support it (text-embedding-3-*); None: the model's own size.
-    dimensions: int | None = None
-    # Where shards and result files live while a job runs; None: `.embedsql/` beside the database.
-    work_dir: Path | None = None
-    # Keep shard and result files once a job completes (they are deleted by default).
-    keep_files: bool = False
-    # Shard limits. The Batch API takes at most 50,000 request lines and 200 MB per input file.
-    max_shard_lines: int = 50_000
-    max_shard_bytes: int = 200_000_000
-    # How texts reach the model: "local" (in process), "batch" (the OpenAI Batch API) or "sync" (the
-    # /v1/embeddings API of OpenAI or any compatible server); None: local or batch, by model.
-    runner: str | None = None
-    # Requests the sync runner sends at once, and the most inputs in one (lower it for servers that
-    # take fewer than OpenAI's 2,048).
-    concurrency: int = 4
-    max_inputs_per_request: int = 2048
-    # Texts over the model's token limit: "truncate" (token-accurate), "skip" them, or "error".
-    on_long: str = "truncate"
-    # Attempts per text: lines that fail for a transient reason (5xx, expiry, cancel, lost) are sent
-    # again in new shards until this many attempts have been made.
-    max_attempts: int = 3
-    # Tokens the Batch API may hold for this job at once (the organisation's enqueued-token limit);
-    # None: the tier-1 limit of the model.
-    max_enqueued_tokens: int | None = None
-    # Seconds between polls of running batches; the wait grows up to max_poll_interval while
-    # nothing changes.
-    poll_interval: float = 5.0
-    max_poll_interval: float = 120.0
-    # Seconds to wait for the database while another process writes it, before giving up.
-    lock_wait: float = 30.0
-    # Memory DuckDB may use while embedsql prepares and loads a job (a DuckDB size: 512MB, 2GB); past
-    # it, DuckDB spills to a temporary folder beside the database. Queries of `embedsql sql` and
-    # `search` keep DuckDB's own default.
-    memory_limit: str = "512MB"
-    # Prices in US dollars per million tokens, by model: {"text-embedding-3-small": {"batch": 0.01,
-    # "standard": 0.02}}; overrides the built-in table for --dry-run's estimate (config file only).
-    prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    # OpenAI connection; read by the SDK's runner only. The key is never printed or stored.
-    openai_api_key: str | None = field(default=None, repr=False)
-    openai_base_url: str | None = None
-    openai_org_id: str | None = None
-    openai_project_id: str | None = None
-    # Seconds before one request to OpenAI counts as failed, and how often the SDK retries a request
-    # that may be repeated (never a batch creation).
-    openai_timeout: float = 120.0
-    openai_max_retries: int = 4
+    # The database holds the data, the ledger (schema `embedsql`) and the targets.
+    db: Path = setting(
+        _DEFAULT_DB,
+        env="EMBEDSQL_DB",
+        flag="--db",
+        help="DuckDB database",
+        default_text=f"the dbt profile's with --dbt-project, else {_DEFAULT_DB}",
+    )
+    # The manifest of the dbt project resolves {{ ref() }} and {{ source() }}.
+    dbt_project: Path | None = setting(
+        env="EMBEDSQL_DBT_PROJECT",
+        flag="--dbt-project",
+        help="dbt project: resolves {{ ref() }}/{{ source() }} in queries; its profile's DuckDB file is the "
+        "default --db",
+    )
+    dbt_target: str | None = setting(
+        env="EMBEDSQL_DBT_TARGET",
+        flag="--dbt-target",
+        help="Output of the dbt profile to use",
+        default_text="DBT_TARGET, else the profile's",
+    )
+    # None picks text-embedding-3-small when an OpenAI key is configured, otherwise the bundled
+    # offline model.
+    model: str | None = setting(env="EMBEDSQL_MODEL", flag="--model", help="Embedding model")
+    # None: the model's own size.
+    dimensions: int | None = setting(
+        env="EMBEDSQL_DIMENSIONS", least=1, flag="--dimensions", help="Shorter vectors (text-embedding-3-*)"
+    )
+    work_dir: Path | None = setting(
+        env="EMBEDSQL_WORK_DIR",
+        help="Where shards and result files live while a job runs",
+        default_text=".embedsql/ beside the database",
+    )
+    # Shard and result files are deleted once a job completes, unless kept.
+    keep_files: bool = setting(
+        False,
+        env="EMBEDSQL_KEEP_FILES",
+        flag="--keep-files",
+        help="Keep shard and result files after the job completes",
+    )
+    # The Batch API takes at most 50,000 request lines and 200 MB per input file.
+    max_shard_lines: int = setting(50_000, env="EMBEDSQL_MAX_SHARD_LINES", least=1, help="Request lines per shard")
+    max_shard_bytes: int = setting(200_000_000, env="EMBEDSQL_MAX_SHARD_BYTES", least=1024, help="Bytes per shard")
+    # None: local for the bundled model, batch for OpenAI's.
+    runner: str | None = setting(
+        env="EMBEDSQL_RUNNER",
+        flag="--runner",
+        choices=RUNNERS,
+        help="local (in process), batch (OpenAI Batch API) or sync (/v1/embeddings of OpenAI or any compatible server)",
+        default_text="by model",
+    )
+    concurrency: int = setting(
+        4, env="EMBEDSQL_CONCURRENCY", least=1, flag="--concurrency", help="Requests the sync runner sends at once"
+    )
+    # Lower it for servers that take fewer than OpenAI's 2,048.
+    max_inputs_per_request: int = setting(
+        2048,
+        env="EMBEDSQL_MAX_INPUTS_PER_REQUEST",
+        least=1,
+        flag="--max-inputs-per-request",
+        help="Inputs in one sync request",
+    )
+    # truncate is token-accurate.
+    on_long: str = setting(
+        "truncate",
+        env="EMBEDSQL_ON_LONG",
+        flag="--on-long",
+        choices=ON_LONG,
+        help="Texts over the model's token limit: cut them, skip them, or stop",
+    )
+    # Lines that fail for a transient reason (5xx, expiry, cancel, lost) are sent again in new shards
+    # until this many attempts have been made.
+    max_attempts: int = setting(
+        3,
+        env="EMBEDSQL_MAX_ATTEMPTS",
+        least=1,
+        flag="--max-attempts",
+        help="Attempts per text for transient failures",
+    )
+    # The organisation's enqueued-token limit at the Batch API.
+    max_enqueued_tokens: int | None = setting(
+        env="EMBEDSQL_MAX_ENQUEUED_TOKENS",
+        least=1,
+        flag="--max-enqueued-tokens",
+        help="Tokens in flight at the Batch API at once",
+        default_text="the model's tier-1 limit",
+    )
+    # The wait grows up to max_poll_interval while nothing changes.
+    poll_interval: float = setting(
+        5.0, env="EMBEDSQL_POLL_INTERVAL", least=0, help="Seconds between polls of running batches"
+    )
+    max_poll_interval: float = setting(
+        120.0, env="EMBEDSQL_MAX_POLL_INTERVAL", least=0, help="Most seconds between polls of running batches"
+    )
+    lock_wait: float = setting(
+        30.0,
+        env="EMBEDSQL_LOCK_WAIT",
+        least=0,
+        help="Seconds to wait for the database while another process writes it, before giving up",
+    )
+    # Past it, DuckDB spills to a temporary folder beside the database. Queries of `embedsql sql`
+    # and `search` keep DuckDB's own default.
+    memory_limit: str = setting(
+        "512MB",
+        env="EMBEDSQL_MEMORY_LIMIT",
+        help="Memory DuckDB may use while embedsql prepares and loads a job (a DuckDB size: 512MB, 2GB)",
+    )
+    # By model: {"text-embedding-3-small": {"batch": 0.01, "standard": 0.02}}; overrides the
+    # built-in table.
+    prices: Mapping[str, Mapping[str, float]] = setting(
+        env=None,
+        help="US dollars per million tokens for --dry-run's estimate",
+        default_factory=dict,
+    )
+    # The OpenAI connection is read by the SDK's runner only.
+    openai_api_key: str | None = setting(env="OPENAI_API_KEY", secret=True, help="OpenAI API key")
+    openai_base_url: str | None = setting(
+        env="OPENAI_BASE_URL", flag="--base-url", help="The API's address, e.g. http://localhost:11434/v1 for Ollama"
+    )
+    openai_org_id: str | None = setting(env="OPENAI_ORG_ID", help="OpenAI organization")
+    openai_project_id: str | None = setting(env="OPENAI_PROJECT_ID", help="OpenAI project")
+    openai_timeout: float = setting(
+        120.0, env="EMBEDSQL_OPENAI_TIMEOUT", least=0.001, help="Seconds before one request to OpenAI counts as failed"
+    )
+    openai_max_retries: int = setting(
+        4,
+        env="EMBEDSQL_OPENAI_MAX_RETRIES",
+        least=0,
+        help="Retries of a request to OpenAI that may be repeated (never a batch creation)",
+    )
     # Where each value came from ("default", "flag", "environment", ".env", a config file path).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
-# The environment variable of each setting (flags are named after the field, with dashes).
-ENV_VARS: dict[str, str] = {
-    "db": "EMBEDSQL_DB",
-    "dbt_project": "EMBEDSQL_DBT_PROJECT",
-    "dbt_target": "EMBEDSQL_DBT_TARGET",
-    "model": "EMBEDSQL_MODEL",
-    "dimensions": "EMBEDSQL_DIMENSIONS",
-    "work_dir": "EMBEDSQL_WORK_DIR",
-    "keep_files": "EMBEDSQL_KEEP_FILES",
-    "max_shard_lines": "EMBEDSQL_MAX_SHARD_LINES",
-    "max_shard_bytes": "EMBEDSQL_MAX_SHARD_BYTES",
-    "runner": "EMBEDSQL_RUNNER",
-    "concurrency": "EMBEDSQL_CONCURRENCY",
-    "max_inputs_per_request": "EMBEDSQL_MAX_INPUTS_PER_REQUEST",
-    "on_long": "EMBEDSQL_ON_LONG",
-    "max_attempts": "EMBEDSQL_MAX_ATTEMPTS",
-    "max_enqueued_tokens": "EMBEDSQL_MAX_ENQUEUED_TOKENS",
-    "poll_interval": "EMBEDSQL_POLL_INTERVAL",
-    "max_poll_interval": "EMBEDSQL_MAX_POLL_INTERVAL",
-    "lock_wait": "EMBEDSQL_LOCK_WAIT",
-    "memory_limit": "EMBEDSQL_MEMORY_LIMIT",
-    "openai_api_key": "OPENAI_API_KEY",
-    "openai_base_url": "OPENAI_BASE_URL",
-    "openai_org_id": "OPENAI_ORG_ID",
-    "openai_project_id": "OPENAI_PROJECT_ID",
-    "openai_timeout": "EMBEDSQL_OPENAI_TIMEOUT",
-    "openai_max_retries": "EMBEDSQL_OPENAI_MAX_RETRIES",
-}
-SECRET_FIELDS = frozenset({"openai_api_key"})
+@dataclass(frozen=True)
+class Setting:
+    """One field of ``Settings`` as declared, with the type a raw value becomes."""
+
+    name: str
+    kind: type  # str, int, float, bool, Path or Mapping: the annotation without None
+    default: Any
+    env: str | None
+    help: str
+    least: float | None
+    flag: str | None
+    choices: tuple[str, ...]
+    secret: bool
+    default_text: str | None
+
+    @property
+    def fix(self) -> str:
+        """Where a user sets it, for messages: the flag if there is one, else the config file."""
+        if self.flag:
+            return f"{self.flag} / {self.env}"
+        return f"{self.env} or {self.name} in the config file"
+
+
+def _kind(hint: Any) -> type:
+    """``Path | None`` -> Path, ``int`` -> int, ``Mapping[str, ...]`` -> Mapping."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        (hint,) = (arg for arg in typing.get_args(hint) if arg is not type(None))
+    return typing.get_origin(hint) or hint
+
+
+def _declared() -> dict[str, Setting]:
+    hints = typing.get_type_hints(Settings)
+    defaults = Settings()
+    return {
+        f.name: Setting(
+            name=f.name,
+            kind=_kind(hints[f.name]),
+            default=getattr(defaults, f.name),
+            **f.metadata,
+        )
+        for f in dataclasses.fields(Settings)
+        if f.name != "sources"
+    }
+
+
+# Every setting by name, in declaration order.
+SETTINGS: dict[str, Setting] = _declared()
+# The environment variable of each setting that has one.
+ENV_VARS: dict[str, str] = {s.name: s.env for s in SETTINGS.values() if s.env}
+SECRET_FIELDS = frozenset(s.name for s in SETTINGS.values() if s.secret)
 # Names under which a config file might hold a secret, in any case.
 _SECRET_NAMES = frozenset({"api_key", *SECRET_FIELDS, *(ENV_VARS[f].lower() for f in SECRET_FIELDS)})
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "sources"}
-# Fields that are not plain strings, and what a raw value must become.
-_KINDS: dict[str, type] = {
-    "db": Path,
-    "dbt_project": Path,
-    "work_dir": Path,
-    "dimensions": int,
-    "max_shard_lines": int,
-    "max_shard_bytes": int,
-    "max_attempts": int,
-    "concurrency": int,
-    "max_inputs_per_request": int,
-    "max_enqueued_tokens": int,
-    "poll_interval": float,
-    "max_poll_interval": float,
-    "lock_wait": float,
-    "openai_timeout": float,
-    "openai_max_retries": int,
-    "keep_files": bool,
-}
-ON_LONG = ("truncate", "skip", "error")
 # A DuckDB memory size: a number and a unit.
 _SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|B)", re.IGNORECASE)
-RUNNERS = ("local", "batch", "sync")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -162,7 +293,7 @@ def load_settings(
     cwd = Path.cwd() if cwd is None else cwd
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    sources: dict[str, str] = {name: "default" for name in _FIELDS}
+    sources: dict[str, str] = dict.fromkeys(SETTINGS, "default")
 
     file_values, file_name = _read_config_file(cwd)
     for name, raw in file_values.items():
@@ -183,11 +314,11 @@ def load_settings(
                 sources[name] = label
 
     for name, value in (overrides or {}).items():
-        if name not in _FIELDS:
+        if name not in SETTINGS:
             raise ConfigError(f"unknown setting {name!r}{_suggest(name)}")
         if value is not None:
             # The Python API takes paths as str or PathLike, like open() does.
-            values[name] = Path(value) if _KINDS.get(name) is Path else value
+            values[name] = Path(value) if SETTINGS[name].kind is Path else value
             sources[name] = "flag"
 
     if values.get("dbt_project") is not None and sources["db"] == "default":
@@ -222,7 +353,7 @@ def _read_config_file(cwd: Path) -> tuple[dict[str, Any], str]:
                     f"{label} sets {key!r}: secrets do not belong in a file that is usually committed. "
                     f"Set {ENV_VARS['openai_api_key']} in the environment or in .env instead."
                 )
-            if key not in _FIELDS:
+            if key not in SETTINGS:
                 raise ConfigError(f"unknown setting {key!r} in {label}{_suggest(key)}")
         if data or name == "embedsql.toml":
             return data, label
@@ -231,7 +362,7 @@ def _read_config_file(cwd: Path) -> tuple[dict[str, Any], str]:
 
 def convert_setting(name: str, raw: Any, where: str) -> Any:
     """Turn a raw value from a file or the environment into the field's type, or explain."""
-    kind = _KINDS.get(name, str)
+    kind = SETTINGS[name].kind
     if kind is Path:
         if not isinstance(raw, str) or not raw:
             raise ConfigError(f"{where} must be a path, got {raw!r}")
@@ -247,9 +378,13 @@ def convert_setting(name: str, raw: Any, where: str) -> Any:
         if isinstance(raw, bool):
             raise ConfigError(f"{where} must be a number of seconds, got {raw!r}")
         try:
-            return float(raw)
+            seconds = float(raw)
         except (TypeError, ValueError):
             raise ConfigError(f"{where} must be a number of seconds, got {raw!r}") from None
+        # float() reads "nan" and "inf" (TOML has them too): no wait or timeout can be either.
+        if not math.isfinite(seconds):
+            raise ConfigError(f"{where} must be a number of seconds, got {raw!r}")
+        return seconds
     if kind is bool:
         text = str(raw).strip().lower()
         if isinstance(raw, bool) or text in _TRUE | _FALSE:
@@ -282,53 +417,34 @@ def _prices(raw: Any, where: str) -> dict[str, dict[str, float]]:
 
 
 def _validate(settings: Settings) -> None:
-    limits = (
-        ("dimensions", 1),
-        ("max_shard_lines", 1),
-        ("max_shard_bytes", 1024),
-        ("max_attempts", 1),
-        ("concurrency", 1),
-        ("max_inputs_per_request", 1),
-        ("max_enqueued_tokens", 1),
-        ("poll_interval", 0),
-        ("max_poll_interval", 0),
-        ("lock_wait", 0),
-        ("openai_timeout", 0.001),
-        ("openai_max_retries", 0),
-    )
-    for name, least in limits:
-        value = getattr(settings, name)
-        if value is not None and value < least:
-            where = settings.sources.get(name, "default")
+    for s in SETTINGS.values():
+        value = getattr(settings, s.name)
+        if value is None:
+            continue
+        where = settings.sources.get(s.name, "default")
+        # Values from files and the environment were checked by convert_setting; these come from the caller.
+        if s.kind is float and not math.isfinite(value):
+            raise ConfigError(f"{s.name} must be a number of seconds, got {value!r} (from {where}). Fix {s.fix}.")
+        if s.least is not None and value < s.least:
+            raise ConfigError(f"{s.name} must be at least {s.least}, got {value} (from {where}). Fix {s.fix}.")
+        if s.choices and value not in s.choices:
             raise ConfigError(
-                f"{name} must be at least {least}, got {value} (from {where}). "
-                f"Fix --{name.replace('_', '-')} / {ENV_VARS[name]}."
+                f"{s.name} must be one of {', '.join(s.choices)}, got {value!r} (from {where}). Fix {s.fix}."
             )
     key = settings.openai_api_key
     if key is not None and (key != key.strip() or not key.isascii() or not key.isprintable() or " " in key):
         # Never echo any of it: a malformed key is still most of a secret.
         raise ConfigError(
-            f"OPENAI_API_KEY (from {settings.sources.get('openai_api_key')}) is malformed: it holds spaces, "
-            "line breaks or non-ASCII characters. Copy the key again from the OpenAI dashboard."
-        )
-    if settings.runner is not None and settings.runner not in RUNNERS:
-        raise ConfigError(
-            f"runner must be one of {', '.join(RUNNERS)}, got {settings.runner!r} "
-            f"(from {settings.sources.get('runner', 'default')}). Fix --runner / EMBEDSQL_RUNNER."
+            f"{ENV_VARS['openai_api_key']} (from {settings.sources.get('openai_api_key')}) is malformed: it holds "
+            "spaces, line breaks or non-ASCII characters. Copy the key again from the OpenAI dashboard."
         )
     if not _SIZE.fullmatch(settings.memory_limit):
         raise ConfigError(
             f"memory_limit must be a size like 512MB or 2GB, got {settings.memory_limit!r} "
-            f"(from {settings.sources.get('memory_limit', 'default')}). "
-            "Fix EMBEDSQL_MEMORY_LIMIT or memory_limit in the config file."
-        )
-    if settings.on_long not in ON_LONG:
-        raise ConfigError(
-            f"on_long must be one of {', '.join(ON_LONG)}, got {settings.on_long!r} "
-            f"(from {settings.sources.get('on_long', 'default')}). Fix --on-long / EMBEDSQL_ON_LONG."
+            f"(from {settings.sources.get('memory_limit', 'default')}). Fix {SETTINGS['memory_limit'].fix}."
         )
 
 
 def _suggest(name: str) -> str:
-    close = difflib.get_close_matches(name, list(_FIELDS), n=1)
-    return f"; did you mean {close[0]!r}?" if close else f"; known settings: {', '.join(_FIELDS)}"
+    close = difflib.get_close_matches(name, list(SETTINGS), n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known settings: {', '.join(SETTINGS)}"

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
+
+from embedsql.config import ENV_VARS, Settings, load_settings
+from embedsql.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,3 +61,32 @@ def vectors_by_key(db: Path, table: str, key: str = "id") -> dict[object, Any]:
     keys = arrow["k"].to_pylist()
     flat = arrow["embedding"].combine_chunks().flatten().to_numpy()
     return dict(zip(keys, flat.reshape(len(keys), -1), strict=True))
+
+
+# Settings (tests/test_config_*.py)
+
+DEFAULT_SOURCES = {**dict.fromkeys(ENV_VARS, "default"), "prices": "default"}
+SECRET_REFUSED = (
+    "{label} sets {key!r}: secrets do not belong in a file that is usually committed. "
+    "Set OPENAI_API_KEY in the environment or in .env instead."
+)
+
+
+def load(cwd: Path, environ: dict[str, str] | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """``load_settings`` with only the environment given (none by default) and ``cwd`` as the directory."""
+    return load_settings(overrides, environ={} if environ is None else environ, cwd=cwd)
+
+
+def write(path: Path, text: str) -> None:
+    """Write ``text``, dedented, as a file."""
+    path.write_text(textwrap.dedent(text).strip() + "\n", encoding="utf-8")
+
+
+def raises_exactly(message: str) -> pytest.RaisesExc[ConfigError]:
+    """Expect a ConfigError whose message is exactly ``message``."""
+    return pytest.raises(ConfigError, match=f"^{re.escape(message)}$")
+
+
+def sources_with(**changed: str) -> dict[str, str]:
+    """The ``sources`` of settings where only ``changed`` did not come from the default."""
+    return {**DEFAULT_SOURCES, **changed}
