@@ -43,6 +43,7 @@ __all__ = [
     "Settings",
     "convert_setting",
     "load_settings",
+    "setting",
 ]
 
 ON_LONG = ("truncate", "skip", "error")
