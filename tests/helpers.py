@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 REPO = Path(__file__).resolve().parents[1]
+# The `fake_time` fixture: the `sleep` and `clock` keyword arguments of embedsql.run and resume.
+FakeTime = dict[str, Callable[..., Any]]
 
 
 def make_db(path: Path, sql: str) -> Path:

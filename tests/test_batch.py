@@ -18,7 +18,7 @@ import embedsql
 from embedsql.cli import cli
 
 from fake_openai import FakeOpenAI, expected_vector, mask_key, token_count
-from helpers import fetch, make_db, texts_table, vectors_by_key
+from helpers import FakeTime, fetch, make_db, texts_table, vectors_by_key
 
 MODEL = "text-embedding-3-small"
 Q = "select movieId, genres from movies"
@@ -41,13 +41,15 @@ def small_db(path: Path, n: int = 40) -> tuple[Path, dict[int, str]]:
     return texts_table(path, texts), texts
 
 
-def test_movies_end_to_end_each_distinct_text_embedded_once(movies_db: Path, openai_server: FakeOpenAI) -> None:
+def test_movies_end_to_end_each_distinct_text_embedded_once(
+    movies_db: Path, openai_server: FakeOpenAI, fake_time: FakeTime
+) -> None:
     openai_server.validating_seconds = 30
     openai_server.in_progress_seconds = 600
     openai_server.finalizing_seconds = 60
     events: list[object] = []
 
-    result = embedsql.run(Q, sleep=openai_server.advance, clock=openai_server.now, on_event=events.append)
+    result = embedsql.run(Q, **fake_time, on_event=events.append)
 
     genres = dict(fetch(movies_db, "SELECT movieId, genres FROM movies"))
     assert (result.status, result.model, result.dimensions, result.target_rows) == ("complete", MODEL, 1536, 62_423)
@@ -70,13 +72,15 @@ def test_movies_end_to_end_each_distinct_text_embedded_once(movies_db: Path, ope
     assert body == result.job_id
 
 
-def test_a_rerun_after_completion_creates_no_batch(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+def test_a_rerun_after_completion_creates_no_batch(
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime
+) -> None:
     db, texts = small_db(tmp_path / "d.duckdb")
-    embedsql.run("select id, body from docs", db=db, sleep=openai_server.advance, clock=openai_server.now)
+    embedsql.run("select id, body from docs", db=db, **fake_time)
     created = openai_server.batches_created
     uploads = [r for r in openai_server.requests if r[:2] == ("POST", "/v1/files")]
 
-    result = embedsql.run("select id, body from docs", db=db, sleep=openai_server.advance, clock=openai_server.now)
+    result = embedsql.run("select id, body from docs", db=db, **fake_time)
 
     assert (result.embedded_texts, result.cached_texts, result.target_rows) == (0, 40, 40)
     assert openai_server.batches_created == created
@@ -84,18 +88,18 @@ def test_a_rerun_after_completion_creates_no_batch(tmp_path: Path, openai_server
     assert_exact_table(db, "docs_embeddings", texts, "id")
 
 
-def test_two_jobs_submitted_with_the_same_texts_both_load(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+def test_two_jobs_submitted_with_the_same_texts_both_load(
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime
+) -> None:
     # Both jobs are planned before either loads, so both send the shared texts (the cache had none of
     # them yet); the second to load finds them in the cache and keeps the vectors stored first.
     db, texts = small_db(tmp_path / "d.duckdb", n=30)
-    run = {"db": db, "sleep": openai_server.advance, "clock": openai_server.now, "wait": False}
+    run = {"db": db, **fake_time, "wait": False}
     first = embedsql.run("select id, body from docs where id < 20", into="first", **run)
     second = embedsql.run("select id, body from docs where id >= 10", into="second", **run)
     assert (first.status, second.status) == ("submitted", "submitted")
 
-    done = [
-        embedsql.resume(j.job_id, db=db, sleep=openai_server.advance, clock=openai_server.now) for j in (second, first)
-    ]
+    done = [embedsql.resume(j.job_id, db=db, **fake_time) for j in (second, first)]
 
     assert [(r.status, r.target_rows, r.failed_texts) for r in done] == [("complete", 20, 0), ("complete", 20, 0)]
     shared = {texts[i] for i in range(10, 20)}
@@ -133,13 +137,13 @@ def test_shards_split_several_in_flight_within_the_token_budget(tmp_path: Path, 
 
 
 def test_lines_that_fail_for_a_transient_reason_are_retried_to_completion(
-    tmp_path: Path, openai_server: FakeOpenAI
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime
 ) -> None:
     db, texts = small_db(tmp_path / "d.duckdb")
     openai_server.fail_lines([texts[3], texts[4]], status=500, times=1)
     openai_server.fail_lines([texts[5]], status=429, code="rate_limit_exceeded", message="Slow down.", times=2)
 
-    result = embedsql.run("select id, body from docs", db=db, sleep=openai_server.advance, clock=openai_server.now)
+    result = embedsql.run("select id, body from docs", db=db, **fake_time)
 
     assert (result.embedded_texts, result.failed_texts, result.target_rows) == (40, 0, 40)
     assert openai_server.batches_created == 3
@@ -238,7 +242,7 @@ def test_a_batch_cancelled_elsewhere_is_completed_by_a_later_attempt(tmp_path: P
     assert_exact_table(db, "docs_embeddings", texts, "id")
 
 
-def test_token_limit_exceeded_is_waited_out(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+def test_token_limit_exceeded_is_waited_out(tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime) -> None:
     db, texts = small_db(tmp_path / "d.duckdb", n=60)
     openai_server.in_progress_seconds = 300
     openai_server.enqueued_token_limit = 250  # room for one shard of 20 lines x 8 tokens, not two
@@ -247,8 +251,7 @@ def test_token_limit_exceeded_is_waited_out(tmp_path: Path, openai_server: FakeO
     result = embedsql.run(
         "select id, body from docs",
         db=db,
-        sleep=openai_server.advance,
-        clock=openai_server.now,
+        **fake_time,
         max_shard_lines=20,
         on_event=events.append,
     )
@@ -262,11 +265,11 @@ def test_token_limit_exceeded_is_waited_out(tmp_path: Path, openai_server: FakeO
     assert_exact_table(db, "docs_embeddings", texts, "id")
 
 
-def test_a_short_download_is_downloaded_again(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+def test_a_short_download_is_downloaded_again(tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime) -> None:
     db, texts = small_db(tmp_path / "d.duckdb")
     openai_server.cut_downloads(times=2)
 
-    result = embedsql.run("select id, body from docs", db=db, sleep=openai_server.advance, clock=openai_server.now)
+    result = embedsql.run("select id, body from docs", db=db, **fake_time)
 
     downloads = [r for r in openai_server.requests if r[0] == "GET" and r[1].endswith("/content")]
     assert len(downloads) == 3  # cut, cut, whole
@@ -275,11 +278,13 @@ def test_a_short_download_is_downloaded_again(tmp_path: Path, openai_server: Fak
     assert_exact_table(db, "docs_embeddings", texts, "id")
 
 
-def test_a_completed_batch_without_its_output_file_is_sent_again(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+def test_a_completed_batch_without_its_output_file_is_sent_again(
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime
+) -> None:
     db, texts = small_db(tmp_path / "d.duckdb")
     openai_server.omit_output_file(times=1)
 
-    result = embedsql.run("select id, body from docs", db=db, sleep=openai_server.advance, clock=openai_server.now)
+    result = embedsql.run("select id, body from docs", db=db, **fake_time)
 
     assert openai_server.batches_created == 2
     assert result.target_rows == 40
@@ -380,19 +385,17 @@ def test_no_wait_then_resume_gives_the_same_table(tmp_path: Path, openai_server:
     assert table[2].startswith(f'{job_id}  complete  "docs_embeddings"  text-embedding-3-small    40              40  ')
 
 
-def test_dimensions_are_requested_and_the_vectors_have_that_size(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+def test_dimensions_are_requested_and_the_vectors_have_that_size(tmp_path: Path, fake_time: FakeTime) -> None:
     db, texts = small_db(tmp_path / "d.duckdb", n=5)
 
-    embedsql.run(
-        "select id, body from docs", db=db, dimensions=256, sleep=openai_server.advance, clock=openai_server.now
-    )
+    embedsql.run("select id, body from docs", db=db, dimensions=256, **fake_time)
 
     assert_exact_table(db, "docs_embeddings", texts, "id", dimensions=256)
 
 
 @pytest.mark.parametrize(("policy", "rows", "truncated"), [("truncate", 3, 1), ("skip", 2, 0)])
 def test_texts_over_the_token_limit(
-    tmp_path: Path, openai_server: FakeOpenAI, policy: str, rows: int, truncated: int
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime, policy: str, rows: int, truncated: int
 ) -> None:
     long_text = "token " * 9000
     db = make_db(
@@ -400,9 +403,7 @@ def test_texts_over_the_token_limit(
         f"CREATE TABLE l AS SELECT * FROM (VALUES (1, 'short one'), (2, '{long_text}'), (3, 'short two')) t(id, body)",
     )
 
-    result = embedsql.run(
-        "select id, body from l", db=db, on_long=policy, sleep=openai_server.advance, clock=openai_server.now
-    )
+    result = embedsql.run("select id, body from l", db=db, on_long=policy, **fake_time)
 
     assert (result.target_rows, result.truncated) == (rows, truncated)
     if policy == "truncate":
@@ -429,7 +430,9 @@ def test_texts_over_the_token_limit_under_the_error_policy(tmp_path: Path, opena
     assert fetch(db, "SELECT count(*) FROM embedsql.jobs") == [(0,)]
 
 
-def test_a_create_whose_answer_was_lost_is_adopted_not_sent_twice(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+def test_a_create_whose_answer_was_lost_is_adopted_not_sent_twice(
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime
+) -> None:
     db, texts = small_db(tmp_path / "d.duckdb")
     openai_server.lose_responses("POST", r"^/v1/batches$", status=502)
     events: list[object] = []
@@ -437,8 +440,7 @@ def test_a_create_whose_answer_was_lost_is_adopted_not_sent_twice(tmp_path: Path
     result = embedsql.run(
         "select id, body from docs",
         db=db,
-        sleep=openai_server.advance,
-        clock=openai_server.now,
+        **fake_time,
         on_event=events.append,
     )
 
@@ -456,15 +458,14 @@ def test_a_create_whose_answer_was_lost_is_adopted_not_sent_twice(tmp_path: Path
     assert_exact_table(db, "docs_embeddings", texts, "id")
 
 
-def test_shards_are_cut_to_fit_the_token_budget(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+def test_shards_are_cut_to_fit_the_token_budget(tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime) -> None:
     db, texts = small_db(tmp_path / "d.duckdb")
 
     result = embedsql.run(
         "select id, body from docs",
         db=db,
         max_enqueued_tokens=100,
-        sleep=openai_server.advance,
-        clock=openai_server.now,
+        **fake_time,
     )
 
     tokens = [t for (t,) in fetch(db, "SELECT tokens FROM embedsql.shards ORDER BY shard")]
@@ -475,13 +476,13 @@ def test_shards_are_cut_to_fit_the_token_budget(tmp_path: Path, openai_server: F
 
 
 def test_organization_and_project_are_sent(
-    tmp_path: Path, openai_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db, _ = small_db(tmp_path / "d.duckdb", n=2)
     monkeypatch.setenv("OPENAI_ORG_ID", "org-embedsql")
     monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_embedsql")
 
-    embedsql.run("select id, body from docs", db=db, sleep=openai_server.advance, clock=openai_server.now)
+    embedsql.run("select id, body from docs", db=db, **fake_time)
 
     headers = [h for _, _, h in openai_server.request_headers]
     assert headers
@@ -511,7 +512,7 @@ def test_waiting_does_not_hold_the_database(tmp_path: Path, openai_server: FakeO
 
 
 def test_cancel_keeps_what_was_finished_and_a_rerun_pays_only_for_the_rest(
-    tmp_path: Path, openai_server: FakeOpenAI
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime
 ) -> None:
     db, texts = small_db(tmp_path / "d.duckdb")
     openai_server.in_progress_seconds = 100
@@ -531,7 +532,7 @@ def test_cancel_keeps_what_was_finished_and_a_rerun_pays_only_for_the_rest(
     assert fetch(db, "SELECT status FROM embedsql.jobs") == [("cancelled",)]
     assert fetch(db, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'docs_embeddings'") == [(0,)]
 
-    rerun = embedsql.run("select id, body from docs", db=db, sleep=openai_server.advance, clock=openai_server.now)
+    rerun = embedsql.run("select id, body from docs", db=db, **fake_time)
 
     assert (rerun.cached_texts, rerun.sent_texts) == (20, 20)
     assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
