@@ -14,7 +14,7 @@ import pytest
 from embedsql.local_model import LocalModel, load_local_model
 
 from fake_openai import FakeOpenAI
-from helpers import REPO
+from helpers import REPO, FakeTime
 
 
 @pytest.fixture(autouse=True)
@@ -71,3 +71,12 @@ def openai_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
         monkeypatch.setenv("OPENAI_API_KEY", server.api_key)
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         yield server
+
+
+@pytest.fixture
+def fake_time(openai_server: FakeOpenAI) -> FakeTime:
+    """``sleep`` and ``clock`` that run embedsql on the local server's clock: ``embedsql.run(..., **fake_time)``.
+
+    Each sleep moves the server's clock on, so a job waits out a 24-hour batch at once.
+    """
+    return {"sleep": openai_server.advance, "clock": openai_server.now}

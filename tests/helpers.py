@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from embedsql.config import ENV_VARS, Settings, load_settings
 from embedsql.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
+# The `fake_time` fixture: the `sleep` and `clock` keyword arguments of embedsql.run and resume.
+FakeTime = dict[str, Callable[..., Any]]
 
 
 def make_db(path: Path, sql: str) -> Path:

@@ -15,7 +15,7 @@ import embedsql
 from embedsql.cli import cli
 
 from fake_openai import FakeOpenAI, expected_vector, mask_key
-from helpers import fetch, texts_table
+from helpers import FakeTime, fetch, texts_table
 
 MODEL = "text-embedding-3-small"
 QUERY = "select id, body from docs"
@@ -185,7 +185,7 @@ def test_a_malformed_key(tmp_path: Path, key: str) -> None:
     assert "abc" not in result.stderr
 
 
-def test_the_key_never_appears_anywhere(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+def test_the_key_never_appears_anywhere(tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime) -> None:
     db = tmp_path / "d.duckdb"
     texts = docs(db, n=12)
     key = openai_server.api_key
@@ -211,8 +211,7 @@ def test_the_key_never_appears_anywhere(tmp_path: Path, openai_server: FakeOpenA
                 into="y",
                 openai_api_key=attempt_key,
                 openai_max_retries=0,
-                sleep=openai_server.advance,
-                clock=openai_server.now,
+                **fake_time,
             )
         except embedsql.EmbedsqlError as e:
             errors.append(f"{e!r} {e}")

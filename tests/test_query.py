@@ -17,7 +17,7 @@ from embedsql.formats import render
 from embedsql.local_model import LocalModel
 
 from fake_openai import FakeOpenAI, expected_vector
-from helpers import fetch
+from helpers import FakeTime, fetch
 
 MODEL = "text-embedding-3-small"
 TEXTS = {1: "red apples", 2: "green pears", 3: "red apples", 4: "ripe bananas", 5: "sour lemons", 6: "dark plums"}
@@ -28,13 +28,13 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture
-def fruit(tmp_path: Path, openai_server: FakeOpenAI) -> Path:
+def fruit(tmp_path: Path, fake_time: FakeTime) -> Path:
     db = tmp_path / "f.duckdb"
     con = duckdb.connect(str(db))
     con.execute("CREATE TABLE fruit (id INTEGER, name VARCHAR, colour VARCHAR)")
     con.executemany("INSERT INTO fruit VALUES (?, ?, ?)", [(k, v, v.split()[0]) for k, v in TEXTS.items()])
     con.close()
-    embedsql.run("select id, name from fruit", db=db, sleep=openai_server.advance, clock=openai_server.now)
+    embedsql.run("select id, name from fruit", db=db, **fake_time)
     return db
 
 

@@ -21,7 +21,7 @@ from embedsql.errors import RemoteError
 from embedsql.runners.openai import OpenAIClient
 
 from fake_openai import FakeOpenAI
-from helpers import fetch, texts_table
+from helpers import FakeTime, fetch, texts_table
 
 BASE = "http://127.0.0.1:9/v1"
 URL = f"{BASE}/files"
@@ -168,16 +168,16 @@ def test_retry_after_reaches_the_caller() -> None:
     assert (translated.status, translated.retry_after) == (429, 63.0)
 
 
-def test_a_job_stopped_by_the_service_keeps_the_errors_context(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+def test_a_job_stopped_by_the_service_keeps_the_errors_context(
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime
+) -> None:
     """The error that stops a job is the service's own (type, status), with how to continue the job."""
     db = texts_table(tmp_path / "d.duckdb", {1: "alpha", 2: "beta"})
-    result = embedsql.run(
-        "select id, body from docs", db=db, wait=False, sleep=openai_server.advance, clock=openai_server.now
-    )
+    result = embedsql.run("select id, body from docs", db=db, wait=False, **fake_time)
     openai_server.fail_requests("GET", f"/v1/batches/{_batch_id(db, result.job_id)}", status=401, times=1)
 
     with pytest.raises(RemoteError) as caught:
-        embedsql.resume(result.job_id, db=db, sleep=openai_server.advance, clock=openai_server.now)
+        embedsql.resume(result.job_id, db=db, **fake_time)
 
     job = result.job_id
     assert (caught.value.status, caught.value.retryable, caught.value.job_id) == (401, False, job)

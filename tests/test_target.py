@@ -16,13 +16,13 @@ import embedsql
 from embedsql.errors import TargetError
 
 from fake_openai import FakeOpenAI, expected_vector
-from helpers import fetch, make_db, texts_table, vectors_by_key
+from helpers import FakeTime, fetch, make_db, texts_table, vectors_by_key
 
 MODEL = "text-embedding-3-small"
 QUERY = "select id, body from docs"
 
 
-def _submitted(db: Path, server: FakeOpenAI, *, mode: str, into: str = "t") -> str:
+def _submitted(db: Path, fake_time: FakeTime, *, mode: str, into: str = "t") -> str:
     """A job of the OpenAI model at 384-d (the local model's size) into ``into``, submitted and left."""
     result = embedsql.run(
         QUERY,
@@ -32,8 +32,7 @@ def _submitted(db: Path, server: FakeOpenAI, *, mode: str, into: str = "t") -> s
         model=MODEL,
         dimensions=384,
         wait=False,
-        sleep=server.advance,
-        clock=server.now,
+        **fake_time,
     )
     assert result.status == "submitted"
     return result.job_id
@@ -46,17 +45,17 @@ def _job_status(db: Path, job_id: str) -> str:
 
 @pytest.mark.parametrize("mode", ["upsert", "replace"])
 def test_a_waiting_job_refuses_a_target_rewritten_with_another_model(
-    tmp_path: Path, openai_server: FakeOpenAI, mode: str
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime, mode: str
 ) -> None:
     texts = {i: f"note {i} about {'owls' if i % 3 else 'foxes'}" for i in range(12)}
     db = texts_table(tmp_path / "d.duckdb", texts)
-    job_id = _submitted(db, openai_server, mode=mode)
+    job_id = _submitted(db, fake_time, mode=mode)
     # Meanwhile the offline model writes the same table, at the same size.
     embedsql.run(QUERY, db=db, into="t", model="all-MiniLM-L6-v2", runner="local")
     before = fetch(db, "SELECT id, embedding FROM t ORDER BY id")
 
     with pytest.raises(TargetError) as caught:
-        embedsql.resume(job_id, db=db, sleep=openai_server.advance, clock=openai_server.now)
+        embedsql.resume(job_id, db=db, **fake_time)
 
     assert str(caught.value) == (
         "table t holds 384-d vectors of all-MiniLM-L6-v2; this job makes 384-d vectors of text-embedding-3-small, "
@@ -70,7 +69,7 @@ def test_a_waiting_job_refuses_a_target_rewritten_with_another_model(
     # Once the table is out of the way, the job finishes from the cache: nothing is sent again.
     created = openai_server.batches_created
     make_db(db, "DROP TABLE t")
-    result = embedsql.resume(job_id, db=db, sleep=openai_server.advance, clock=openai_server.now)
+    result = embedsql.resume(job_id, db=db, **fake_time)
     assert (result.status, result.target_rows) == ("complete", 12)
     assert openai_server.batches_created == created
     vectors = vectors_by_key(db, "t")
@@ -78,15 +77,13 @@ def test_a_waiting_job_refuses_a_target_rewritten_with_another_model(
         assert vectors[key].tolist() == expected_vector(MODEL, text, 384).tolist()
 
 
-def test_a_waiting_job_never_replaces_a_table_the_user_made_meanwhile(
-    tmp_path: Path, openai_server: FakeOpenAI
-) -> None:
+def test_a_waiting_job_never_replaces_a_table_the_user_made_meanwhile(tmp_path: Path, fake_time: FakeTime) -> None:
     db = texts_table(tmp_path / "d.duckdb", {1: "alpha", 2: "beta"})
-    job_id = _submitted(db, openai_server, mode="replace", into="notes.t")
+    job_id = _submitted(db, fake_time, mode="replace", into="notes.t")
     make_db(db, "CREATE SCHEMA notes; CREATE TABLE notes.t AS SELECT 42 AS answer")
 
     with pytest.raises(TargetError) as caught:
-        embedsql.resume(job_id, db=db, sleep=openai_server.advance, clock=openai_server.now)
+        embedsql.resume(job_id, db=db, **fake_time)
 
     assert str(caught.value) == (
         "table notes.t already exists and was not written by embedsql. Choose another --into, or drop it first "
