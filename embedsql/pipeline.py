@@ -11,7 +11,6 @@ Which runner a job uses is decided in ``embedsql.runners``; what a job did is re
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -160,8 +159,7 @@ def run(
             check_target(con, target, model=choice.model.name, dimensions=choice.dimensions, query=query)
             spec = JobSpec(query, choice, name, target, mode)
             if dry_run:
-                result = _dry_run(con, spec, settings, on_event)
-                return dataclasses.replace(result, seconds=time.monotonic() - started)
+                return _dry_run(con, spec, settings, on_event, started)
             job = ledger.find_pending_job(con, spec.fingerprint)
             if job is not None:
                 on_event(Notice(f"Continuing unfinished job {job.job_id} for the same work."))
@@ -323,13 +321,15 @@ def _plan(
     return job
 
 
-def _dry_run(con: duckdb.DuckDBPyConnection, spec: JobSpec, settings: Settings, on_event: EventHandler) -> RunResult:
+def _dry_run(
+    con: duckdb.DuckDBPyConnection, spec: JobSpec, settings: Settings, on_event: EventHandler, started: float
+) -> RunResult:
     """Plan the job, report it from the planned tables, then roll them back: a dry run leaves only
     its shard files."""
     con.execute("BEGIN TRANSACTION")
     try:
         job = _plan(con, spec, settings, dry_run=True, on_event=on_event)
-        return job_result(con, job, status="dry-run", db=settings.db, settings=settings)
+        return job_result(con, job, status="dry-run", db=settings.db, started=started, settings=settings)
     finally:
         con.execute("ROLLBACK")
 
