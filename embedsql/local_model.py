@@ -21,12 +21,15 @@ import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
+from .models import LOCAL_MODEL
+
 __all__ = ["DIMENSIONS", "MAX_TOKENS", "MODEL_NAME", "LocalModel", "load_local_model"]
 
-MODEL_NAME = "all-MiniLM-L6-v2"
-DIMENSIONS = 384
+# The model's facts live in embedsql.models with every other model's; these are their short names here.
+MODEL_NAME = LOCAL_MODEL.name
+DIMENSIONS = LOCAL_MODEL.dimensions
 #: sentence-transformers' max_seq_length for this model; longer inputs are truncated.
-MAX_TOKENS = 256
+MAX_TOKENS = LOCAL_MODEL.max_tokens
 
 
 def _load_tokenizer(*, truncate: bool) -> Tokenizer:

@@ -47,6 +47,8 @@ class ModelInfo:
     enqueued_tokens: int = 3_000_000
 
 
+# The bundled offline model (embedsql.local_model runs it); 256 tokens is sentence-transformers'
+# max_seq_length for it.
 LOCAL_MODEL = ModelInfo(
     name="all-MiniLM-L6-v2", provider="local", dimensions=384, max_tokens=256, tokenizer="wordpiece"
 )

@@ -14,7 +14,7 @@ from typing import Any
 from ..events import EventHandler
 from ..failpoints import failpoint
 from ..files import atomic_write
-from ..local_model import MODEL_NAME, load_local_model
+from ..local_model import DIMENSIONS, MODEL_NAME, load_local_model
 from ..store import JobStore
 from .inprocess import drive_shards
 from .lines import error_line, output_line, read_requests, write_line
@@ -70,6 +70,6 @@ def _problem(request: Any) -> tuple[int, str, str] | None:
     text = body.get("input")
     if not isinstance(text, str) or not text.strip():
         return 400, "invalid_input", "'input' must be a non-empty string."
-    if body.get("dimensions") not in (None, 384):
-        return 400, "invalid_dimensions", f"{MODEL_NAME} only returns 384 dimensions."
+    if body.get("dimensions") not in (None, DIMENSIONS):
+        return 400, "invalid_dimensions", f"{MODEL_NAME} only returns {DIMENSIONS} dimensions."
     return None
