@@ -22,6 +22,7 @@ __all__ = [
     "fmt_s",
     "isolated",
     "markdown",
+    "peak_rss",
     "ratio",
 ]
 
@@ -97,7 +98,7 @@ def fmt_ratio(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}x"
 
 
-def _peak_rss() -> int:
+def peak_rss() -> int:
     """This process's peak resident set so far, in bytes.
 
     ``VmHWM`` of /proc/self/status where there is one: ``ru_maxrss`` of a process started by fork and
@@ -120,9 +121,9 @@ def _in_child(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.close(devnull)
-    before = _peak_rss()
+    before = peak_rss()
     result = fn(*args, **kwargs)
-    return result, before, _peak_rss()
+    return result, before, peak_rss()
 
 
 def isolated(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int, int]:
@@ -175,7 +176,7 @@ class Stopwatch:
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             depth[0] += 1
-            peak = _peak_rss() if depth[0] == 1 else 0
+            peak = peak_rss() if depth[0] == 1 else 0
             started = time.perf_counter()
             try:
                 return original(*args, **kwargs)
@@ -184,7 +185,7 @@ class Stopwatch:
                 if depth[0] == 0:
                     self.seconds[label] += time.perf_counter() - started
                     self.calls[label] += 1
-                    self.raised[label] += _peak_rss() - peak
+                    self.raised[label] += peak_rss() - peak
 
         return timed
 
@@ -194,7 +195,7 @@ class Stopwatch:
         def timed(*args: Any, **kwargs: Any) -> Any:
             items = original(*args, **kwargs)
             while True:
-                peak = _peak_rss()
+                peak = peak_rss()
                 started = time.perf_counter()
                 try:
                     item = next(items)
@@ -203,7 +204,7 @@ class Stopwatch:
                     return
                 finally:
                     self.seconds[label] += time.perf_counter() - started
-                    self.raised[label] += _peak_rss() - peak
+                    self.raised[label] += peak_rss() - peak
                 yield item
 
         return timed
