@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
-import inspect
 import multiprocessing
 import os
 import resource
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,13 +13,13 @@ from typing import Any
 __all__ = [
     "Goal",
     "StageResult",
-    "Stopwatch",
     "fmt_bytes",
     "fmt_n",
     "fmt_ratio",
     "fmt_s",
     "isolated",
     "markdown",
+    "peak_rss",
     "ratio",
 ]
 
@@ -97,7 +95,7 @@ def fmt_ratio(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}x"
 
 
-def _peak_rss() -> int:
+def peak_rss() -> int:
     """This process's peak resident set so far, in bytes.
 
     ``VmHWM`` of /proc/self/status where there is one: ``ru_maxrss`` of a process started by fork and
@@ -120,9 +118,9 @@ def _in_child(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.close(devnull)
-    before = _peak_rss()
+    before = peak_rss()
     result = fn(*args, **kwargs)
-    return result, before, _peak_rss()
+    return result, before, peak_rss()
 
 
 def isolated(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int, int]:
@@ -135,75 +133,3 @@ def isolated(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, in
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         return pool.submit(_in_child, fn, args, kwargs).result()
-
-
-class Stopwatch:
-    """Seconds spent inside chosen functions while a block runs: a profile of named sub-steps.
-
-    ``Stopwatch({"tokenise": (embedsql.plan, "count_tokens")})`` wraps ``embedsql.plan.count_tokens`` for
-    the duration of the ``with`` block and adds up the time of its calls (nested calls of the same
-    function count once) and how much the process's peak RSS rose during them. A name that the module
-    no longer has is skipped (it then counts as "other").
-    """
-
-    def __init__(self, targets: dict[str, tuple[Any, str]]) -> None:
-        self.targets = targets
-        self.seconds: dict[str, float] = dict.fromkeys(targets, 0.0)
-        self.calls: dict[str, int] = dict.fromkeys(targets, 0)
-        # How far the process's peak RSS rose during the calls: which step sets the high-water mark.
-        self.raised: dict[str, int] = dict.fromkeys(targets, 0)
-        self._saved: list[tuple[Any, str, Any]] = []
-
-    def __enter__(self) -> Stopwatch:
-        for label, (owner, name) in self.targets.items():
-            original = getattr(owner, name, None)
-            if original is None:
-                continue
-            self._saved.append((owner, name, original))
-            setattr(owner, name, self._wrap(label, original))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for owner, name, original in reversed(self._saved):
-            setattr(owner, name, original)
-        self._saved.clear()
-
-    def _wrap(self, label: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        if inspect.isgeneratorfunction(original):
-            return self._wrap_generator(label, original)
-        depth = [0]
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            depth[0] += 1
-            peak = _peak_rss() if depth[0] == 1 else 0
-            started = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                depth[0] -= 1
-                if depth[0] == 0:
-                    self.seconds[label] += time.perf_counter() - started
-                    self.calls[label] += 1
-                    self.raised[label] += _peak_rss() - peak
-
-        return timed
-
-    def _wrap_generator(self, label: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        """A generator's time is the time of producing each item, not of the caller's work between items."""
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            items = original(*args, **kwargs)
-            while True:
-                peak = _peak_rss()
-                started = time.perf_counter()
-                try:
-                    item = next(items)
-                except StopIteration:
-                    self.calls[label] += 1
-                    return
-                finally:
-                    self.seconds[label] += time.perf_counter() - started
-                    self.raised[label] += _peak_rss() - peak
-                yield item
-
-        return timed

@@ -10,14 +10,19 @@ takes the other core instead of sharing the client's interpreter; it only forget
 once downloaded and each batch's result list once written, so that 1M x 1536-d answers (8 GB) do
 not all sit in its memory. embedsql runs ``embedsql.run(sql)`` with an OpenAI model in a child
 process (its peak RSS is reported), with default settings except a poll interval of 10 ms (the
-batches finish at once, so the default 5 s would only measure the wait).
+batches finish at once, so the default 5 s would only measure the wait). The openai SDK is imported
+with this module, before the clock starts (~1 s of every process).
 
-The stage breakdown comes from timers around the functions that do each step: the plan, the
-uploads, batch creation, polls, downloads, loading each shard into the cache, the target table,
-and removing the work files, with how far each raised the client's peak RSS. The server moves its
-batches along lazily, on whichever request comes next: the upload, create and poll calls (marked
-*) wait while it validates and embeds the batches created before them, so together they are the
-server's time, not embedsql's.
+The stage breakdown is a timeline of that one call, read from what it tells its caller: every
+``BatchProgress`` that ``embedsql.run`` passes to ``on_event`` (one per round of the batch runner:
+batches by status, lines done) is stamped with the time and the client's peak RSS. The phases
+between the stamps: the plan with the first uploads and batch creations (until the first report),
+the remaining submissions (until no shard waits to be submitted), the polls, downloads and loads
+into the cache (until every shard is loaded), and the target table with the clean-up and the summary
+(until ``run`` returns). The server moves its batches along lazily, on whichever request comes next,
+so the phases marked * include its work (validating and embedding the batches): they are the
+server's time as much as embedsql's. The plan alone is measured by ``bench.prepare``, loading alone
+by ``bench.load``.
 
 At 1536-d, 1M answers are 8 GB of output files and the server holds ~10 GB while it answers them;
 embedsql's client peaks at ~1 GiB (measured: 312 s, 1.05 GiB, 11.6 GB of database). ``--dimensions``
@@ -28,37 +33,33 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import embedsql
-import embedsql.pipeline
-from embedsql.runners.openai import OpenAIClient
-from embedsql.store import JobStore
+import embedsql.runners.openai  # the openai SDK (~1 s) loads with this module, before any clock
+from embedsql import BatchProgress
+from embedsql.events import Event
 
-from .common import Goal, StageResult, Stopwatch, fmt_bytes, fmt_n, fmt_s, isolated, markdown
+from .common import Goal, StageResult, fmt_bytes, fmt_n, fmt_s, isolated, markdown, peak_rss
 from .data import make_texts
 from .prepare import DOCS_SQL, MODEL, settings_for
 
-__all__ = ["LocalServer", "run_stage", "run_with_server"]
+__all__ = ["PHASES", "LocalServer", "Timeline", "run_stage", "run_with_server"]
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 DIMENSIONS = 1536
-STEPS = {
-    "prepare (plan, shards)": (embedsql.pipeline, "make_plan"),
-    "upload *": (OpenAIClient, "upload"),
-    "create batches *": (OpenAIClient, "create"),
-    "poll *": (OpenAIClient, "retrieve"),
-    "download": (OpenAIClient, "download"),
-    "load into cache": (JobStore, "load"),
-    "target table": (embedsql.pipeline, "materialise"),
-    "remove work files": (shutil, "rmtree"),
-}
+PHASES = (
+    "plan, first uploads and batch creations *",
+    "remaining uploads and batch creations, with polls, downloads, loads *",
+    "polls, downloads, loads into the cache *",
+    "target table, clean-up, summary",
+)
 
 
 def _serve(conn: Connection) -> None:
@@ -110,8 +111,32 @@ class LocalServer:
             self.process.kill()
 
 
+@dataclass
+class Timeline:
+    """An ``on_event`` handler that stamps each ``BatchProgress`` with the seconds since ``started``
+    (a ``time.perf_counter()``) and the process's peak RSS at that moment."""
+
+    started: float
+    reports: list[tuple[float, int, BatchProgress]] = field(default_factory=list)
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, BatchProgress):
+            self.reports.append((time.perf_counter() - self.started, peak_rss(), event))
+
+    def phases(self, seconds: float) -> list[tuple[str, float, int, int]]:
+        """(phase, seconds, progress reports in it, peak RSS at its end) for each of ``PHASES``, the
+        run having taken ``seconds`` in all."""
+        if not self.reports:
+            return []
+        submitted = next(i for i, (_, _, r) in enumerate(self.reports) if "waiting" not in r.statuses)
+        ends = [0, submitted, len(self.reports) - 1]
+        marks = [(0.0, 0), *((self.reports[i][0], self.reports[i][1]) for i in ends), (seconds, peak_rss())]
+        counts = [1, submitted, len(self.reports) - 1 - submitted, 0]
+        return [(name, marks[i + 1][0] - marks[i][0], counts[i], marks[i + 1][1]) for i, name in enumerate(PHASES)]
+
+
 def run_with_server(db: Path, sql: str, base_url: str, api_key: str, dimensions: int) -> dict[str, Any]:
-    """``embedsql.run(sql)`` against the server at ``base_url``, with the stage breakdown."""
+    """``embedsql.run(sql)`` against the server at ``base_url``, with the timeline of its phases."""
     settings = settings_for(
         db,
         dimensions=dimensions,
@@ -120,10 +145,10 @@ def run_with_server(db: Path, sql: str, base_url: str, api_key: str, dimensions:
         poll_interval=0.01,
         max_poll_interval=0.01,
     )
-    with Stopwatch(STEPS) as watch:
-        started = time.perf_counter()
-        result = embedsql.run(sql, settings=settings)
-        seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    timeline = Timeline(started)
+    result = embedsql.run(sql, settings=settings, on_event=timeline)
+    seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
         "status": result.status,
@@ -133,9 +158,7 @@ def run_with_server(db: Path, sql: str, base_url: str, api_key: str, dimensions:
         "failed": result.failed_texts,
         "shards": result.shards,
         "tokens": result.tokens,
-        "steps": dict(watch.seconds),
-        "calls": dict(watch.calls),
-        "raised": dict(watch.raised),
+        "phases": timeline.phases(seconds),
     }
 
 
@@ -178,19 +201,15 @@ def run_stage(rows: int, *, dimensions: int = DIMENSIONS, echo: bool = True) -> 
     )
     result.lines += [
         "",
-        "Stage breakdown (timers around the functions that do each step; * includes the local server's work "
-        "on the batches created before: it validates and embeds them on whichever request comes next):",
+        "Stage breakdown (a timeline of the one embedsql.run call, from the BatchProgress events it passes to "
+        "on_event; * includes the local server's work on the batches: it validates and embeds them on "
+        "whichever request comes next):",
         "",
     ]
-    steps = m["steps"]
     table = [
-        [name, m["calls"][name], fmt_s(s), f"{s / m['seconds']:.0%}", fmt_bytes(m["raised"][name])]
-        for name, s in steps.items()
+        [name, reports, fmt_s(s), f"{s / m['seconds']:.0%}", fmt_bytes(rss)] for name, s, reports, rss in m["phases"]
     ]
-    other = m["seconds"] - sum(steps.values())
-    share = f"{other / m['seconds']:.0%}"
-    table.append(["other (bind, ledger reads, polling sleeps, summary)", "", fmt_s(other), share, ""])
-    result.lines += markdown(["step", "calls", "seconds", "share", "peak RSS raised inside"], table)
+    result.lines += markdown(["phase", "progress reports", "seconds", "share", "client peak RSS at its end"], table)
     result.goals.append(
         Goal("3 end to end", f"{fmt_n(rows)} texts in {fmt_s(m['seconds'])} ({fmt_n(rate)}/s)", "—", None, "—", None)
     )
