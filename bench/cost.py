@@ -3,7 +3,7 @@
     python -m bench.cost
 
 ``embedsql run "select movieId, genres from movies" --model text-embedding-3-small`` runs twice
-against the local OpenAI server (tests/fake_openai.py, in this process, on its fake clock); the
+against the local OpenAI server (tests/fake_openai/, in this process, on its fake clock); the
 tokens billed are what the server's batches report in ``usage``. The first run sends each distinct
 genre string once; the re-run finds every text in the cache and sends nothing. The notebook sends
 one request per row: its tokens are counted with ``embedsql.tokens`` over all 62,423 rows (and

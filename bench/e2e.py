@@ -3,7 +3,7 @@
     python -m bench.e2e                   # 1,000,000 distinct short texts, 1536-d
     python -m bench.e2e --rows 200000 --dimensions 256
 
-The server is the test suite's (tests/fake_openai.py: a real HTTP server with the Batch API's state
+The server is the test suite's (tests/fake_openai/: a real HTTP server with the Batch API's state
 machine) with no artificial delay: a batch validates, runs and finalises as soon as it is polled. It
 runs in a process of its own, so that its work (a vector, a base64 string and a JSON line per text)
 takes the other core instead of sharing the client's interpreter; it only forgets each output file
@@ -65,7 +65,7 @@ PHASES = (
 def _serve(conn: Connection) -> None:
     """The fake OpenAI server, in a process of its own, until the parent says stop."""
     sys.path.insert(0, str(TESTS))
-    from fake_openai import FakeOpenAI
+    from fake_openai import BatchRecord, FakeOpenAI
 
     class Server(FakeOpenAI):
         """Frees what a long benchmark would otherwise pile up: answers already delivered."""
@@ -73,13 +73,13 @@ def _serve(conn: Connection) -> None:
         def _file_content(self, file_id: str, **kwargs: object) -> Any:
             response = super()._file_content(file_id, **kwargs)
             file = self._files.get(file_id)
-            if file is not None and file["purpose"] == "batch_output":
-                file["content"] = b""  # the response holds the bytes until they are sent
+            if file is not None and file.purpose == "batch_output":
+                file.content = b""  # the response holds the bytes until they are sent
             return response
 
-        def _finish(self, batch: dict, status: str, when: float, results: list[dict]) -> None:
+        def _finish(self, batch: BatchRecord, status: str, when: float, results: list[dict]) -> None:
             super()._finish(batch, status, when, results)
-            batch["_results"] = None
+            batch.results = None
 
     with Server() as server:
         conn.send((server.base_url, server.api_key))
@@ -89,7 +89,7 @@ def _serve(conn: Connection) -> None:
 
 
 class LocalServer:
-    """tests/fake_openai.py in a child process: ``with LocalServer() as (base_url, api_key): ...``."""
+    """tests/fake_openai/ in a child process: ``with LocalServer() as (base_url, api_key): ...``."""
 
     def __enter__(self) -> tuple[str, str]:
         context = multiprocessing.get_context("spawn")

@@ -5,7 +5,7 @@
 
 A job over a generated table of distinct texts is planned and committed (``bench.prepare.prepare_job``,
 from ``embedsql.plan.make_plan`` and the ledger), and for each of its shards an output file is
-written in the Batch API's format (as tests/fake_openai.py writes it: ``{"id", "custom_id",
+written in the Batch API's format (as tests/fake_openai/ writes it: ``{"id", "custom_id",
 "response": {"status_code": 200, "request_id", "body": {"object": "list", "data": [{"object":
 "embedding", "index": 0, "embedding": ...}], "model", "usage"}}, "error": null}``, lines shuffled)
 with random unit vectors, base64 or float lists. The shards are then marked downloaded, and

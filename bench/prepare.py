@@ -33,21 +33,19 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
+
+import duckdb
 
 import embedsql
 from embedsql import ledger
 from embedsql.config import Settings
-from embedsql.models import ModelChoice, choose_model
-from embedsql.pipeline import JobSpec
+from embedsql.models import choose_model
+from embedsql.pipeline import JobSpec, plan_job, shard_limits
 from embedsql.plan import make_plan
-from embedsql.runners import enqueued_budget
-from embedsql.shards import ShardLimits
 from embedsql.source import inspect_query, text_expression
 from embedsql.target import parse_target
 from embedsql.tokens import cl100k_base, count_tokens
-from embedsql.workdirs import job_folder, portable
 
 from .common import Goal, StageResult, fmt_bytes, fmt_n, fmt_ratio, fmt_s, isolated, markdown, ratio
 from .data import KINDS, connect, make_movies, make_texts
@@ -62,7 +60,6 @@ __all__ = [
     "notebook_reference",
     "prepare_job",
     "run_stage",
-    "shard_limits",
 ]
 
 MODEL = "text-embedding-3-small"
@@ -93,69 +90,24 @@ def dry_run(db: Path, sql: str, *, model: str = MODEL) -> embedsql.RunResult:
     return embedsql.run(sql, dry_run=True, settings=settings_for(db, model=model))
 
 
-def shard_limits(choice: ModelChoice, settings: Settings) -> ShardLimits:
-    """The limits of a Batch API job's shards, as the pipeline sets them from ``settings``."""
-    return ShardLimits(
-        lines=settings.max_shard_lines, bytes=settings.max_shard_bytes, tokens=enqueued_budget(choice, settings)
-    )
-
-
 def prepare_job(db: Path, sql: str, *, model: str = MODEL, dimensions: int | None = None) -> ledger.Job:
     """Plan a Batch API job over ``sql`` and commit it (ledger rows, snapshot, shards on disk) without
-    running it, for the load and memory benchmarks to feed its shards' results to the pipeline.
-
-    The package has no public call that plans a job and stops (``embedsql.run(dry_run=True)`` rolls
-    its plan back; ``wait=False`` submits batches), so the job is assembled from public parts as the
-    pipeline assembles it: ``make_plan`` and the ledger's rows, in one transaction.
-    """
+    running it, for the load and memory benchmarks to feed its shards' results to the pipeline
+    (``embedsql.pipeline.plan_job``, which ``embedsql.run`` plans with)."""
     settings = settings_for(db, model=model, dimensions=dimensions)
-    choice = choose_model(settings)
-    job_id = datetime.now(UTC).strftime("bench-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-    directory = job_folder(settings, job_id, dry_run=False)
-    rows_table = f'embedsql."rows_{job_id}"'
     con = ledger.connect(db, memory_limit=settings.memory_limit)
     try:
-        query = inspect_query(con, sql)
-        spec = JobSpec(query, choice, "batch", parse_target(f"bench_{secrets.token_hex(4)}"), "replace")
+        spec = _spec(con, sql, settings)
         with ledger.transaction(con):
-            plan = make_plan(
-                con,
-                query,
-                job_id=job_id,
-                rows_table=rows_table,
-                choice=choice,
-                mode=spec.mode,
-                directory=directory,
-                limits=shard_limits(choice, settings),
-                on_long=settings.on_long,
-            )
-            job = ledger.Job(
-                job_id=job_id,
-                fingerprint=spec.fingerprint,
-                status="prepared",
-                created_at=datetime.now(UTC),
-                finished_at=None,
-                query=query.sql,
-                key_columns=list(query.key_columns),
-                text_columns=list(query.text_columns),
-                model=choice.model.name,
-                dimensions=choice.dimensions,
-                runner=spec.runner,
-                target=spec.target.sql,
-                mode=spec.mode,
-                rows_table=rows_table,
-                work_dir=portable(directory, db),
-                total_rows=plan.total_rows,
-                distinct_texts=plan.distinct_texts,
-                cached_texts=plan.cached_texts,
-                tokens=plan.tokens,
-                truncated=plan.truncated,
-            )
-            ledger.insert_job(con, job)
-            ledger.insert_shards(con, plan.shards)
+            return plan_job(con, spec, settings)
     finally:
         con.close()
-    return job
+
+
+def _spec(con: duckdb.DuckDBPyConnection, sql: str, settings: Settings) -> JobSpec:
+    """A Batch API job over ``sql`` into a table of its own."""
+    query = inspect_query(con, sql)
+    return JobSpec(query, choose_model(settings), "batch", parse_target(f"bench_{secrets.token_hex(4)}"), "replace")
 
 
 def notebook_reference(db: Path, sql: str, out: Path, *, model: str = MODEL) -> float:
@@ -227,13 +179,13 @@ def measure_parts(db: Path, sql: str, *, model: str = MODEL) -> dict[str, float]
     ``make_plan`` alone (its plan rolled back, its shards removed), of reading the distinct texts
     into Python and of ``count_tokens`` over them (both a batch at a time, as the plan does)."""
     settings = settings_for(db, model=model)
-    choice = choose_model(settings)
     cl100k_base()
     scratch = db.parent / ".embedsql-parts"
     to_python = tokens = 0.0
     con = ledger.connect(db, memory_limit=settings.memory_limit)
     try:
-        query = inspect_query(con, sql)
+        spec = _spec(con, sql, settings)
+        query, choice = spec.query, spec.choice
         con.execute("BEGIN TRANSACTION")
         try:
             started = time.perf_counter()
@@ -243,9 +195,9 @@ def measure_parts(db: Path, sql: str, *, model: str = MODEL) -> dict[str, float]
                 job_id="bench-parts",
                 rows_table='embedsql."rows_bench_parts"',
                 choice=choice,
-                mode="replace",
+                mode=spec.mode,
                 directory=scratch,
-                limits=shard_limits(choice, settings),
+                limits=shard_limits(spec, settings),
                 on_long=settings.on_long,
             )
             plan = time.perf_counter() - started

@@ -3,7 +3,7 @@
     python -m bench.sync                 # 6,000 texts, 20,000 TPM
     python -m bench.sync --tpm 100000 --texts 20000
 
-The server is the test suite's local OpenAI server (tests/fake_openai.py) with its rate limiter on,
+The server is the test suite's local OpenAI server (tests/fake_openai/) with its rate limiter on,
 on its own clock: the runner sleeps by advancing that clock, so the figure is how well the runner
 paces itself (achieved / allowed tokens per minute after the first full bucket), not the speed of
 this machine. One thread: every sleep advances the one fake clock, so with several threads their

@@ -43,7 +43,7 @@ from .target import TargetName, check_target, default_target, materialise, parse
 from .warehouse import build_example_warehouse
 from .workdirs import job_folder, portable, remove_job_folder, remove_orphans, work_root
 
-__all__ = ["MODES", "JobSpec", "cancel", "resume", "run"]
+__all__ = ["MODES", "JobSpec", "cancel", "plan_job", "resume", "run", "shard_limits"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -165,7 +165,7 @@ def run(
                 on_event(Notice(f"Continuing unfinished job {job.job_id} for the same work."))
             else:
                 with ledger.transaction(con):
-                    job = _plan(con, spec, settings, dry_run=False, on_event=on_event)
+                    job = plan_job(con, spec, settings, on_event=on_event)
         finally:
             con.close()
     except BaseException:
@@ -267,18 +267,28 @@ def _open_job(settings: Settings, job_id: str, *, doing: str) -> ledger.Job:
     return job
 
 
-def _plan(
-    con: duckdb.DuckDBPyConnection, spec: JobSpec, settings: Settings, *, dry_run: bool, on_event: EventHandler
+def shard_limits(spec: JobSpec, settings: Settings) -> ShardLimits:
+    """The most one shard of the job may hold."""
+    # A shard must fit the enqueued-token budget on its own, or it could never be submitted.
+    budget = enqueued_budget(spec.choice, settings) if spec.runner == "batch" else None
+    return ShardLimits(lines=settings.max_shard_lines, bytes=settings.max_shard_bytes, tokens=budget)
+
+
+def plan_job(
+    con: duckdb.DuckDBPyConnection,
+    spec: JobSpec,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    on_event: EventHandler = ignore,
 ) -> ledger.Job:
-    """Snapshot the query, write the shards and record the job (call inside a transaction)."""
+    """Snapshot the query, write the shards and record the job, which ``resume`` then runs (call
+    inside a transaction: on any error nothing of the plan stays in the database)."""
     job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
     directory = job_folder(settings, job_id, dry_run=dry_run)
     if not dry_run:
         remove_orphans(con, work_root(settings))
     rows_table = f'embedsql."rows_{job_id}"'
-    # A shard must fit the enqueued-token budget on its own, or it could never be submitted.
-    budget = enqueued_budget(spec.choice, settings) if spec.runner == "batch" else None
-    limits = ShardLimits(lines=settings.max_shard_lines, bytes=settings.max_shard_bytes, tokens=budget)
     plan = make_plan(
         con,
         spec.query,
@@ -287,7 +297,7 @@ def _plan(
         choice=spec.choice,
         mode=spec.mode,
         directory=directory,
-        limits=limits,
+        limits=shard_limits(spec, settings),
         on_long=settings.on_long,
     )
     job = ledger.Job(
@@ -328,7 +338,7 @@ def _dry_run(
     its shard files."""
     con.execute("BEGIN TRANSACTION")
     try:
-        job = _plan(con, spec, settings, dry_run=True, on_event=on_event)
+        job = plan_job(con, spec, settings, dry_run=True, on_event=on_event)
         return job_result(con, job, status="dry-run", db=settings.db, started=started, settings=settings)
     finally:
         con.execute("ROLLBACK")

@@ -188,7 +188,9 @@ class FakeOpenAI(BatchLifecycle):
         for route_method, pattern, handler in ROUTES:
             match = pattern.fullmatch(path)
             if match and route_method == method:
-                return handler(self, *match.groups(), query=query, headers=headers, body=body)
+                # Looked up on the instance, so that a subclass's override serves the route.
+                serve = getattr(self, handler.__name__)
+                return serve(*match.groups(), query=query, headers=headers, body=body)
         raise ApiError(404, f"Invalid URL ({method} {path})")
 
     def _authenticate(self, authorization: str | None) -> None:
