@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["duck_message", "literal", "quote"]
+import duckdb
+
+__all__ = ["describe", "duck_message", "literal", "quote"]
 
 
 def quote(identifier: str) -> str:
@@ -25,3 +27,9 @@ def duck_message(error: BaseException) -> str:
 def literal(text: str) -> str:
     """``text`` as a single-quoted SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def describe(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of each column of the query ``sql``, bound but not run (``con.sql(...)``
+    runs a query to learn its columns, and with it any ``random()`` or sequence the query calls)."""
+    return [(row[0], row[1]) for row in con.execute(f"DESCRIBE (\n{sql}\n)").fetchall()]

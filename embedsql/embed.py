@@ -26,6 +26,7 @@ from .dbt_project import check_built, resolve_query
 from .duck import duck_message
 from .errors import ConfigError, QueryError, TargetError
 from .models import ModelChoice, choose_model, recorded_choice
+from .source import blank
 from .target import parse_target, recorded_target, target_models
 from .tokens import truncate
 
@@ -63,7 +64,7 @@ class Embedder:
     def arrow(self, texts: pa.Array) -> pa.Array:
         """The DuckDB function: NULL or blank text gives NULL, never a zero vector (its cosine is NaN)."""
         values = texts.to_pylist()
-        usable = [i for i, t in enumerate(values) if isinstance(t, str) and t.strip()]
+        usable = [i for i, t in enumerate(values) if not blank(t)]
         matrix = np.zeros((len(values), self.choice.dimensions), np.float32)
         if usable:
             matrix[usable] = self.vectors([values[i] for i in usable])

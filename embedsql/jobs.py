@@ -17,10 +17,11 @@ import duckdb
 
 from . import ledger
 from .config import Settings
+from .duck import quote
 from .errors import JobError
 from .ledger import ShardStatus
 from .models import estimate_cost, recorded_choice
-from .plan import SKIP_COLUMN
+from .plan import snapshot_columns
 from .results import Failure
 from .target import parse_target
 
@@ -114,10 +115,10 @@ def job_result(
     """
     shards = ledger.job_shards(con, job.job_id)
     totals = ShardTotals.of(shards)
+    skip = quote(snapshot_columns(job.key_columns).skip)
     skipped = dict(
         con.execute(
-            f"SELECT {SKIP_COLUMN}, count(*) FROM {job.rows_table} "
-            f"WHERE {SKIP_COLUMN} IS NOT NULL GROUP BY 1 ORDER BY 1"
+            f"SELECT {skip}, count(*) FROM {job.rows_table} WHERE {skip} IS NOT NULL GROUP BY 1 ORDER BY 1"
         ).fetchall()
     )
     failures = [

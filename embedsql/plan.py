@@ -7,6 +7,7 @@ slow or not deterministic is neither re-run nor seen twice with different rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,21 +21,45 @@ from .errors import InputError, QueryError
 from .ledger import Shard
 from .models import ModelChoice
 from .shards import ShardLimits, ShardWriter
-from .source import Query, invalid_utf8, text_expression
+from .source import Query, blank_sql, invalid_utf8, text_expression
 from .tokens import count_tokens, truncate
 
-__all__ = ["HASH_COLUMN", "SKIP_COLUMN", "Plan", "make_plan"]
+__all__ = ["Plan", "SnapshotColumns", "make_plan", "snapshot_columns"]
 
-# Columns of a job's rows snapshot besides the key columns: the text's hash (NULL when it is not
-# sent), and why a row is not sent (NULL when it is).
-HASH_COLUMN = "__embedsql_hash"
-SKIP_COLUMN = "__embedsql_skip"
-
-_SOURCE = "_embedsql_source"
-_TEXT = "__embedsql_text"
 # Arrow batch size when streaming pending texts into shards: big enough to amortise Python work,
 # small enough that a batch of long texts stays in the tens of MB.
 _BATCH_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class SnapshotColumns:
+    """embedsql's own columns in a job's rows snapshot (``embedsql."rows_<job>"``), beside the key
+    columns under their own names: the text's hash (NULL when it is not sent), and why a row is not
+    sent (NULL when it is)."""
+
+    hash: str
+    skip: str
+
+
+def snapshot_columns(key_columns: Sequence[str]) -> SnapshotColumns:
+    """The names of embedsql's own columns in the snapshot of a job keyed by ``key_columns``.
+
+    A name is never one of the keys (compared as DuckDB does, ignoring case): it gets a number when
+    it would be. Snapshots whose keys are named otherwise (all those of earlier versions) keep the
+    plain names, so their jobs still resume.
+    """
+    taken = {k.lower() for k in key_columns}
+    return SnapshotColumns(_free("__embedsql_hash", taken), _free("__embedsql_skip", taken))
+
+
+def _free(name: str, taken: Iterable[str]) -> str:
+    """``name``, numbered if need be so that it is none of ``taken`` (lower-case names)."""
+    taken = set(taken)
+    free, n = name, 0
+    while free.lower() in taken:
+        n += 1
+        free = f"{name}_{n}"
+    return free
 
 
 @dataclass(frozen=True)
@@ -67,41 +92,45 @@ def make_plan(
 
     Call inside a transaction: on any error nothing of the plan stays in the database.
     """
-    keys = ", ".join(quote(k) for k in query.key_columns)
+    snapshot = snapshot_columns(query.key_columns)
+    # The planning table holds the keys under embedsql's own names (k1, k2, ...): no user name, not
+    # even `rowid` or `n`, can stand for one of its columns. Only the snapshot gets the user's names.
+    source = _Source(_free("_embedsql_source", (t.lower() for t in query.tables)), len(query.key_columns))
+    user_keys = ", ".join(f"{quote(k)} AS {own}" for k, own in zip(query.key_columns, source.keys, strict=True))
     try:
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {_SOURCE} AS
-            SELECT {keys}, {HASH_COLUMN}, {SKIP_COLUMN}, CASE WHEN {SKIP_COLUMN} IS NULL THEN {_TEXT} END AS {_TEXT}
+            f"""CREATE OR REPLACE TEMP TABLE {source.table} AS
+            SELECT {source.key_list}, skip, CASE WHEN skip IS NULL THEN substr(sha256(text), 1, 32) END AS hash,
+                   CASE WHEN skip IS NULL THEN text END AS text
             FROM (
-                SELECT *,
-                       CASE WHEN {invalid_utf8(query)} THEN 'invalid UTF-8'
-                            WHEN {_TEXT} IS NULL THEN 'NULL text'
-                            WHEN regexp_full_match({_TEXT}, '\\s*') THEN 'empty text' END AS {SKIP_COLUMN},
-                       CASE WHEN {SKIP_COLUMN} IS NULL THEN substr(sha256({_TEXT}), 1, 32) END AS {HASH_COLUMN}
-                FROM (SELECT *, {text_expression(query)} AS {_TEXT} FROM (\n{query.sql}\n) AS q)
+                SELECT {source.key_list}, text,
+                       CASE WHEN bad THEN 'invalid UTF-8'
+                            WHEN text IS NULL THEN 'NULL text'
+                            WHEN {blank_sql("text")} THEN 'empty text' END AS skip
+                FROM (SELECT {user_keys}, {text_expression(query)} AS text, {invalid_utf8(query)} AS bad
+                      FROM (\n{query.sql}\n))
             )"""
         )
     except duckdb.Error as e:
         raise QueryError(f"the query failed: {duck_message(e)} Check the query and the data it reads.") from e
-    total = _scalar(con, f"SELECT count(*) FROM {_SOURCE}")
-    _check_keys(con, query, total, mode)
+    total = _scalar(con, f"SELECT count(*) FROM {source.table}")
+    _check_keys(con, query, source, total, mode)
 
-    con.execute(f"CREATE TABLE {rows_table} AS SELECT {keys}, {HASH_COLUMN}, {SKIP_COLUMN} FROM {_SOURCE}")
-    skipped = dict(
-        con.execute(
-            f"SELECT {SKIP_COLUMN}, count(*) FROM {_SOURCE} WHERE {SKIP_COLUMN} IS NOT NULL GROUP BY 1 ORDER BY 1"
-        ).fetchall()
+    snapshot_keys = ", ".join(f"{own} AS {quote(k)}" for k, own in zip(query.key_columns, source.keys, strict=True))
+    con.execute(
+        f"CREATE TABLE {rows_table} AS SELECT {snapshot_keys}, hash AS {quote(snapshot.hash)}, "
+        f"skip AS {quote(snapshot.skip)} FROM {source.table}"
     )
-    distinct = _scalar(con, f"SELECT count(DISTINCT {HASH_COLUMN}) FROM {_SOURCE}")
+    by_reason = f"SELECT skip, count(*) FROM {source.table} WHERE skip IS NOT NULL GROUP BY 1 ORDER BY 1"
+    skipped = dict(con.execute(by_reason).fetchall())
+    distinct = _scalar(con, f"SELECT count(DISTINCT hash) FROM {source.table}")
     cache = find_cache(con, choice.model.name, choice.dimensions)
     if cache is None:
         cached, unseen = 0, ""
     else:
-        unseen = f"AND {HASH_COLUMN} NOT IN (SELECT text_hash FROM {cache})"
+        unseen = f"AND hash NOT IN (SELECT text_hash FROM {cache})"
         cached = _scalar(
-            con,
-            f"SELECT count(DISTINCT {HASH_COLUMN}) FROM {_SOURCE} "
-            f"WHERE {HASH_COLUMN} IN (SELECT text_hash FROM {cache})",
+            con, f"SELECT count(DISTINCT hash) FROM {source.table} WHERE hash IN (SELECT text_hash FROM {cache})"
         )
 
     # One row per distinct text the cache lacks. Deduplicated on (hash, rowid) alone and joined back
@@ -109,11 +138,9 @@ def make_plan(
     # the snapshot into the shards (1M texts of ~1 kB planned within DuckDB's 512MB). Shards hold
     # their lines in no particular order; nothing depends on it.
     pending = f"""
-        SELECT s.{HASH_COLUMN} AS custom_id, s.{_TEXT} AS text,
-               {_request_line(f"s.{HASH_COLUMN}", f"s.{_TEXT}", choice)} AS line
-        FROM (SELECT min(rowid) AS first FROM {_SOURCE} WHERE {HASH_COLUMN} IS NOT NULL {unseen}
-              GROUP BY {HASH_COLUMN}) AS p
-        JOIN {_SOURCE} AS s ON s.rowid = p.first
+        SELECT s.hash AS custom_id, s.text AS text, {_request_line("s.hash", "s.text", choice)} AS line
+        FROM (SELECT min(rowid) AS first FROM {source.table} WHERE hash IS NOT NULL {unseen} GROUP BY hash) AS p
+        JOIN {source.table} AS s ON s.rowid = p.first
     """
     long_texts = _LongTexts(con, choice, on_long)
     writer = ShardWriter(directory, job_id=job_id, limits=limits, shape=long_texts.shape)
@@ -122,20 +149,19 @@ def make_plan(
         shards = writer.write_all(reader)
     except _TooLong as e:
         reader.close()  # the connection serves no other query while a result is open
-        raise long_texts.error(con, query, e) from None
+        raise long_texts.error(con, source, e) from None
     finally:
         reader.close()
     if long_texts.skipped:
-        con.register("_embedsql_too_long", pa.table({"h": long_texts.skipped}))
+        hash_, skip = quote(snapshot.hash), quote(snapshot.skip)
         con.execute(
-            f"UPDATE {rows_table} SET {SKIP_COLUMN} = 'text too long', {HASH_COLUMN} = NULL "
-            f"WHERE {HASH_COLUMN} IN (SELECT h FROM _embedsql_too_long)"
+            f"UPDATE {rows_table} SET {skip} = 'text too long', {hash_} = NULL WHERE {hash_} IN (SELECT unnest(?))",
+            [long_texts.skipped],
         )
-        con.unregister("_embedsql_too_long")
-        too_long = _scalar(con, f"SELECT count(*) FROM {rows_table} WHERE {SKIP_COLUMN} = 'text too long'")
+        too_long = _scalar(con, f"SELECT count(*) FROM {rows_table} WHERE {skip} = 'text too long'")
         skipped = dict(sorted({**skipped, "text too long": too_long}.items()))
         distinct -= len(long_texts.skipped)
-    con.execute(f"DROP TABLE {_SOURCE}")
+    con.execute(f"DROP TABLE {source.table}")
     return Plan(
         total_rows=total,
         skipped=skipped,
@@ -145,6 +171,22 @@ def make_plan(
         truncated=long_texts.truncated,
         shards=shards,
     )
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The temporary table a job is planned from: the keys as k1, k2, ..., skip, hash and text."""
+
+    table: str
+    width: int
+
+    @property
+    def keys(self) -> list[str]:
+        return [f"k{i}" for i in range(1, self.width + 1)]
+
+    @property
+    def key_list(self) -> str:
+        return ", ".join(self.keys)
 
 
 class _TooLong(Exception):
@@ -195,9 +237,10 @@ class _LongTexts:
         column = pa.array(lines, type=batch.column("line").type)
         return batch.set_column(batch.schema.get_field_index("line"), "line", column), counts
 
-    def error(self, con: duckdb.DuckDBPyConnection, query: Query, e: _TooLong) -> InputError:
-        keys = ", ".join(quote(k) for k in query.key_columns)
-        row = con.execute(f"SELECT {keys} FROM {_SOURCE} WHERE {HASH_COLUMN} = ? LIMIT 1", [e.custom_id]).fetchall()
+    def error(self, con: duckdb.DuckDBPyConnection, source: _Source, e: _TooLong) -> InputError:
+        row = con.execute(
+            f"SELECT {source.key_list} FROM {source.table} WHERE hash = ? LIMIT 1", [e.custom_id]
+        ).fetchall()
         key = _show(row[0]) if row else e.custom_id
         return InputError(
             f"at least {e.count:,} text(s) are longer than the {self.model.max_tokens:,} tokens {self.model.name} "
@@ -232,27 +275,26 @@ def _render_lines(
         cursor.close()
 
 
-def _check_keys(con: duckdb.DuckDBPyConnection, query: Query, total: int, mode: str) -> None:
-    keys = ", ".join(quote(k) for k in query.key_columns)
+def _check_keys(con: duckdb.DuckDBPyConnection, query: Query, source: _Source, total: int, mode: str) -> None:
     shown = ", ".join(query.key_columns)
     if total == 0 and mode == "replace":
         raise InputError(
             "the query returned no rows; replacing the target with an empty table is almost certainly "
             "a mistake. Check the query's WHERE clause, or use --mode upsert to add nothing."
         )
-    any_null = " OR ".join(f"{quote(k)} IS NULL" for k in query.key_columns)
-    nulls = _scalar(con, f"SELECT count(*) FROM {_SOURCE} WHERE {any_null}")
+    any_null = " OR ".join(f"{k} IS NULL" for k in source.keys)
+    nulls = _scalar(con, f"SELECT count(*) FROM {source.table} WHERE {any_null}")
     if nulls:
         raise InputError(
             f"the key ({shown}) is NULL in {nulls:,} of {total:,} rows; every row needs a key to join "
             f"its vector back. Filter them out (WHERE ... IS NOT NULL) or choose another --key."
         )
     dupes = con.execute(
-        f"SELECT {keys}, count(*) AS n, count(*) OVER () AS keys FROM {_SOURCE} GROUP BY ALL HAVING n > 1 "
-        f"ORDER BY n DESC, {keys} LIMIT 3"
+        f"SELECT {source.key_list}, count(*) AS n, count(*) OVER () AS keys FROM {source.table} GROUP BY ALL "
+        f"HAVING n > 1 ORDER BY n DESC, {source.key_list} LIMIT 3"
     ).fetchall()
     if dupes:
-        width = len(query.key_columns)
+        width = source.width
         examples = ", ".join(f"{_show(row[:width])} ({row[width]} rows)" for row in dupes)
         raise InputError(
             f"the key ({shown}) is not unique: {dupes[0][-1]:,} values appear more than once, e.g. {examples}. "

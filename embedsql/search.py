@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,9 +15,11 @@ import pyarrow as pa
 from . import ledger
 from .config import Settings, load_settings
 from .dbt_project import Relation, check_built, resolve_query
-from .duck import duck_message, quote
+from .duck import describe, duck_message, quote
 from .embed import Embedder, query_model
 from .errors import ConfigError, QueryError
+from .readonly import ReadOnlySql, read_only
+from .source import blank
 from .target import parse_target, recorded_target
 
 __all__ = ["search"]
@@ -40,7 +44,7 @@ def search(
     (a zero vector has no direction) are never returned. Pass ``con`` (from ``embedsql.connect``)
     to search repeatedly without opening the database, and reading the table, each time.
     """
-    if not text.strip():
+    if blank(text):
         raise ConfigError("the search text is empty; pass the words to search for.")
     if k < 1:
         raise ConfigError(f"-k must be at least 1, got {k}.")
@@ -68,6 +72,8 @@ def _search(
     where: str | None,
     settings: Settings,
 ) -> pa.Table:
+    if where:  # before anything is embedded
+        where = _checked_where(con, where)
     target = parse_target(table)
     choice = query_model(con, settings, table=table)
     embedder = Embedder(con, choice, settings)
@@ -93,7 +99,7 @@ def _search(
                 f" JOIN ({scored}) AS r USING ({key_list})" if source else ""
             )
             return con.sql(
-                f"SELECT * FROM ({relation}) WHERE {valid} AND ({where}) {order}", params=params
+                f"SELECT * FROM ({relation}) WHERE {valid} AND (\n{where}\n) {order}", params=params
             ).to_arrow_table()
         # Rank first, then join the few hits to the shown columns. NaN and NULL scores are rare (a zero
         # or NULL vector), and filtering every row for them costs more than the ranking: check the hits.
@@ -104,15 +110,17 @@ def _search(
         if source is None:
             return hits
         hit_keys = ", ".join("h." + quote(c) for c in keys)
-        con.register("_embedsql_hits", hits)
+        # A name no query of the user's reads: the --show query runs while it is registered.
+        hits_view = f"_embedsql_hits_{secrets.token_hex(8)}"
+        con.register(hits_view, hits)
         try:
             return con.sql(
                 f"SELECT {hit_keys}, s.* EXCLUDE ({key_list}), h.score "
-                f"FROM _embedsql_hits AS h LEFT JOIN ({source}) AS s USING ({key_list}) "
+                f"FROM {hits_view} AS h LEFT JOIN (\n{source}\n) AS s USING ({key_list}) "
                 f"ORDER BY h.score DESC, {hit_keys}"
             ).to_arrow_table()
         finally:
-            con.unregister("_embedsql_hits")
+            con.unregister(hits_view)
     except duckdb.Error as e:
         raise QueryError(f"the search failed: {duck_message(e)} Check --where, --show and --columns.") from e
 
@@ -129,19 +137,20 @@ def _shown(
         return f"SELECT {', '.join(quote(c) for c in keys)}{', ' + extra if extra else ''} FROM {table}"
     if not show:
         return None
+    checked = read_only(con, show, what="the --show query")
     try:
-        returned = con.sql(show).columns
+        returned = [name for name, _ in describe(con, checked.sql)]
     except duckdb.Error as e:
         raise QueryError(f"the --show query failed: {duck_message(e)} Check its SQL.") from e
     if all(k in returned for k in keys):
-        return show
-    return _with_keys(con, show, keys)
+        return checked.sql
+    return _with_keys(con, checked, keys)
 
 
-def _with_keys(con: duckdb.DuckDBPyConnection, show: str, keys: list[str]) -> str:
+def _with_keys(con: duckdb.DuckDBPyConnection, show: ReadOnlySql, keys: list[str]) -> str:
     """``show`` with the key columns added to its select list (parsed and rewritten by DuckDB itself),
     so that `select title from movies` can be joined back to the hits."""
-    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [show]).fetchall()[0][0])
+    tree = copy.deepcopy(show.tree)
     statements = tree.get("statements") or []
     node = statements[0]["node"] if len(statements) == 1 and not tree.get("error") else {}
     if node.get("type") != "SELECT_NODE":
@@ -155,13 +164,23 @@ def _with_keys(con: duckdb.DuckDBPyConnection, show: str, keys: list[str]) -> st
     ] + node["select_list"]
     rewritten = con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchall()[0][0]
     try:
-        _ = con.sql(rewritten).columns
+        describe(con, rewritten)
     except duckdb.Error as e:
         raise QueryError(
             f"the --show query does not return the key column(s) {', '.join(keys)} and they cannot be added to "
             f"it ({duck_message(e)}) Add them to its select list."
         ) from e
     return str(rewritten)
+
+
+def _checked_where(con: duckdb.DuckDBPyConnection, where: str) -> str:
+    """``where`` if it is one SQL expression that only reads (the rule of ``read_only``)."""
+    try:
+        duckdb.SQLExpression(where)
+    except duckdb.Error as e:
+        raise QueryError(f"--where must be one SQL condition: {duck_message(e)} Check its SQL.") from e
+    read_only(con, f"SELECT 1 WHERE (\n{where}\n)", what="--where")
+    return where
 
 
 def _source_table(con: duckdb.DuckDBPyConnection, target: str) -> str:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import duckdb
 
-from .duck import duck_message, quote
+from .duck import describe, duck_message, literal, quote
 from .errors import QueryError
+from .readonly import read_only
 
-__all__ = ["Query", "inspect_query", "invalid_utf8", "text_expression"]
+__all__ = ["Query", "blank", "blank_sql", "inspect_query", "invalid_utf8", "text_expression"]
 
 # Key types whose equality is exact, so a key joins back to exactly one row.
 _KEY_TYPES = frozenset(
@@ -27,6 +28,9 @@ _KEY_TYPES = frozenset(
     }
 )
 _RESERVED = {"embedding"}
+# What "empty" means for a text, everywhere: Python's whitespace (str.isspace), which is what the
+# services strip before refusing an input: U+3000, U+00A0, U+2000-U+200A, U+2028, U+0085, \x1c...
+_WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
 
 
 @dataclass(frozen=True)
@@ -54,30 +58,17 @@ def inspect_query(
     text: Sequence[str] = (),
 ) -> Query:
     """Bind ``sql`` without running it and work out its key and text columns."""
-    sql = sql.strip().rstrip(";").strip()
-    if not sql:
+    if not sql.strip():
         raise QueryError("the query is empty. Pass a SELECT statement, or -f FILE with one.")
+    checked = read_only(con, sql)
     try:
-        statements = con.extract_statements(sql)
-    except duckdb.Error as e:
-        raise QueryError(f"{duck_message(e)} Check the SQL of the query.") from e
-    if len(statements) != 1:
-        raise QueryError(f"the query holds {len(statements)} statements; pass exactly one SELECT.")
-    kind = statements[0].type.name
-    if kind != "SELECT":
-        article = "an" if kind[0] in "AEIOU" else "a"
-        raise QueryError(
-            f"embedsql only reads data: the query is {article} {kind} statement. Pass a SELECT (or FROM) query."
-        )
-    try:
-        relation = con.sql(sql)
-        columns = tuple(zip(relation.columns, (str(t) for t in relation.types), strict=True))
-        tables = frozenset(con.get_table_names(sql))
+        columns = tuple(describe(con, checked.sql))
     except duckdb.Error as e:
         raise QueryError(f"{duck_message(e)} Check the query's table and column names.") from e
 
     names = [name for name, _ in columns]
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    # DuckDB names are case-insensitive: "Title" and "title" are one name to every query over this one.
+    repeated = sorted({n for n in names if [m.lower() for m in names].count(n.lower()) > 1})
     if repeated:
         raise QueryError(
             f"the query returns more than one column named {', '.join(map(repr, repeated))}. "
@@ -106,7 +97,7 @@ def inspect_query(
                 "integers, DECIMAL, VARCHAR, UUID, DATE, TIME, TIMESTAMP, BOOLEAN and BLOB. "
                 "Cast it in the query or choose another --key."
             )
-    return Query(sql, columns, tuple(keys), tuple(texts), tables)
+    return Query(checked.sql, columns, tuple(keys), tuple(texts), checked.tables())
 
 
 def text_expression(query: Query) -> str:
@@ -136,6 +127,16 @@ def invalid_utf8(query: Query) -> str:
         if types[c] == "BLOB"
     ]
     return " OR ".join(checks) or "false"
+
+
+def blank(text: object) -> bool:
+    """True for a text that is never sent: NULL (None), empty, or only whitespace."""
+    return not isinstance(text, str) or not text.strip(_WHITESPACE)
+
+
+def blank_sql(text: str) -> str:
+    """SQL that is true where the SQL expression ``text`` is NULL, empty or only whitespace (see ``blank``)."""
+    return f"coalesce(trim({text}, {literal(_WHITESPACE)}) = '', true)"
 
 
 def _pick(wanted: Sequence[str], names: list[str], flag: str) -> list[str]:

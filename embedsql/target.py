@@ -15,7 +15,7 @@ import duckdb
 from .duck import quote
 from .errors import ConfigError, TargetError
 from .models import recorded_choice
-from .plan import HASH_COLUMN
+from .plan import snapshot_columns
 from .source import Query
 
 __all__ = [
@@ -154,7 +154,8 @@ def materialise(
     # been rewritten with another model's vectors, or replaced by a table of the user's.
     check_target(con, name, model=model, dimensions=dimensions, query=query)
     keys = ", ".join(f"r.{quote(k)}" for k in query.key_columns)
-    select = f"SELECT {keys}, c.embedding FROM {rows_table} r JOIN {cache} c ON c.text_hash = r.{HASH_COLUMN}"
+    joined = f"{rows_table} r JOIN {cache} c ON c.text_hash = r.{quote(snapshot_columns(query.key_columns).hash)}"
+    select = f"SELECT {keys}, c.embedding FROM {joined}"
     if name.schema:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.schema)}")
     if mode == "replace" or not _exists(con, name):
@@ -163,9 +164,7 @@ def materialise(
         match = " AND ".join(f"t.{quote(k)} = r.{quote(k)}" for k in query.key_columns)
         con.execute(f"DELETE FROM {name.sql} t USING {rows_table} r WHERE {match}")
         con.execute(f"INSERT INTO {name.sql} {select}")
-    written = con.execute(
-        f"SELECT count(*) FROM {rows_table} r JOIN {cache} c ON c.text_hash = r.{HASH_COLUMN}"
-    ).fetchall()[0][0]
+    written = con.execute(f"SELECT count(*) FROM {joined}").fetchall()[0][0]
     key_names = [k for k, _ in query.key_types()]
     key_types = [t for _, t in query.key_types()]
     con.execute(

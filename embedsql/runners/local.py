@@ -15,6 +15,7 @@ from ..events import EventHandler
 from ..failpoints import failpoint
 from ..files import atomic_write
 from ..local_model import DIMENSIONS, MODEL_NAME, load_local_model
+from ..source import blank
 from ..store import JobStore
 from .inprocess import drive_shards
 from .lines import error_line, output_line, read_requests, write_line
@@ -68,7 +69,7 @@ def _problem(request: Any) -> tuple[int, str, str] | None:
     if body.get("model") != MODEL_NAME:
         return 404, "model_not_found", f"The model `{body.get('model')}` does not exist; this runner has {MODEL_NAME}."
     text = body.get("input")
-    if not isinstance(text, str) or not text.strip():
+    if blank(text):
         return 400, "invalid_input", "'input' must be a non-empty string."
     if body.get("dimensions") not in (None, DIMENSIONS):
         return 400, "invalid_dimensions", f"{MODEL_NAME} only returns {DIMENSIONS} dimensions."
