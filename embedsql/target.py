@@ -124,6 +124,15 @@ def recorded_target(con: duckdb.DuckDBPyConnection, name: TargetName) -> TargetR
     if not records:
         return None
     _, model, dimensions, keys, types = records[0]
+    columns = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ? ORDER BY column_index",
+        [name.schema or _DEFAULT_SCHEMA, name.table],
+    ).fetchall()
+    # A table dropped and made again by someone else keeps embedsql's record, but not embedsql's columns.
+    shape = ([c for c, _ in columns], columns[-1][1]) if columns else None
+    if shape not in (None, ([*keys, "embedding"], f"FLOAT[{dimensions}]")):
+        return None
     return TargetRecord(model, int(dimensions), tuple(keys), tuple(types))
 
 
@@ -298,9 +307,9 @@ def _records(con: duckdb.DuckDBPyConnection, name: TargetName) -> list[tuple[Any
 
 
 def _written(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The tables embedsql wrote that are still there, as embedsql prints them."""
+    """The tables embedsql wrote that are still there (not made again by someone else), as embedsql prints them."""
     recorded = (_lookup(con, parse_target(t)) for t in _column(con, "SELECT table_name FROM embedsql.targets"))
-    return sorted({str(name) for name, kind in recorded if kind == "table"})
+    return sorted({str(name) for name, kind in recorded if kind == "table" and recorded_target(con, name)})
 
 
 def _forget(con: duckdb.DuckDBPyConnection, name: TargetName) -> None:

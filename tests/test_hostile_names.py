@@ -444,3 +444,33 @@ def test_every_printed_name_parses_back_to_the_same_name(table: str, schema: str
 
     assert parse_target(str(name)) == name
     assert parse_target(name.sql) == name
+
+
+@pytest.mark.parametrize(
+    "remade",
+    [
+        "CREATE TABLE dt AS SELECT 1 AS id, 'my own notes' AS note",
+        "CREATE TABLE DT AS SELECT 1 AS id",
+        "CREATE TABLE main.Dt AS SELECT 1 AS id, [1, 2, 3]::FLOAT[3] AS embedding",
+        "CREATE TABLE dt AS SELECT 1 AS key, 'alpha' AS body, 2 AS embedding",
+    ],
+)
+def test_a_table_made_again_by_the_user_under_a_recorded_name_is_not_taken_for_embedsqls(
+    tmp_path: Path, remade: str
+) -> None:
+    db = _dt(tmp_path)
+    make_db(db, f"DROP TABLE dt; {remade}")
+    before = user_objects(db)
+    shown = next(word for word in remade.split()[2].split(".") if word.lower() == "dt")
+
+    with pytest.raises(TargetError) as written:
+        embedsql.run("select id, body from docs", db=db, into="dt")
+    with pytest.raises(TargetError) as searched:
+        embedsql.search("alpha", table="dt", db=db)
+
+    assert str(written.value) == taken(shown, f'"{shown}"')
+    assert str(searched.value) == (
+        f"table {shown} was not written by embedsql, so its model is unknown (--table dt). "
+        "embedsql has written no table in this database yet; make one with `embedsql run`."
+    )
+    assert user_objects(db) == before
