@@ -119,7 +119,9 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
     "--text", multiple=True, metavar="COLUMN", help="Text column(s), joined by spaces. Default: all but the key."
 )
 @click.option(
-    "--into", metavar="TABLE", help="Target table ([schema.]table). Default: <table>_embeddings for a one-table query."
+    "--into",
+    metavar="TABLE",
+    help="Target table ([schema.]table). Default: <name>_embeddings for a query of one table or file.",
 )
 @click.option(
     "--mode",

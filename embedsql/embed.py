@@ -24,10 +24,10 @@ from .cache import ensure_cache, store_vectors
 from .config import Settings, load_settings
 from .dbt_project import check_built, resolve_query
 from .duck import duck_message
-from .errors import ConfigError, QueryError, TargetError
+from .errors import ConfigError, QueryError
 from .models import ModelChoice, choose_model, recorded_choice
 from .source import blank
-from .target import parse_target, recorded_target, target_models
+from .target import target_models, written_target
 from .tokens import truncate
 
 __all__ = ["Embedder", "connect", "open_with_embed", "query_model", "register", "sql", "text_hash"]
@@ -130,13 +130,7 @@ def query_model(con: duckdb.DuckDBPyConnection, settings: Settings, *, table: st
     one configured. An explicit model that differs from ``table``'s is an error naming both."""
     explicit = settings.model is not None
     if table is not None:
-        name = parse_target(table)
-        recorded = recorded_target(con, name)
-        if recorded is None:
-            raise TargetError(
-                f"table {name} was not written by embedsql, so its model is unknown. Name a table that "
-                "`embedsql run` wrote (see `embedsql jobs`)."
-            )
+        name, recorded = written_target(con, table)
         model, dimensions = recorded.model, recorded.dimensions
         if explicit and (settings.model, settings.dimensions or dimensions) != (model, dimensions):
             raise ConfigError(

@@ -138,6 +138,7 @@ def run(
     started = time.monotonic()
     if mode not in MODES:
         raise ConfigError(f"--mode {mode!r} is not a mode; use one of: {', '.join(MODES)}.")
+    wanted = parse_target(into) if into is not None else None  # a blank --into is refused, not defaulted
     settings = settings if settings is not None else load_settings(overrides)
     sql, relations = resolve_query(sql, settings.dbt_project, db=settings.db)
     choice = choose_model(settings)
@@ -155,8 +156,13 @@ def run(
         try:
             check_built(con, relations)
             query = inspect_query(con, sql, key=key, text=text)
-            target = parse_target(into) if into else default_target(query)
-            check_target(con, target, model=choice.model.name, dimensions=choice.dimensions, query=query)
+            target = check_target(
+                con,
+                wanted or default_target(con, query),
+                model=choice.model.name,
+                dimensions=choice.dimensions,
+                query=query,
+            )
             spec = JobSpec(query, choice, name, target, mode)
             if dry_run:
                 return _dry_run(con, spec, settings, on_event, started)
@@ -193,7 +199,7 @@ def resume(
     job = _open_job(settings, job_id, doing="resume")
     choice = recorded_choice(job.model, job.dimensions)
     runner = create_runner(choice, settings, job.runner, wait=wait, sleep=sleep, clock=clock)
-    on_event(Notice(f"Resuming job {job_id} ({job.model}, {job.dimensions}-d) into {job.target}."))
+    on_event(Notice(f"Resuming job {job_id} ({job.model}, {job.dimensions}-d) into {parse_target(job.target)}."))
     return _execute(job, settings, runner, on_event, started)
 
 

@@ -20,7 +20,7 @@ from .embed import Embedder, query_model
 from .errors import ConfigError, QueryError
 from .readonly import ReadOnlySql, read_only
 from .source import blank
-from .target import parse_target, recorded_target
+from .target import parse_target, written_target
 
 __all__ = ["search"]
 
@@ -74,22 +74,20 @@ def _search(
 ) -> pa.Table:
     if where:  # before anything is embedded
         where = _checked_where(con, where)
-    target = parse_target(table)
+    target, recorded = written_target(con, table)
     choice = query_model(con, settings, table=table)
+    keys = list(recorded.key_columns)
+    source = _shown(con, target.sql, keys, show, columns)  # checked before anything is embedded
     embedder = Embedder(con, choice, settings)
     try:
         vector = embedder.vectors([text])[0]
     finally:
         embedder.close()
-    recorded = recorded_target(con, target)
-    assert recorded is not None  # query_model found it
-    keys = list(recorded.key_columns)
     key_list = ", ".join(quote(c) for c in keys)
     scored = (
         f"SELECT {key_list}, array_cosine_similarity(embedding, $vector::FLOAT[{choice.dimensions}]) AS score "
         f"FROM {target.sql}"
     )
-    source = _shown(con, target.sql, keys, show, columns)
     order = f"ORDER BY score DESC, {key_list} LIMIT {int(k)}"
     params = {"vector": np.asarray(vector, np.float32).tolist()}
     valid = "score IS NOT NULL AND NOT isnan(score)"
@@ -185,14 +183,14 @@ def _checked_where(con: duckdb.DuckDBPyConnection, where: str) -> str:
 
 def _source_table(con: duckdb.DuckDBPyConnection, target: str) -> str:
     """The one table that the newest complete job into ``target`` read."""
-    rows = con.execute(
-        "SELECT query FROM embedsql.jobs WHERE target = ? AND status = 'complete' ORDER BY job_id DESC LIMIT 1",
-        [target],
-    ).fetchall()
-    tables = sorted(con.get_table_names(rows[0][0], qualified=True)) if rows else []
+    name = parse_target(target)
+    jobs = con.execute("SELECT target, query FROM embedsql.jobs WHERE status = 'complete' ORDER BY job_id DESC")
+    # Any spelling of the table: a job recorded before names were resolved may spell it otherwise.
+    queries = [query for into, query in jobs.fetchall() if parse_target(into).key == name.key][:1]
+    tables = sorted(con.get_table_names(queries[0], qualified=True)) if queries else []
     if len(tables) != 1:
         raise ConfigError(
             "--columns needs the table the embeddings came from, but the query that wrote "
-            f'{parse_target(target)} read {len(tables)} tables. Use --show "select key, ... from ..." instead.'
+            f'{name} read {len(tables)} tables. Use --show "select key, ... from ..." instead.'
         )
     return tables[0].split(" AS ")[0]

@@ -130,10 +130,10 @@ CASES = [
         "Name it with --into TABLE.",
     ),
     (
-        "bad --into",
+        "--into another database",
         [Q, "--into", "a.b.c"],
-        "--into 'a.b.c' is not a table name. Use table or schema.table (letters, digits, _), "
-        "or double-quote a name with other characters: --into '\"my table\"'.",
+        "--into a.b.c names a table of database a, but embedsql works only in the database of --db / EMBEDSQL_DB "
+        "(warehouse). Name a table there, e.g. --into b.c.",
     ),
     (
         "SQL injection through --into",

@@ -347,7 +347,7 @@ def test_interrupted_job_resumes_without_redoing_computed_shards(tmp_path: Path,
 
     assert result.exit_code == 0, result.output
     assert (tmp_path / work_dir / results[0]).stat().st_mtime_ns == computed  # loaded, not computed again
-    assert f'Resuming job {job_id} (all-MiniLM-L6-v2, 384-d) into "r_embeddings".\n' in result.stderr
+    assert f"Resuming job {job_id} (all-MiniLM-L6-v2, 384-d) into r_embeddings.\n" in result.stderr
     vectors = vectors_by_key(db, "r_embeddings")
     assert sorted(vectors) == list(range(50))
     for key in (0, 19, 49):
