@@ -276,8 +276,11 @@ def _cancel_batches(
 
 
 def _open_job(settings: Settings, job_id: str, *, doing: str) -> ledger.Job:
-    con = ledger.connect(settings.db, wait=settings.lock_wait)
+    # Read-only: a job id that is not there changes nothing, not even a database without a ledger.
+    con = ledger.connect(settings.db, wait=settings.lock_wait, read_only=True)
     try:
+        if not ledger.has_ledger(con):
+            raise JobError(ledger.no_jobs_yet(job_id))
         job = ledger.get_job(con, job_id)
     finally:
         con.close()

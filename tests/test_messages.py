@@ -134,9 +134,15 @@ def test_jobs_and_status_show_a_job_whose_batches_are_submitted_as_submitted(
         (["status", "20260101-000000-abcd"], 1, "",
          "Error: no job '20260101-000000-abcd' in this database. This database has no jobs yet. Start one with "
          "`embedsql run SQL`.\n"),
+        (["resume", "20260101-000000-abcd"], 1, "",
+         "Error: no job '20260101-000000-abcd' in this database. This database has no jobs yet. Start one with "
+         "`embedsql run SQL`.\n"),
+        (["cancel", "20260101-000000-abcd"], 1, "",
+         "Error: no job '20260101-000000-abcd' in this database. This database has no jobs yet. Start one with "
+         "`embedsql run SQL`.\n"),
     ],
 )  # fmt: skip
-def test_jobs_and_status_leave_a_database_without_a_ledger_as_it_is(
+def test_commands_about_jobs_leave_a_database_without_a_ledger_as_it_is(
     tmp_path: Path, command: list[str], code: int, out: str, err: str
 ) -> None:
     db = docs_db(tmp_path / "d.duckdb")
