@@ -8,6 +8,7 @@ progress to stderr, so ``embedsql run ... > summary.txt`` keeps the two apart.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,12 +17,13 @@ from typing import IO, Any, TextIO, TypeVar
 import click
 import pyarrow as pa
 
-from .config import ENV_VARS, SECRET_FIELDS, SETTINGS, Settings, load_settings
+from .config import ENV_VARS, SECRET_FIELDS, SETTINGS, Settings, decode_text, load_settings
 from .embed import sql as run_sql
 from .errors import Detached, EmbedsqlError
 from .events import BatchProgress, Event, Notice, Progress
 from .formats import FORMATS, render
 from .jobs import RunResult, job_status, list_jobs
+from .ledger import interrupted
 from .models import MODELS
 from .pipeline import MODES, cancel, resume, run
 from .search import search
@@ -38,11 +40,15 @@ class _Group(click.Group):
         except EmbedsqlError as e:
             raise click.ClickException(str(e)) from e
         except Detached as e:
-            click.echo(
-                f"\nDetached from job {e.job_id}. Its batches (if any) keep running at OpenAI; nothing is lost.\n"
-                f"Continue with: embedsql resume {e.job_id}",
-                err=True,
-            )
+            kept = " ".join(getattr(e, "__notes__", [])) or "It keeps its place; nothing is lost."
+            click.echo(f"\nDetached from job {e.job_id}. {kept}\nContinue with: embedsql resume {e.job_id}", err=True)
+            ctx.exit(130)
+        except (KeyboardInterrupt, RuntimeError) as e:
+            if not interrupted(e):
+                raise
+            # The library's own interrupts say what they left; DuckDB's ("Query interrupted") do not.
+            said = str(e) if isinstance(e, KeyboardInterrupt) else ""
+            click.echo(f"\n{said or 'Interrupted: the command stopped before it finished.'}", err=True)
             ctx.exit(130)
 
 
@@ -111,7 +117,9 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
 
 @cli.command(name="run")
 @click.argument("sql", required=False)
-@click.option("-f", "--file", "sql_file", type=click.File("r", encoding="utf-8"), help="Read the query from a file.")
+@click.option(
+    "-f", "--file", "sql_file", type=click.File("rb"), help="Read the query from a file (UTF-8, or UTF-16 with a BOM)."
+)
 @click.option(
     "--key", multiple=True, metavar="COLUMN", help="Key column(s); repeat or comma-separate. Default: the first column."
 )
@@ -147,7 +155,7 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
 def run_command(
     ctx: click.Context,
     sql: str | None,
-    sql_file: IO[str] | None,
+    sql_file: IO[bytes] | None,
     key: tuple[str, ...],
     text: tuple[str, ...],
     into: str | None,
@@ -180,7 +188,7 @@ def run_command(
     """
     if (sql is None) == (sql_file is None):
         raise click.UsageError("pass the query as an argument or with -f FILE (exactly one of them).")
-    query = sql if sql is not None else sql_file.read()  # type: ignore[union-attr]
+    query = sql if sql is not None else _read_query(sql_file)  # type: ignore[arg-type]
     settings = _settings(
         ctx,
         model=model,
@@ -360,8 +368,8 @@ def status_command(ctx: click.Context, job_id: str | None, db: Path) -> None:
     settings = _settings(ctx, db=db)
     status = job_status(settings.db, job_id)
     job = status.job
-    click.echo(f"job {job.job_id}: {job.status}")
-    click.echo(f"  target      {job.target} ({job.mode})")
+    click.echo(f"job {job.job_id}: {status.status}")
+    click.echo(f"  target      {status.target} ({job.mode})")
     click.echo(f"  model       {job.model} ({job.dimensions}-d), runner {job.runner}")
     click.echo(f"  rows        {job.total_rows:,} ({job.distinct_texts:,} distinct texts, {job.cached_texts:,} cached)")
     click.echo(f"  requests    {status.embedded:,} embedded, {status.failed:,} failed, of {status.lines:,}")
@@ -390,6 +398,16 @@ def config_command() -> None:
         click.echo(f"{name:<{width}}  {shown}  [{settings.sources.get(name, 'default')}; env {var}]")
     if settings.prices:
         click.echo(f"{'prices':<{width}}  {dict(settings.prices)}  [{settings.sources.get('prices')}]")
+
+
+def _read_query(file: IO[bytes]) -> str:
+    path = getattr(file, "name", "-")
+    name = "standard input" if path in ("-", "<stdin>") else f"query file {path}"
+    return decode_text(
+        file.read(),
+        name=name,
+        fix="Save it as UTF-8 (iconv -f latin1 -t utf-8), or pass the query as an argument.",
+    )
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -444,13 +462,14 @@ def _summary(result: RunResult) -> str:
             lines.append(
                 line("est. cost", f"${batch:,.4f}", f" on the Batch API (${standard:,.4f} at standard prices)")
             )
-        lines.append(f"  {'shards':<16}{result.work_dir}")
+        lines.append(f"  {'shards':<16}{result.work_dir} (kept until the next dry run)")
         return "\n".join(lines)
     if result.status == "complete":
-        head = (
-            f"{result.target} in {result.db}: {result.target_rows:,} rows of {result.model} FLOAT[{result.dimensions}] "
-            f"(job {result.job_id})"
-        )
+        rows = f"{result.target_rows:,} rows"
+        if result.table_rows != result.target_rows:  # an upsert that kept rows of other keys
+            rows = f"{result.target_rows:,} rows written, {result.table_rows:,} in the table,"
+        vectors = f"{result.model} FLOAT[{result.dimensions}]"
+        head = f"{result.target} in {result.db}: {rows} of {vectors} (job {result.job_id})"
     else:
         head = f"Job {result.job_id} {result.status}: {result.target} in {result.db} was not written."
     lines = [
@@ -480,8 +499,15 @@ class _Display:
         self.last_line = 0.0
         self.last_state: tuple[object, ...] = ()
         self.live = False
+        self.lock = threading.Lock()
+        self.planning_since: float | None = None
 
     def __call__(self, event: Event) -> None:
+        # Planning progress comes from a thread of its own.
+        with self.lock:
+            self._show(event)
+
+    def _show(self, event: Event) -> None:
         if isinstance(event, Notice):
             self._clear()
             click.echo(event.message, file=self.stream)
@@ -492,6 +518,9 @@ class _Display:
 
     def _progress(self, event: Progress) -> None:
         if event.total == 0:
+            return
+        if event.stage == "plan":
+            self._planning(event)
             return
         if self.tty:
             if self.bar is None:
@@ -505,6 +534,22 @@ class _Display:
         if event.done and (event.done == event.total or now - self.last_line >= 5):
             self.last_line = now
             click.echo(f"embedded {event.done:,}/{event.total:,} texts", file=self.stream)
+
+    def _planning(self, event: Progress) -> None:
+        text = f"planning: {event.done}% of the current step"
+        now = time.monotonic()
+        if self.planning_since is None:
+            self.planning_since = now
+        if self.tty:
+            click.echo("\r\x1b[2K" + text, file=self.stream, nl=False)
+            self.live = True
+            if event.done == event.total:
+                self._clear()
+            return
+        # Off a terminal: a line every five seconds once planning has taken five.
+        if event.done < event.total and now - self.planning_since >= 5 and now - self.last_line >= 5:
+            self.last_line = now
+            click.echo(text, file=self.stream)
 
     def _batches(self, event: BatchProgress) -> None:
         statuses = ", ".join(f"{n} {status}" for status, n in event.statuses.items())

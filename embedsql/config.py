@@ -13,8 +13,10 @@ environment and ``.env`` only: a config file is usually committed, so a key in i
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import difflib
+import io
 import math
 import os
 import re
@@ -42,6 +44,7 @@ __all__ = [
     "Setting",
     "Settings",
     "convert_setting",
+    "decode_text",
     "load_settings",
     "setting",
 ]
@@ -302,12 +305,7 @@ def load_settings(
         values[name] = _prices(raw, file_name) if name == "prices" else convert_setting(name, raw, where)
         sources[name] = file_name
 
-    dotenv_path = cwd / ".env"
-    dotenv = (
-        {k: v for k, v in dotenv_values(dotenv_path, interpolate=False).items() if v is not None}
-        if dotenv_path.is_file()
-        else {}
-    )
+    dotenv = _read_dotenv(cwd / ".env")
     for layer, label in ((dotenv, ".env"), (environ, "environment")):
         for name, var in ENV_VARS.items():
             if var in layer:
@@ -331,6 +329,49 @@ def load_settings(
     settings = Settings(**values, sources=sources)
     _validate(settings)
     return settings
+
+
+def decode_text(raw: bytes, *, name: str, fix: str) -> str:
+    """``raw``, a text file's bytes, as text: UTF-8 (a BOM allowed), or UTF-16 that starts with its BOM.
+
+    Other bytes are refused with where they are, rather than guessed at: a value read wrong (a key,
+    a path, a string in a query) would fail later and far from its cause. ``name`` names the file in
+    the message and ``fix`` ends it.
+    """
+    utf16 = {codecs.BOM_UTF16_LE: "utf-16-le", codecs.BOM_UTF16_BE: "utf-16-be"}.get(raw[:2])
+    skip = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 2 if utf16 else 0
+    try:
+        text = raw[skip:].decode(utf16 or "utf-8")
+    except UnicodeDecodeError as e:
+        start = skip + e.start
+        line = _line_of(raw[:start].decode(utf16 or "utf-8", errors="replace"))
+        what = "UTF-16 text (it starts with a UTF-16 byte order mark)" if utf16 else "UTF-8 text"
+        raise ConfigError(
+            f"{name} is not {what}: byte 0x{raw[start]:02x} on line {line} cannot be decoded "
+            f"(Latin-1 or another legacy encoding?). {fix}"
+        ) from None
+    if "\0" in text:
+        line = _line_of(text[: text.index("\0")])
+        raise ConfigError(f"{name} holds a NUL byte on line {line}, which no text can contain: remove it.")
+    return text
+
+
+def _line_of(before: str) -> int:
+    """The number of the line that follows the text ``before``."""
+    return before.count("\n") + 1
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    """The variables of ``.env`` at ``path`` (none when it is missing)."""
+    if not path.is_file():
+        return {}
+    text = decode_text(
+        path.read_bytes(),
+        name=str(path),
+        fix="Save .env as UTF-8 (iconv -f latin1 -t utf-8), or set the variable in the environment instead.",
+    )
+    values = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _read_config_file(cwd: Path) -> tuple[dict[str, Any], str]:

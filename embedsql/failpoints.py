@@ -1,18 +1,27 @@
-"""Named points where a test can kill the process, to prove that every step can be resumed.
+"""Named points where a test can kill, interrupt or starve the process, to prove that every step
+can be resumed and every failure is reported.
 
-``EMBEDSQL_FAILPOINT=name`` (or ``name:N``, the N-th time the point is reached) makes
-``failpoint(name)`` send SIGKILL to its own process on the spot: no cleanup, no flush, as a power
-cut or ``kill -9`` would. This is a test hook, so unlike every other setting it is read here, when
-a point is reached, not through ``config``; unset, a failpoint costs one environment lookup.
+``EMBEDSQL_FAILPOINT=name[:N][:action]`` makes ``failpoint(name)`` act the N-th time the point is
+reached (the first by default) and every time after. The action is one of:
+
+- ``kill`` (the default): SIGKILL to its own process on the spot: no cleanup, no flush, as a power
+  cut or ``kill -9`` would;
+- ``int``: SIGINT, as Ctrl-C would (a ``KeyboardInterrupt`` raised right there);
+- ``enospc``: an ``OSError`` "No space left on device", as the write it stands beside would raise
+  on a full disk.
+
+This is a test hook, so unlike every other setting it is read here, when a point is reached, not
+through ``config``; unset, a failpoint costs one environment lookup.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from collections import Counter
 
-__all__ = ["POINTS", "failpoint"]
+__all__ = ["ACTIONS", "POINTS", "failpoint"]
 
 # Every failpoint in the code, in the order a job reaches them.
 POINTS = (
@@ -25,17 +34,27 @@ POINTS = (
     "load",  # results in the cache, the transaction not committed
     "materialise",  # the target written, the transaction not committed
 )
+ACTIONS = ("kill", "int", "enospc")
 _hits: Counter[str] = Counter()
 
 
 def failpoint(name: str) -> None:
-    """Kill this process here if ``EMBEDSQL_FAILPOINT`` names this point (and its count is reached)."""
+    """Act here if ``EMBEDSQL_FAILPOINT`` names this point (and its count is reached)."""
     wanted = os.environ.get("EMBEDSQL_FAILPOINT")
     if not wanted:
         return
-    point, _, nth = wanted.partition(":")
+    point, _, rest = wanted.partition(":")
     if point != name:
         return
+    nth, _, action = rest.partition(":")
+    if not nth.isdigit():  # name:action
+        nth, action = "", nth
     _hits[name] += 1
-    if _hits[name] >= int(nth or 1):
+    if _hits[name] < int(nth or 1):
+        return
+    if action == "int":
+        os.kill(os.getpid(), signal.SIGINT)
+    elif action == "enospc":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    else:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -54,8 +53,8 @@ def render(table: pa.Table, fmt: str = "table") -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    # NaN and infinities stay floats: JSON output writes them NaN, Infinity and -Infinity as DuckDB's
+    # to_json() does (and Python's json reads), the other formats nan, inf and -inf; never as NULL.
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, Decimal | UUID):

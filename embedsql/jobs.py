@@ -25,7 +25,16 @@ from .plan import snapshot_columns
 from .results import Failure
 from .target import parse_target
 
-__all__ = ["JobStatus", "JobSummary", "RunResult", "ShardTotals", "job_result", "job_status", "list_jobs"]
+__all__ = [
+    "JobStatus",
+    "JobSummary",
+    "RunResult",
+    "ShardTotals",
+    "job_result",
+    "job_status",
+    "list_jobs",
+    "standing",
+]
 
 # Shards whose batch is at the API (or being created there).
 _IN_FLIGHT = (ShardStatus.SUBMITTED, ShardStatus.CREATING)
@@ -63,6 +72,23 @@ class ShardTotals:
         return self.embedded + self.remote_completed
 
 
+# Shards of an unfinished job that are at the API, or on their way there.
+_SENT = (ShardStatus.UPLOADING, ShardStatus.UPLOADED, *_IN_FLIGHT)
+
+
+def standing(job: ledger.Job, shards: Sequence[ledger.Shard]) -> str:
+    """Where ``job`` stands, for a person: its status once finished; before that, from its shards:
+    "submitted" (batches at the API), "in progress" (some shards done, none at the API) or
+    "prepared" (nothing sent yet)."""
+    if job.status != "prepared":
+        return job.status
+    if any(s.status in _SENT for s in shards):
+        return "submitted"
+    if any(s.status != ShardStatus.WRITTEN for s in shards):
+        return "in progress"
+    return "prepared"
+
+
 @dataclass(frozen=True)
 class RunResult:
     """What a run did, for the summary and for callers of the Python API."""
@@ -96,6 +122,9 @@ class RunResult:
     work_dir: Path
     seconds: float
     failures: list[Failure] = field(default_factory=list)
+    # Rows the target table holds once the job is complete: more than ``target_rows`` when an upsert
+    # kept rows of other keys.
+    table_rows: int = 0
 
 
 def job_result(
@@ -106,12 +135,14 @@ def job_result(
     db: Path,
     started: float | None = None,
     target_rows: int = 0,
+    table_rows: int = 0,
     settings: Settings | None = None,
 ) -> RunResult:
     """What ``job`` did so far, as the ledger in ``con`` records it.
 
     ``started`` (a ``time.monotonic()``) gives the seconds taken; ``target_rows`` is what the job
-    wrote into its target; ``settings`` prices the job's tokens (a dry run's estimate).
+    wrote into its target and ``table_rows`` what the target then holds; ``settings`` prices the
+    job's tokens (a dry run's estimate).
     """
     shards = ledger.job_shards(con, job.job_id)
     totals = ShardTotals.of(shards)
@@ -152,6 +183,7 @@ def job_result(
         work_dir=db.parent / job.work_dir,
         seconds=0.0 if started is None else time.monotonic() - started,
         failures=failures,
+        table_rows=table_rows,
     )
 
 
@@ -160,7 +192,9 @@ class JobSummary:
     """One line of ``embedsql jobs``."""
 
     job_id: str
+    # Where the job stands (see ``standing``).
     status: str
+    # The target table as the run summary names it.
     target: str
     model: str
     rows: int
@@ -173,6 +207,9 @@ class JobStatus:
     """Where one job stands: its shards by state, its batches by remote status, its lines."""
 
     job: ledger.Job
+    # Where the job stands (see ``standing``), and its target table as the run summary names it.
+    status: str
+    target: str
     shards: dict[str, int]
     batches: dict[str, int]
     lines: int
@@ -183,31 +220,44 @@ class JobStatus:
 
 
 def list_jobs(db: Path, *, limit: int = 20) -> list[JobSummary]:
-    """The newest ``limit`` jobs of the database, newest first."""
-    con = ledger.connect(db)
+    """The newest ``limit`` jobs of the database, newest first (none in a database without a ledger,
+    which this leaves as it is: it only reads)."""
+    con = ledger.connect(db, read_only=True)
     try:
+        if not ledger.has_ledger(con):
+            return []
         ids = [
             r[0]
             for r in con.execute("SELECT job_id FROM embedsql.jobs ORDER BY job_id DESC LIMIT ?", [limit]).fetchall()
         ]
         jobs = [ledger.get_job(con, job_id) for job_id in ids]
-        totals = [ShardTotals.of(ledger.job_shards(con, job_id)) for job_id in ids]
+        shards = [ledger.job_shards(con, job_id) for job_id in ids]
     finally:
         con.close()
     return [
-        JobSummary(job.job_id, job.status, job.target, job.model, job.total_rows, total.lines, job.created_at)
-        for job, total in zip(jobs, totals, strict=True)
+        JobSummary(
+            job.job_id,
+            standing(job, its),
+            str(parse_target(job.target)),
+            job.model,
+            job.total_rows,
+            ShardTotals.of(its).lines,
+            job.created_at,
+        )
+        for job, its in zip(jobs, shards, strict=True)
     ]
 
 
 def job_status(db: Path, job_id: str | None = None) -> JobStatus:
-    """The status of ``job_id``, or of the newest job when None."""
-    con = ledger.connect(db)
+    """The status of ``job_id``, or of the newest job when None (it only reads the database)."""
+    con = ledger.connect(db, read_only=True)
     try:
+        if not ledger.has_ledger(con):
+            raise JobError(ledger.no_jobs_yet(job_id))
         if job_id is None:
             newest = con.execute("SELECT max(job_id) FROM embedsql.jobs").fetchall()[0][0]
             if newest is None:
-                raise JobError("this database has no jobs yet. Start one with `embedsql run SQL`.")
+                raise JobError(ledger.no_jobs_yet(None))
             job_id = str(newest)
         job = ledger.get_job(con, job_id)
         shards = ledger.job_shards(con, job_id)
@@ -221,6 +271,8 @@ def job_status(db: Path, job_id: str | None = None) -> JobStatus:
     totals = ShardTotals.of(shards)
     return JobStatus(
         job=job,
+        status=standing(job, shards),
+        target=str(parse_target(job.target)),
         shards=dict(sorted(Counter(str(s.status) for s in shards).items())),
         batches=dict(sorted(Counter(s.batch_status or "unknown" for s in shards if s.status in _IN_FLIGHT).items())),
         lines=totals.lines,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
@@ -21,7 +21,8 @@ from typing import Any
 import duckdb
 
 from .duck import duck_message
-from .errors import DatabaseError, JobError
+from .errors import DatabaseError, JobError, StorageError
+from .warehouse import missing_database_message
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -33,9 +34,12 @@ __all__ = [
     "ensure_schema",
     "find_pending_job",
     "get_job",
+    "has_ledger",
     "insert_job",
     "insert_shards",
+    "interrupted",
     "job_shards",
+    "no_jobs_yet",
     "set_job_status",
     "transaction",
     "update_shard",
@@ -109,11 +113,22 @@ class Shard:
     message: str | None = None
 
 
-def connect(path: Path, *, wait: float = 0.0, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: Path,
+    *,
+    wait: float = 0.0,
+    memory_limit: str | None = None,
+    read_only: bool = False,
+    on_wait: Callable[[str], None] | None = None,
+) -> duckdb.DuckDBPyConnection:
     """Open the database at ``path`` and make sure the ledger schema is there and current.
 
     DuckDB lets one process write a database at a time; while another holds it, try again for up
-    to ``wait`` seconds (embedsql itself holds it only for short steps).
+    to ``wait`` seconds (embedsql itself holds it only for short steps), saying so once through
+    ``on_wait``.
+
+    ``read_only`` opens it without writing anything, ledger included (``has_ledger`` tells whether
+    there is one): what commands that only read use, so that they never change the user's file.
 
     ``memory_limit`` (a DuckDB size, like "512MB") is for embedsql's own pipeline connections: it
     caps DuckDB's memory (its default, 80% of RAM, lets the buffer pool grow with a job's rows; past
@@ -121,16 +136,13 @@ def connect(path: Path, *, wait: float = 0.0, memory_limit: str | None = None) -
     ~1.5% of the space of embeddings and costs ~60% more time to write them, 1536-d), and DuckDB
     need not keep the order of rows that no ORDER BY asks for.
     """
-    if not path.exists():
-        raise DatabaseError(
-            f"database {str(path)!r} does not exist. Check --db / EMBEDSQL_DB "
-            "(the default, warehouse.duckdb, is built from sql/warehouse.sql on first use)."
-        )
+    _check_database_file(path)
     deadline = time.monotonic() + wait
     pause = 0.05
+    said = False
     while True:
         try:
-            con = duckdb.connect(str(path))
+            con = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.Error as e:
             message = duck_message(e)
@@ -139,12 +151,18 @@ def connect(path: Path, *, wait: float = 0.0, memory_limit: str | None = None) -
                     f"cannot open database {str(path)!r}: {message} Check that --db / EMBEDSQL_DB names a "
                     "DuckDB file you can write."
                 ) from e
+            pid = re.search(r"PID (\d+)", message)
+            holder = f" (PID {pid.group(1)})" if pid else ""
             if time.monotonic() < deadline:
+                if on_wait is not None and not said:
+                    on_wait(
+                        f"Database {str(path)!r} is in use by another process{holder}: waiting up to {wait:g} s "
+                        "for it (EMBEDSQL_LOCK_WAIT)."
+                    )
+                    said = True
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)
                 continue
-            pid = re.search(r"PID (\d+)", message)
-            holder = f" (PID {pid.group(1)})" if pid else ""
             waited = f" and stayed busy for {wait:g} s" if wait else ""
             raise DatabaseError(
                 f"database {str(path)!r} is in use by another process{holder}{waited}. DuckDB allows one "
@@ -159,11 +177,67 @@ def connect(path: Path, *, wait: float = 0.0, memory_limit: str | None = None) -
             # Reading result files in file order made DuckDB hold ~370 MB of decoded lines ahead of
             # the reader (and run out of memory at 512MB); embedsql orders explicitly where it matters.
             con.execute("SET preserve_insertion_order = false")
-        ensure_schema(con, path)
+        if read_only:
+            _check_version(con, path)
+        else:
+            ensure_schema(con, path)
     except BaseException:
         con.close()
         raise
     return con
+
+
+# Bytes 8 to 12 of every DuckDB database file.
+_DUCKDB_MAGIC = b"DUCK"
+
+
+def _check_database_file(path: Path) -> None:
+    """Refuse a ``path`` that is missing or is not a DuckDB database, before DuckDB opens it: DuckDB
+    opens a CSV or SQLite file as a passing in-memory database, where a job's writes would vanish."""
+    if not path.exists():
+        raise DatabaseError(missing_database_message(path))
+    if path.is_dir():
+        raise DatabaseError(
+            f"--db {str(path)!r} is a folder, not a DuckDB database. Pass --db / EMBEDSQL_DB the database file "
+            "(a .duckdb file) instead."
+        )
+    try:
+        with open(path, "rb") as file:
+            head = file.read(16)
+    except OSError as e:
+        raise DatabaseError(
+            f"cannot read database {str(path)!r}: {e.strerror or e}. Check that --db / EMBEDSQL_DB names a "
+            "DuckDB file you can read and write."
+        ) from e
+    if head[8:12] != _DUCKDB_MAGIC:
+        kind = "an empty file" if not head else "a SQLite database" if head.startswith(b"SQLite format 3") else None
+        what = f" ({kind})" if kind else ""
+        raise DatabaseError(
+            f"--db {str(path)!r} is not a DuckDB database{what}. Pass --db / EMBEDSQL_DB a DuckDB database file; "
+            f"to embed the rows of another file, query it from one (select ... from '{path.name}')."
+        )
+
+
+def has_ledger(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``con``'s database holds an embedsql ledger (one opened ``read_only`` may not)."""
+    return _version(con) is not None
+
+
+def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    row = _version(con)
+    if row is not None and row > SCHEMA_VERSION:
+        raise DatabaseError(
+            f"the embedsql ledger in {str(path)!r} has schema version {row}, newer than this embedsql "
+            f"understands ({SCHEMA_VERSION}). Upgrade embedsql (pip install -U embedsql)."
+        )
+
+
+def interrupted(error: BaseException) -> bool:
+    """Whether ``error`` is Ctrl-C: a ``KeyboardInterrupt``, or DuckDB's "Query interrupted" (a bare
+    ``RuntimeError``) when the signal arrived while DuckDB ran a statement."""
+    if isinstance(error, KeyboardInterrupt | duckdb.InterruptException):
+        return True
+    return type(error) is RuntimeError and str(error) == "Query interrupted"
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -171,11 +245,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     row = _version(con)
     if row == SCHEMA_VERSION:
         return  # the common case, checked with one query: every step of a job connects again
-    if row is not None and row > SCHEMA_VERSION:
-        raise DatabaseError(
-            f"the embedsql ledger in {str(path)!r} has schema version {row}, newer than this embedsql "
-            f"understands ({SCHEMA_VERSION}). Upgrade embedsql (pip install -U embedsql)."
-        )
+    _check_version(con, path)
     if row is None:
         foreign = [
             r[0]
@@ -195,6 +265,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         with transaction(con):
             con.execute(ddl)
             con.execute("INSERT OR IGNORE INTO embedsql.meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+    except duckdb.OutOfMemoryException:
+        raise  # not a read-only database: the memory limit, which the pipeline explains
     except duckdb.Error as e:
         raise DatabaseError(
             f"cannot write the embedsql ledger into {str(path)!r}: {duck_message(e)} "
@@ -214,14 +286,42 @@ def _version(con: duckdb.DuckDBPyConnection) -> int | None:
 
 @contextlib.contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Commit what the block does, or roll all of it back if the block raises."""
+    """Commit what the block does, or roll all of it back if the block raises.
+
+    A full disk (DuckDB cannot write its write-ahead log or the database file, at a statement or at
+    the commit) is a ``StorageError``: nothing of the block was kept, and it can be run again.
+    """
     con.execute("BEGIN TRANSACTION")
     try:
         yield
-    except BaseException:
-        con.execute("ROLLBACK")
+    except BaseException as e:
+        with contextlib.suppress(duckdb.Error):  # a failed write may have ended the transaction already
+            con.execute("ROLLBACK")
+        if isinstance(e, duckdb.Error) and _disk_full(e):
+            raise _disk_full_error(e) from e
         raise
-    con.execute("COMMIT")
+    try:
+        con.execute("COMMIT")
+    except duckdb.Error as e:
+        if _disk_full(e):
+            raise _disk_full_error(e) from e
+        raise
+
+
+# How the operating system says that a disk (or the user's quota on it) is full, in DuckDB's messages.
+_FULL = ("No space left on device", "Disk quota exceeded", "File too large")
+
+
+def _disk_full(error: duckdb.Error) -> bool:
+    return any(words in str(error) for words in _FULL)
+
+
+def _disk_full_error(error: duckdb.Error) -> StorageError:
+    return StorageError(
+        f"the database's disk is full: {duck_message(error).removeprefix('TransactionContext Error: ')} "
+        "Nothing of the step was kept. Free some space there (DuckDB writes its log beside the database) "
+        "and run the command again."
+    )
 
 
 _JOB_FIELDS = [f.name for f in fields(Job)]
@@ -239,8 +339,19 @@ def get_job(con: duckdb.DuckDBPyConnection, job_id: str) -> Job:
     if rows:
         return Job(**rows[0])
     recent = [r[0] for r in con.execute("SELECT job_id FROM embedsql.jobs ORDER BY job_id DESC LIMIT 3").fetchall()]
-    hint = f" Recent jobs: {', '.join(recent)}." if recent else " This database has no jobs yet."
-    raise JobError(f"no job {job_id!r} in this database.{hint}")
+    if not recent:
+        raise JobError(no_jobs_yet(job_id))
+    raise JobError(f"no job {job_id!r} in this database. Recent jobs: {', '.join(recent)}.")
+
+
+def no_jobs_yet(job_id: str | None) -> str:
+    """The message for a database without jobs, asked for ``job_id`` (or for the newest job)."""
+    asked = (
+        f"no job {job_id!r} in this database. This database has no jobs yet"
+        if job_id
+        else ("this database has no jobs yet")
+    )
+    return f"{asked}. Start one with `embedsql run SQL`."
 
 
 def find_pending_job(con: duckdb.DuckDBPyConnection, fingerprint: str) -> Job | None:

@@ -11,12 +11,14 @@ Which runner a job uses is decided in ``embedsql.runners``; what a job did is re
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import secrets
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -29,7 +31,7 @@ from .config import Settings, load_settings
 from .dbt_project import check_built, resolve_query
 from .duck import duck_message
 from .errors import ConfigError, DatabaseError, Detached, JobError, RemoteError, StorageError, TargetError
-from .events import EventHandler, Notice, ignore
+from .events import EventHandler, Notice, Progress, ignore
 from .failpoints import failpoint
 from .jobs import RunResult, job_result
 from .ledger import ShardStatus
@@ -41,7 +43,7 @@ from .source import Query, inspect_query
 from .store import JobStore
 from .target import TargetName, check_target, default_target, materialise, parse_target
 from .warehouse import build_example_warehouse
-from .workdirs import job_folder, portable, remove_job_folder, remove_orphans, work_root
+from .workdirs import job_folder, portable, remove_dry_runs, remove_job_folder, remove_orphans, work_root
 
 __all__ = ["MODES", "JobSpec", "cancel", "plan_job", "resume", "run", "shard_limits"]
 
@@ -49,6 +51,12 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 MODES = ("replace", "upsert")
+# Lines per shard of the runners that embed in this process (local, sync): a shard is their unit of
+# work kept across Ctrl-C (its result files are written whole), so it stays small enough that an
+# interrupted job redoes at most a few seconds of the local model's work.
+_IN_PROCESS_LINES = 4096
+# Seconds between two reports of DuckDB's progress while a job is planned.
+_PLAN_PROGRESS_EVERY = 1.0
 
 
 @dataclass(frozen=True)
@@ -149,10 +157,13 @@ def run(
         on_event(Notice(f"Model {choice.model.name} answers with {choice.dimensions}-d vectors."))
     # Made before anything is planned, so that a missing key stops the job before it starts.
     runner = None if dry_run else create_runner(choice, settings, name, wait=wait, sleep=sleep, clock=clock)
+    job: ledger.Job | None = None
     try:
         if build_example_warehouse(settings.db):
             on_event(Notice(f"Built the example warehouse {settings.db} from sql/warehouse.sql."))
-        con = ledger.connect(settings.db, wait=settings.lock_wait, memory_limit=settings.memory_limit)
+        con = ledger.connect(
+            settings.db, wait=settings.lock_wait, memory_limit=settings.memory_limit, on_wait=_saying(on_event)
+        )
         try:
             check_built(con, relations)
             query = inspect_query(con, sql, key=key, text=text)
@@ -170,14 +181,22 @@ def run(
             if job is not None:
                 on_event(Notice(f"Continuing unfinished job {job.job_id} for the same work."))
             else:
-                with ledger.transaction(con):
+                with ledger.transaction(con), _planning_progress(con, on_event):
                     job = plan_job(con, spec, settings, on_event=on_event)
         finally:
             con.close()
-    except BaseException:
+    except BaseException as e:
         if runner is not None:
             runner.close()
-        raise
+        if not ledger.interrupted(e):
+            raise
+        if job is not None:  # an unfinished job found, or the plan committed just now
+            raise _detached(job) from None
+        # Nothing of the plan was committed: its shard files go with the next run's orphans.
+        raise KeyboardInterrupt(
+            "Interrupted before the job was recorded: nothing was written to the database and nothing was "
+            "sent. Run the command again to start it."
+        ) from None
     assert runner is not None
     return _execute(job, settings, runner, on_event, started)
 
@@ -257,14 +276,17 @@ def _cancel_batches(
                 on_event(Notice(f"Cancelling batch {shard.batch_id} (shard {shard.shard})."))
         runner.drive(store, on_event)
     except KeyboardInterrupt:
-        raise Detached(store.job.job_id) from None
+        raise _detached(store.job) from None
     finally:
         runner.close()
 
 
 def _open_job(settings: Settings, job_id: str, *, doing: str) -> ledger.Job:
-    con = ledger.connect(settings.db, wait=settings.lock_wait)
+    # Read-only: a job id that is not there changes nothing, not even a database without a ledger.
+    con = ledger.connect(settings.db, wait=settings.lock_wait, read_only=True)
     try:
+        if not ledger.has_ledger(con):
+            raise JobError(ledger.no_jobs_yet(job_id))
         job = ledger.get_job(con, job_id)
     finally:
         con.close()
@@ -277,7 +299,8 @@ def shard_limits(spec: JobSpec, settings: Settings) -> ShardLimits:
     """The most one shard of the job may hold."""
     # A shard must fit the enqueued-token budget on its own, or it could never be submitted.
     budget = enqueued_budget(spec.choice, settings) if spec.runner == "batch" else None
-    return ShardLimits(lines=settings.max_shard_lines, bytes=settings.max_shard_bytes, tokens=budget)
+    lines = settings.max_shard_lines if spec.runner == "batch" else min(settings.max_shard_lines, _IN_PROCESS_LINES)
+    return ShardLimits(lines=lines, bytes=settings.max_shard_bytes, tokens=budget)
 
 
 def plan_job(
@@ -342,10 +365,16 @@ def _dry_run(
 ) -> RunResult:
     """Plan the job, report it from the planned tables, then roll them back: a dry run leaves only
     its shard files."""
+    # Only the newest dry run's shards are kept: each one replaces the last (and says so).
+    remove_dry_runs(work_root(settings))
     con.execute("BEGIN TRANSACTION")
     try:
-        job = plan_job(con, spec, settings, dry_run=True, on_event=on_event)
+        with _planning_progress(con, on_event):
+            job = plan_job(con, spec, settings, dry_run=True, on_event=on_event)
         return job_result(con, job, status="dry-run", db=settings.db, started=started, settings=settings)
+    except BaseException:
+        remove_dry_runs(work_root(settings))
+        raise
     finally:
         con.execute("ROLLBACK")
 
@@ -357,6 +386,7 @@ def _execute(job: ledger.Job, settings: Settings, runner: Runner, on_event: Even
         max_attempts=settings.max_attempts,
         lock_wait=settings.lock_wait,
         memory_limit=settings.memory_limit,
+        on_wait=_saying(on_event),
     )
     try:
         with store.running():
@@ -366,6 +396,10 @@ def _execute(job: ledger.Job, settings: Settings, runner: Runner, on_event: Even
         # the job did, and the message says how to go on.
         e.job_id = job.job_id
         raise
+    except BaseException as e:
+        if ledger.interrupted(e) and not isinstance(e, Detached):
+            raise _detached(job) from None
+        raise
     finally:
         runner.close()
 
@@ -374,10 +408,7 @@ def _drive_and_finish(
     store: JobStore, settings: Settings, runner: Runner, on_event: EventHandler, started: float
 ) -> RunResult:
     job = store.job
-    try:
-        runner.drive(store, on_event)
-    except KeyboardInterrupt:
-        raise Detached(job.job_id) from None
+    runner.drive(store, on_event)
     if any(s.status != ShardStatus.LOADED for s in store.shards()):
         with store.connection() as con:
             return job_result(con, job, status="submitted", db=settings.db, started=started)
@@ -394,13 +425,61 @@ def _drive_and_finish(
                 dimensions=job.dimensions,
                 job_id=job.job_id,
             )
+            # What the table holds now: more than the job wrote when an upsert kept other rows.
+            held = con.execute(f"SELECT count(*) FROM {parse_target(job.target).sql}").fetchall()[0][0]
             ledger.set_job_status(con, job.job_id, "complete")
             ledger.drop_older_snapshots(con, job)
             failpoint("materialise")
-        result = job_result(con, job, status="complete", db=settings.db, started=started, target_rows=written)
+        result = job_result(
+            con, job, status="complete", db=settings.db, started=started, target_rows=written, table_rows=held
+        )
     if not settings.keep_files:
         remove_job_folder(store.directory)
     return result
+
+
+def _detached(job: ledger.Job) -> Detached:
+    """The ``Detached`` for Ctrl-C during ``job``, with a note that says what is true of its runner."""
+    detached = Detached(job.job_id)
+    detached.add_note(_KEPT.get(job.runner, "It keeps its place; nothing is lost."))
+    return detached
+
+
+# What an interrupted job keeps, by runner: in-process runners keep every shard they finished.
+_KEPT = {
+    "batch": "Its batches (if any) keep running at OpenAI; nothing is lost.",
+    "local": "The texts the local model embedded so far are kept; resuming embeds only the rest.",
+    "sync": "The vectors received so far are kept; resuming requests only the rest.",
+}
+
+
+def _saying(on_event: EventHandler) -> Callable[[str], None]:
+    """``on_event`` as a callback that takes a sentence (what ``ledger.connect`` says while it waits)."""
+    return lambda message: on_event(Notice(message))
+
+
+@contextlib.contextmanager
+def _planning_progress(con: duckdb.DuckDBPyConnection, on_event: EventHandler) -> Iterator[None]:
+    """Report DuckDB's progress through the statement it runs (stage "plan": percent of the current
+    statement) while a job is planned, from a thread that asks DuckDB every second; and 100% at the end."""
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
+    stop = threading.Event()
+
+    def report() -> None:
+        while not stop.wait(_PLAN_PROGRESS_EVERY):
+            done = con.query_progress()
+            if done >= 0:
+                on_event(Progress("plan", min(int(done), 99), 100))
+
+    thread = threading.Thread(target=report, name="embedsql-plan-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    on_event(Progress("plan", 100, 100))
 
 
 def _recorded_query(con: duckdb.DuckDBPyConnection, job: ledger.Job) -> Query:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from . import ledger
-from .errors import JobError
+from .errors import JobError, StorageError
 
 __all__ = ["JobStore", "output_paths"]
 
@@ -33,18 +33,21 @@ class JobStore:
         max_attempts: int,
         lock_wait: float = 0.0,
         memory_limit: str | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
         self.job = job
         self.max_attempts = max_attempts
         self.lock_wait = lock_wait
         self.memory_limit = memory_limit
+        # Told when a step waits for the database while another process holds it.
+        self.on_wait = on_wait
         self.directory = db.parent / job.work_dir
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """The database, open for the duration of one step."""
-        con = ledger.connect(self.db, wait=self.lock_wait, memory_limit=self.memory_limit)
+        con = ledger.connect(self.db, wait=self.lock_wait, memory_limit=self.memory_limit, on_wait=self.on_wait)
         try:
             yield con
         finally:
@@ -54,23 +57,29 @@ class JobStore:
     def running(self) -> Iterator[None]:
         """Hold the job for this process, so that a second process cannot drive it at the same time
         (and pay for its batches twice). The lock dies with the process, even under kill -9."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / ".lock", "a+", encoding="utf-8") as lock:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            # Unbuffered: nothing is left to flush (and fail again on a full disk) when it closes.
+            lock = open(self.directory / ".lock", "a+b", buffering=0)  # noqa: SIM115  (closed below)
+        except OSError as e:
+            raise StorageError.writing("the job's lock file", self.directory, e) from e
+        with lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 lock.seek(0)
-                pid = lock.read().strip()
+                pid = lock.read().decode(errors="replace").strip()
                 job_id = self.job.job_id
                 raise JobError(
                     f"job {job_id} is being run by another embedsql process{f' (PID {pid})' if pid else ''}. "
                     f"Follow it with `embedsql status {job_id}`, or stop that process and run "
                     f"`embedsql resume {job_id}`."
                 ) from None
-            lock.seek(0)
-            lock.truncate()
-            lock.write(str(os.getpid()))
-            lock.flush()
+            try:
+                lock.seek(0)
+                lock.truncate(lock.write(str(os.getpid()).encode()))
+            except OSError as e:
+                raise StorageError.writing("the job's lock file", self.directory, e) from e
             yield
 
     def shards(self) -> list[ledger.Shard]:

@@ -10,7 +10,7 @@ from .duck import duck_message
 from .errors import DatabaseError
 from .files import commit_file
 
-__all__ = ["EXAMPLE_DB", "SCRIPT", "build_example_warehouse"]
+__all__ = ["EXAMPLE_DB", "SCRIPT", "build_example_warehouse", "missing_database_message"]
 
 EXAMPLE_DB = "warehouse.duckdb"
 SCRIPT = Path("sql") / "warehouse.sql"
@@ -45,3 +45,18 @@ def build_example_warehouse(db: Path) -> bool:
         ) from e
     commit_file(partial, db)
     return True
+
+
+def missing_database_message(db: Path) -> str:
+    """What to do about a database ``db`` that does not exist (and that ``build_example_warehouse``
+    did not build): the example is built only where its script lies beside it."""
+    if db.name == EXAMPLE_DB:
+        return (
+            f"database {str(db)!r} does not exist, and the example warehouse cannot be built here: there is no "
+            f"{db.parent / SCRIPT}. Run the quickstart in the embedsql repository's folder (it holds "
+            f"{SCRIPT}), or pass --db / EMBEDSQL_DB naming your DuckDB database."
+        )
+    return (
+        f"database {str(db)!r} does not exist. Check --db / EMBEDSQL_DB: embedsql opens an existing DuckDB "
+        f"database (only the example, {EXAMPLE_DB}, is built, from {SCRIPT} beside it)."
+    )

@@ -15,9 +15,17 @@ import duckdb
 
 from .config import Settings
 
-__all__ = ["DRY_RUN_PREFIX", "job_folder", "portable", "remove_job_folder", "remove_orphans", "work_root"]
+__all__ = [
+    "DRY_RUN_PREFIX",
+    "job_folder",
+    "portable",
+    "remove_dry_runs",
+    "remove_job_folder",
+    "remove_orphans",
+    "work_root",
+]
 
-# Folders of dry runs: they have no job row, and are kept for the user to read.
+# Folders of dry runs: they have no job row, and the newest is kept for the user to read.
 DRY_RUN_PREFIX = "dry-run-"
 
 
@@ -48,6 +56,16 @@ def remove_orphans(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     known = {r[0] for r in con.execute("SELECT job_id FROM embedsql.jobs").fetchall()}
     for child in root.iterdir():
         if child.is_dir() and not child.name.startswith(DRY_RUN_PREFIX) and child.name not in known:
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def remove_dry_runs(root: Path) -> None:
+    """Delete the folders of earlier dry runs of the database: only the newest one's shards are kept
+    (a dry run of 1M texts writes ~190 MB of them)."""
+    if not root.is_dir():
+        return
+    for child in root.iterdir():
+        if child.is_dir() and child.name.startswith(DRY_RUN_PREFIX):
             shutil.rmtree(child, ignore_errors=True)
 
 

@@ -58,8 +58,8 @@ def test_no_wait_then_resume_gives_the_same_table(tmp_path: Path, openai_server:
     status = CliRunner().invoke(cli, ["status", job_id, "--db", str(db)])
     assert status.exit_code == 0, status.output
     assert status.stdout == (
-        f"job {job_id}: prepared\n"
-        '  target      "docs_embeddings" (replace)\n'
+        f"job {job_id}: submitted\n"
+        "  target      docs_embeddings (replace)\n"
         "  model       text-embedding-3-small (1536-d), runner batch\n"
         "  rows        40 (40 distinct texts, 0 cached)\n"
         "  requests    0 embedded, 0 failed, of 40\n"
@@ -80,7 +80,7 @@ def test_no_wait_then_resume_gives_the_same_table(tmp_path: Path, openai_server:
     assert row == {
         "job": job_id,
         "status": "complete",
-        "target": '"docs_embeddings"',
+        "target": "docs_embeddings",
         "model": "text-embedding-3-small",
         "rows": 40,
         "texts_to_embed": 40,
@@ -89,9 +89,9 @@ def test_no_wait_then_resume_gives_the_same_table(tmp_path: Path, openai_server:
     table = CliRunner().invoke(cli, ["jobs", "--db", str(db)]).stdout.splitlines()
     assert (
         table[0]
-        == "job                   status    target             model                   rows  texts_to_embed  created"
+        == "job                   status    target           model                   rows  texts_to_embed  created"
     )
-    assert table[2].startswith(f'{job_id}  complete  "docs_embeddings"  text-embedding-3-small    40              40  ')
+    assert table[2].startswith(f"{job_id}  complete  docs_embeddings  text-embedding-3-small    40              40  ")
 
 
 def test_cancel_keeps_what_was_finished_and_a_rerun_pays_only_for_the_rest(

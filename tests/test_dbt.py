@@ -255,8 +255,8 @@ def test_env_var_in_the_profile_and_dbt_target_pick_the_database(shop: Path, mon
     result = embedsql("run", "select 1 as id, 'x' as t", "--dbt-project", ".", "--dbt-target", "other", "--dry-run")
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] + "\n" == (
-        f"Error: database '{shop / 'other.duckdb'}' does not exist. Check --db / EMBEDSQL_DB "
-        "(the default, warehouse.duckdb, is built from sql/warehouse.sql on first use).\n"
+        f"Error: database '{shop / 'other.duckdb'}' does not exist. Check --db / EMBEDSQL_DB: embedsql opens an "
+        "existing DuckDB database (only the example, warehouse.duckdb, is built, from sql/warehouse.sql beside it).\n"
     )
 
 

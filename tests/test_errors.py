@@ -249,8 +249,8 @@ def test_a_database_that_does_not_exist(tmp_path: Path) -> None:
 
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == (
-        "Error: database 'nowhere/x.duckdb' does not exist. Check --db / EMBEDSQL_DB "
-        "(the default, warehouse.duckdb, is built from sql/warehouse.sql on first use)."
+        "Error: database 'nowhere/x.duckdb' does not exist. Check --db / EMBEDSQL_DB: embedsql opens an existing "
+        "DuckDB database (only the example, warehouse.duckdb, is built, from sql/warehouse.sql beside it)."
     )
     assert not (tmp_path / "nowhere").exists()
 
@@ -261,9 +261,10 @@ def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["run", Q, "--db", "notes.duckdb"])
 
     assert result.exit_code == 1
-    line = result.stderr.splitlines()[-1]
-    assert line.startswith("Error: cannot open database 'notes.duckdb': ")
-    assert line.endswith(" Check that --db / EMBEDSQL_DB names a DuckDB file you can write.")
+    assert result.stderr.splitlines()[-1] == (
+        "Error: --db 'notes.duckdb' is not a DuckDB database. Pass --db / EMBEDSQL_DB a DuckDB database file; to "
+        "embed the rows of another file, query it from one (select ... from 'notes.duckdb')."
+    )
     assert (tmp_path / "notes.duckdb").read_text() == "just some text, not a database\n" * 200
 
 

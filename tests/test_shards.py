@@ -50,7 +50,7 @@ def test_dry_run_shards_are_valid_batch_input_and_the_database_is_untouched(tmp_
         f"  est. tokens         {tokens:,}\n"
         f"  est. cost          ${tokens / 1e6 * 0.01:,.4f} on the Batch API "
         f"(${tokens / 1e6 * 0.02:,.4f} at standard prices)\n"
-        f"  shards          .embedsql/warehouse.duckdb/{work_dir.name}\n"
+        f"  shards          .embedsql/warehouse.duckdb/{work_dir.name} (kept until the next dry run)\n"
     )
     assert tokens == 14_855
     (shard,) = shard_files(work_dir)

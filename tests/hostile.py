@@ -1,0 +1,71 @@
+"""Helpers of the hostile-environment tests: a small database, its full contents, a CLI process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from embedsql.local_model import LocalModel
+
+from helpers import fetch, texts_table, vectors_by_key
+
+QUERY = "select id, body from docs"
+TEXTS = {i: f"text {i}: {'alpha beta' if i % 3 else 'gamma'} {i * 7}" for i in range(30)}
+# Ten request lines a shard: the 30 texts make three shards, so a job can stop between two of them.
+SMALL_SHARDS = {"EMBEDSQL_MAX_SHARD_LINES": "10"}
+
+
+def docs_db(path: Path) -> Path:
+    """A database holding ``docs(id, body)`` with ``TEXTS``."""
+    return texts_table(path, TEXTS)
+
+
+def contents(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table of the user's (outside schema ``embedsql``), sorted: to compare whole."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        names = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name <> 'embedsql' ORDER BY ALL"
+        ).fetchall()
+        return {
+            f"{schema}.{table}": sorted(con.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall(), key=repr)
+            for schema, table in names
+        }
+    finally:
+        con.close()
+
+
+def embedsql_process(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``embedsql ARGS`` as a real process in ``cwd`` (for failpoints that kill or interrupt it)."""
+    return subprocess.run(
+        [sys.executable, "-m", "embedsql.cli", *args],
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def job_ids(db: Path, status: str = "prepared") -> list[str]:
+    """The jobs of ``db`` in ``status``."""
+    return [str(r[0]) for r in fetch(db, f"SELECT job_id FROM embedsql.jobs WHERE status = '{status}' ORDER BY 1")]
+
+
+def assert_embedded_once_each(db: Path, model: LocalModel, table: str = "docs_embeddings") -> None:
+    """``table`` holds exactly the vector of each text of ``TEXTS``."""
+    vectors = vectors_by_key(db, table)
+    assert sorted(vectors) == sorted(TEXTS)
+    for key, vector in vectors.items():
+        np.testing.assert_array_equal(vector, model.embed([TEXTS[key]])[0])  # type: ignore[index]
+
+
+def leftovers(root: Path) -> list[Path]:
+    """Files left in the work folders under ``root``."""
+    work = root / ".embedsql"
+    return sorted(p for p in work.rglob("*") if p.is_file()) if work.exists() else []
