@@ -52,6 +52,23 @@ class _Group(click.Group):
             ctx.exit(130)
 
 
+class _QueryCommand(click.Command):
+    """A command whose argument is SQL, which may begin with a comment (``-- the genres``): a word that
+    starts with a dash but holds a space or a line break cannot be an option, so it is the query."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        queries = [arg for arg in args if _is_sql(arg)]
+        if queries:
+            rest = [arg for arg in args if not _is_sql(arg)]
+            # After "--", click takes every word as an argument, whatever it starts with.
+            args = [*rest, *queries] if "--" in rest else [*rest, "--", *queries]
+        return super().parse_args(ctx, args)
+
+
+def _is_sql(arg: str) -> bool:
+    return arg.startswith("-") and arg != "--" and any(c.isspace() for c in arg.split("=", 1)[0])
+
+
 @click.group(cls=_Group)
 @click.version_option(package_name="embedsql")
 def cli() -> None:
@@ -115,7 +132,7 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
     return load_settings({**ctx.meta.get("embedsql.settings", {}), **typed})
 
 
-@cli.command(name="run")
+@cli.command(name="run", cls=_QueryCommand)
 @click.argument("sql", required=False)
 @click.option(
     "-f", "--file", "sql_file", type=click.File("rb"), help="Read the query from a file (UTF-8, or UTF-16 with a BOM)."
@@ -336,7 +353,7 @@ def search_command(
     click.echo(render(hits, fmt), nl=False)
 
 
-@cli.command(name="sql")
+@cli.command(name="sql", cls=_QueryCommand)
 @click.argument("query")
 @click.option("--model", metavar="NAME", help="Model of embed() (default: the model of the database's embeddings).")
 @_db_option
