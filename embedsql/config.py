@@ -278,7 +278,14 @@ SECRET_FIELDS = frozenset(s.name for s in SETTINGS.values() if s.secret)
 # Names under which a config file might hold a secret, in any case.
 _SECRET_NAMES = frozenset({"api_key", *SECRET_FIELDS, *(ENV_VARS[f].lower() for f in SECRET_FIELDS)})
 # A DuckDB memory size: a number and a unit.
-_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|B)", re.IGNORECASE)
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)", re.IGNORECASE)
+# Bytes in each unit of a DuckDB size, and the most memory a size may name (DuckDB refuses more).
+_UNITS = {
+    "B": 1,
+    **{f"{u}B": 1000 ** (i + 1) for i, u in enumerate("KMGT")},
+    **{f"{u}IB": 1024 ** (i + 1) for i, u in enumerate("KMGT")},
+}
+_MAX_MEMORY = 2**60
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -480,9 +487,10 @@ def _validate(settings: Settings) -> None:
             f"{ENV_VARS['openai_api_key']} (from {settings.sources.get('openai_api_key')}) is malformed: it holds "
             "spaces, line breaks or non-ASCII characters. Copy the key again from the OpenAI dashboard."
         )
-    if not _SIZE.fullmatch(settings.memory_limit):
+    size = _SIZE.fullmatch(settings.memory_limit or "")  # an empty value reads as None
+    if not size or float(size.group(1)) * _UNITS[size.group(2).upper()] >= _MAX_MEMORY:
         raise ConfigError(
-            f"memory_limit must be a size like 512MB or 2GB, got {settings.memory_limit!r} "
+            f"memory_limit must be a size like 512MB or 2GB, got {settings.memory_limit or ''!r} "
             f"(from {settings.sources.get('memory_limit', 'default')}). Fix {SETTINGS['memory_limit'].fix}."
         )
 

@@ -171,6 +171,9 @@ def connect(
                 locked=True,
             ) from e
     try:
+        # DuckDB draws a progress bar on standard output for long queries: it would land inside the rows
+        # `embedsql sql` prints. Planning reports its progress as events instead.
+        con.execute("SET enable_progress_bar = false")
         if memory_limit is not None:
             con.execute(f"SET memory_limit = '{memory_limit}'")
             con.execute("SET disabled_compression_methods = 'alp,alprd'")

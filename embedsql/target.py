@@ -22,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from .duck import quote
+from .duck import literal, quote
 from .errors import ConfigError, TargetError
 from .models import recorded_choice
 from .plan import snapshot_columns
@@ -123,15 +123,19 @@ def recorded_target(con: duckdb.DuckDBPyConnection, name: TargetName) -> TargetR
     records = _records(con, name)
     if not records:
         return None
-    _, model, dimensions, keys, types = records[0]
+    _, model, dimensions, keys, types, job_id = records[0]
+    where = "WHERE database_name = current_database() AND schema_name = ? AND table_name = ?"
+    at = [name.schema or _DEFAULT_SCHEMA, name.table]
     columns = con.execute(
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND schema_name = ? AND table_name = ? ORDER BY column_index",
-        [name.schema or _DEFAULT_SCHEMA, name.table],
+        f"SELECT column_name, data_type FROM duckdb_columns() {where} ORDER BY column_index", at
     ).fetchall()
-    # A table dropped and made again by someone else keeps embedsql's record, but not embedsql's columns.
+    comments = _column(con, f"SELECT comment FROM duckdb_tables() {where}", *at)
+    # A table dropped and made again by someone else keeps embedsql's record, but neither the comment
+    # embedsql wrote on it nor, usually, embedsql's columns.
     shape = ([c for c, _ in columns], columns[-1][1]) if columns else None
     if shape not in (None, ([*keys, "embedding"], f"FLOAT[{dimensions}]")):
+        return None
+    if comments and comments[0] != _comment(model, int(dimensions), job_id):
         return None
     return TargetRecord(model, int(dimensions), tuple(keys), tuple(types))
 
@@ -246,9 +250,14 @@ def materialise(
         "INSERT OR REPLACE INTO embedsql.targets VALUES (?, ?, ?, ?, ?, ?, now())",
         [name.sql, model, dimensions, key_names, key_types, job_id],
     )
-    comment = f"embedsql: {dimensions}-d vectors of {model}, job {job_id}"
-    con.execute(f"COMMENT ON TABLE {name.sql} IS '{comment}'")
+    con.execute(f"COMMENT ON TABLE {name.sql} IS {literal(_comment(model, dimensions, job_id))}")
     return int(written)
+
+
+def _comment(model: str, dimensions: int, job_id: str) -> str:
+    """What embedsql writes on a table it wrote (``COMMENT ON TABLE``): how it tells its tables from
+    tables of the same name and shape that someone made after dropping one of them."""
+    return f"embedsql: {dimensions}-d vectors of {model}, job {job_id}"
 
 
 def _lookup(con: duckdb.DuckDBPyConnection, name: TargetName, *, flag: str = "--into") -> tuple[TargetName, str | None]:
@@ -299,7 +308,7 @@ def _exists(con: duckdb.DuckDBPyConnection, name: TargetName) -> bool:
 def _records(con: duckdb.DuckDBPyConnection, name: TargetName) -> list[tuple[Any, ...]]:
     """The rows of ``embedsql.targets`` recorded for table ``name``, under any spelling, newest first."""
     rows = con.execute(
-        "SELECT table_name, model, dimensions, key_columns, key_types FROM embedsql.targets "
+        "SELECT table_name, model, dimensions, key_columns, key_types, job_id FROM embedsql.targets "
         "ORDER BY updated_at DESC, table_name"
     ).fetchall()
     return [row for row in rows if parse_target(row[0]).key == name.key]

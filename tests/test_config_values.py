@@ -232,7 +232,9 @@ def test_out_of_range_numbers_are_refused(
         load(tmp_path, environ, overrides)
 
 
-@pytest.mark.parametrize("value", ["512", "lots", "1.5 XB", "-1GB", "512MB; DROP TABLE x"])
+@pytest.mark.parametrize(
+    "value", ["512", "lots", "1.5 XB", "-1GB", "512MB; DROP TABLE x", "", "99999999999999999999TB", "2000000TiB"]
+)
 def test_a_memory_limit_that_is_not_a_size_is_refused(tmp_path: Path, value: str) -> None:
     with raises_exactly(
         f"memory_limit must be a size like 512MB or 2GB, got {value!r} (from environment). "
@@ -241,9 +243,23 @@ def test_a_memory_limit_that_is_not_a_size_is_refused(tmp_path: Path, value: str
         load(tmp_path, {"EMBEDSQL_MEMORY_LIMIT": value})
 
 
-@pytest.mark.parametrize("value", ["512MB", "2GB", "1.5GiB", "300 mb", "4TB"])
+@pytest.mark.parametrize("value", ["512MB", "2GB", "1.5GiB", "300 mb", "4TB", "1000000TB"])
 def test_memory_limits_in_duckdb_units_are_accepted(tmp_path: Path, value: str) -> None:
     assert load(tmp_path, {"EMBEDSQL_MEMORY_LIMIT": value}).memory_limit == value
+
+
+@pytest.mark.parametrize("where", ["environment", ".env", "embedsql.toml"])
+def test_an_empty_memory_limit_is_refused_wherever_it_is_set(tmp_path: Path, where: str) -> None:
+    environ = {"EMBEDSQL_MEMORY_LIMIT": ""} if where == "environment" else {}
+    if where == ".env":
+        (tmp_path / ".env").write_text("EMBEDSQL_MEMORY_LIMIT=\n", encoding="utf-8")
+    if where == "embedsql.toml":
+        (tmp_path / "embedsql.toml").write_text('memory_limit = ""\n', encoding="utf-8")
+    with raises_exactly(
+        f"memory_limit must be a size like 512MB or 2GB, got '' (from {where}). "
+        "Fix EMBEDSQL_MEMORY_LIMIT or memory_limit in the config file."
+    ):
+        load(tmp_path, environ)
 
 
 def test_the_smallest_allowed_numbers_are_accepted(tmp_path: Path) -> None:

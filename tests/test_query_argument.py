@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,7 @@ from click.testing import CliRunner
 
 from embedsql.cli import cli
 
-from helpers import fetch, texts_table
+from helpers import REPO, fetch, texts_table
 
 QUERIES = [
     "-- the documents\nselect id, body from docs",
@@ -61,3 +64,19 @@ def test_two_queries_are_refused(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert result.stderr.endswith("Error: Got unexpected extra argument (-- b\nselect 2)\n")
+
+
+def test_a_long_query_prints_only_its_rows(tmp_path: Path) -> None:
+    """DuckDB draws a progress bar on standard output for queries over 2 s: none lands in the rows."""
+    db = texts_table(tmp_path / "d.duckdb", {1: "alpha"})
+    query = "select count(s) as n from (select coalesce(sleep_ms(150)::varchar, 'x') as s from range(20))"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "embedsql.cli", "sql", "--format", "csv", "--db", str(db), query],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+    assert (done.returncode, done.stdout) == (0, "n\n20\n")

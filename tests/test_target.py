@@ -91,3 +91,20 @@ def test_a_waiting_job_never_replaces_a_table_the_user_made_meanwhile(tmp_path: 
     )
     assert fetch(db, "SELECT * FROM notes.t") == [(42,)]
     assert _job_status(db, job_id) == "prepared"
+
+
+def test_a_table_made_again_in_embedsqls_shape_is_the_users(tmp_path: Path) -> None:
+    """After embedsql's table is dropped, a table the user makes under that name, with the same columns,
+    is the user's: its record in the ledger does not make it embedsql's."""
+    db = texts_table(tmp_path / "d.duckdb", {1: "alpha", 2: "beta", 3: "gamma"})
+    embedsql.run(QUERY, db=db, into="t")
+    make_db(db, "DROP TABLE t; CREATE TABLE t (id INTEGER, embedding FLOAT[384]); INSERT INTO t VALUES (7, NULL)")
+
+    with pytest.raises(TargetError) as caught:
+        embedsql.run("select id, body from docs where id < 3", db=db, into="T")
+
+    assert str(caught.value) == (
+        "table t already exists and was not written by embedsql. Choose another --into, or drop it first "
+        '(DROP TABLE "t").'
+    )
+    assert fetch(db, "SELECT * FROM t") == [(7, None)]
