@@ -181,7 +181,7 @@ def run(
             if job is not None:
                 on_event(Notice(f"Continuing unfinished job {job.job_id} for the same work."))
             else:
-                with ledger.transaction(con), _planning_progress(con, on_event):
+                with _planning_progress(con, on_event), ledger.transaction(con):
                     job = plan_job(con, spec, settings, on_event=on_event)
         finally:
             con.close()

@@ -44,6 +44,10 @@ __all__ = [
 _BARE = re.compile(r"[^\W\d][\w$]*")
 _PART = rf'(?:{_BARE.pattern}|"(?:[^"]|"")*")'
 _NAME = re.compile(rf"({_PART})(?:\.({_PART}))?(?:\.({_PART}))?")
+# Databases other than ``?`` that hold a schema named ``?`` (any case).
+_SCHEMA_ELSEWHERE = (
+    "SELECT database_name FROM duckdb_schemas() WHERE database_name <> ? AND lower(schema_name) = lower(?)"
+)
 # The schema of a name without one (embedsql never changes a connection's search path).
 _DEFAULT_SCHEMA = "main"
 # DuckDB folds ASCII letters only: "Movies" is movies, "Données" is not données.
@@ -271,8 +275,17 @@ def _lookup(con: duckdb.DuckDBPyConnection, name: TargetName, *, flag: str = "--
     schemas = _column(con, "SELECT schema_name FROM duckdb_schemas() WHERE database_name = ?", database)
     catalog, schema = name.catalog, name.schema
     catalogs = _column(con, "SELECT database_name FROM duckdb_databases()")
-    if catalog is None and schema is not None and not _spelled(schemas, schema) and _spelled(catalogs, schema):
-        catalog, schema = schema, None  # DuckDB reads `x.t` as table t of database x when there is no schema x
+    if schema is not None and _spelled(catalogs, schema) and _spelled(schemas, schema):
+        raise ConfigError(  # DuckDB itself refuses such names as ambiguous
+            f"{flag} {name} names schema {schema}, which has the name of a database: DuckDB cannot tell "
+            f"the two apart in a name. Choose a table in another schema, e.g. {flag} {name.table}."
+        )
+    if catalog is None and schema is not None and not _spelled(schemas, schema):
+        if _spelled(catalogs, schema):
+            catalog, schema = schema, None  # DuckDB reads `x.t` as table t of database x when there is no schema x
+        else:  # information_schema, pg_catalog: DuckDB finds them in its system database
+            catalog = next(iter(_column(con, _SCHEMA_ELSEWHERE, database, schema)), None)
+            schema = _DEFAULT_SCHEMA if catalog is not None else schema
     schema = _spelled(schemas, schema or _DEFAULT_SCHEMA) or schema
     if catalog is not None and _fold(catalog) != _fold(database):
         raise ConfigError(

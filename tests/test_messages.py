@@ -72,10 +72,10 @@ def _summary_target(stdout: str) -> str:
     [
         (None, "docs_embeddings"),
         ("Docs_Vectors", "Docs_Vectors"),
-        ('"docs vectors"', "docs vectors"),
-        ('"Say ""hi"""', 'Say "hi"'),
+        ('"docs vectors"', '"docs vectors"'),
+        ('"Say ""hi"""', '"Say ""hi"""'),
         ("search.docs_vectors", "search.docs_vectors"),
-        ('"My Schema"."été"', "My Schema.été"),
+        ('"My Schema"."été"', '"My Schema".été'),
     ],
 )
 def test_jobs_and_status_name_the_target_as_the_summary_does(tmp_path: Path, into: str | None, shown: str) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import embedsql
+from embedsql.cli import cli
 from embedsql.errors import TargetError
 
 from fake_openai import FakeOpenAI, expected_vector
@@ -108,3 +110,37 @@ def test_a_table_made_again_in_embedsqls_shape_is_the_users(tmp_path: Path) -> N
         '(DROP TABLE "t").'
     )
     assert fetch(db, "SELECT * FROM t") == [(7, None)]
+
+
+SYSTEM = "names a table of database system, but embedsql works only in the database of --db / EMBEDSQL_DB (d)."
+AMBIGUOUS = "which has the name of a database: DuckDB cannot tell the two apart in a name."
+
+
+@pytest.mark.parametrize(
+    ("into", "message"),
+    [
+        (
+            "information_schema.tables",
+            f"--into information_schema.tables {SYSTEM} Name a table there, e.g. --into tables.",
+        ),
+        ("INFORMATION_SCHEMA.x", f"--into INFORMATION_SCHEMA.x {SYSTEM} Name a table there, e.g. --into x."),
+        ("pg_catalog.pg_class", f"--into pg_catalog.pg_class {SYSTEM} Name a table there, e.g. --into pg_class."),
+        ("d.notes", f"--into d.notes names schema d, {AMBIGUOUS} Choose a table in another schema, e.g. --into notes."),
+        ("D.notes", f"--into D.notes names schema D, {AMBIGUOUS} Choose a table in another schema, e.g. --into notes."),
+        (
+            "d.d.notes",
+            f"--into d.d.notes names schema d, {AMBIGUOUS} Choose a table in another schema, e.g. --into notes.",
+        ),
+    ],
+)
+def test_names_duckdb_resolves_elsewhere_or_cannot_resolve_are_refused_before_the_job(
+    tmp_path: Path, into: str, message: str
+) -> None:
+    db = texts_table(tmp_path / "d.duckdb", {1: "alpha"})
+    make_db(db, "CREATE SCHEMA d")
+
+    result = CliRunner().invoke(cli, ["run", QUERY, "--db", str(db), "--into", into])
+
+    assert (result.exit_code, result.stderr.splitlines()[-1]) == (1, f"Error: {message}")
+    assert fetch(db, "SELECT count(*) FROM embedsql.jobs") == [(0,)]
+    assert fetch(db, "SELECT * FROM docs") == [(1, "alpha")]
