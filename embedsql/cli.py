@@ -514,6 +514,7 @@ class _Display:
         self.bar: Any = None
         self.shown = 0
         self.last_line = 0.0
+        self.printed = 0
         self.last_state: tuple[object, ...] = ()
         self.live = False
         self.lock = threading.Lock()
@@ -548,8 +549,9 @@ class _Display:
             self.shown = event.done
             return
         now = time.monotonic()
-        if event.done and (event.done == event.total or now - self.last_line >= 5):
-            self.last_line = now
+        # A count already printed is not printed again (a runner reports its total once per round).
+        if event.done and event.done != self.printed and (event.done == event.total or now - self.last_line >= 5):
+            self.last_line, self.printed = now, event.done
             click.echo(f"embedded {event.done:,}/{event.total:,} texts", file=self.stream)
 
     def _planning(self, event: Progress) -> None:

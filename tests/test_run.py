@@ -49,6 +49,8 @@ def test_quickstart_builds_the_warehouse_and_embeds_each_genre_string_once(
     assert first.stderr.startswith(
         LOCAL_NOTICE + "Built the example warehouse warehouse.duckdb from sql/warehouse.sql.\n"
     )
+    # Off a terminal, progress is a few lines, and the total once.
+    assert first.stderr.count("embedded 1,639/1,639 texts\n") == 1
     db = tmp_path / "warehouse.duckdb"
     assert fetch(
         db,
