@@ -139,8 +139,9 @@ def _write_retry(store: JobStore, con: duckdb.DuckDBPyConnection, shard: ledger.
     )
     # The lines exactly as they were sent (truncation included), from the shard file.
     lines, texts = [], []
-    with open(store.path(shard), encoding="utf-8") as source:
-        for line in source:
+    with open(store.path(shard), "rb") as source:  # lines end at b"\n" only, as the shard was written
+        for raw in source:
+            line = raw.decode("utf-8")
             request = json.loads(line)
             if request["custom_id"] in custom_ids:
                 lines.append(line)
