@@ -56,6 +56,8 @@ def build(db: Path, rows: int, dims: int, seed: int = 0) -> np.ndarray:
             "INSERT INTO embedsql.targets VALUES ('\"vectors\"', ?, ?, ['id'], ['BIGINT'], 'bench', now())",
             [model, dims],
         )
+        # What embedsql writes on a table it wrote, by which it knows it as its own.
+        con.execute(f"COMMENT ON TABLE vectors IS 'embedsql: {dims}-d vectors of {model}, job bench'")
         query = rng.standard_normal(dims).astype(np.float32)
         query /= np.linalg.norm(query)
         table = ensure_cache(con, model, dims)

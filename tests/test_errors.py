@@ -343,6 +343,8 @@ def test_a_target_with_another_dimension_is_refused(db: Path, tmp_path: Path) ->
         "INSERT INTO embedsql.targets VALUES "
         "('\"v\"', 'text-embedding-3-small', 256, ['movieId'], ['INTEGER'], 'x', now())"
     )
+    # ... with the comment embedsql writes on a table it wrote, by which it knows the table as its own.
+    con.execute("COMMENT ON TABLE v IS 'embedsql: 256-d vectors of text-embedding-3-small, job x'")
     con.close()
 
     result = CliRunner().invoke(cli, ["run", Q, "--model", "text-embedding-3-small", "--dry-run", "--into", "v"])
