@@ -27,10 +27,19 @@ from .duck import duck_message
 from .errors import ConfigError, QueryError
 from .models import ModelChoice, choose_model, recorded_choice
 from .source import blank
-from .target import target_models, written_target
+from .target import TargetName, TargetRecord, target_models, written_target
 from .tokens import truncate
 
-__all__ = ["Embedder", "connect", "open_with_embed", "query_model", "register", "sql", "text_hash"]
+__all__ = [
+    "Embedder",
+    "connect",
+    "open_with_embed",
+    "query_model",
+    "register",
+    "sql",
+    "table_model",
+    "text_hash",
+]
 
 
 def text_hash(text: str) -> str:
@@ -128,17 +137,9 @@ def _computer(choice: ModelChoice, settings: Settings) -> tuple[Callable[[list[s
 def query_model(con: duckdb.DuckDBPyConnection, settings: Settings, *, table: str | None = None) -> ModelChoice:
     """The model whose vectors a query compares with: ``table``'s, the one all targets share, or the
     one configured. An explicit model that differs from ``table``'s is an error naming both."""
-    explicit = settings.model is not None
     if table is not None:
-        name, recorded = written_target(con, table)
-        model, dimensions = recorded.model, recorded.dimensions
-        if explicit and (settings.model, settings.dimensions or dimensions) != (model, dimensions):
-            raise ConfigError(
-                f"table {name} holds {dimensions}-d vectors of {model}, but --model asks for {settings.model}: "
-                f"vectors of different models cannot be compared. Drop --model, or pass --model {model}."
-            )
-        return recorded_choice(model, dimensions, f"the model of table {name}")
-    if explicit:
+        return table_model(*written_target(con, table), settings)
+    if settings.model is not None:
         return choose_model(settings)
     models = target_models(con)
     if len(models) == 1:
@@ -148,6 +149,18 @@ def query_model(con: duckdb.DuckDBPyConnection, settings: Settings, *, table: st
         listed = ", ".join(f"{m} ({d}-d)" for m, d in models)
         raise ConfigError(f"this database holds vectors of several models ({listed}); pass --model to pick one.")
     return choose_model(settings)
+
+
+def table_model(name: TargetName, recorded: TargetRecord, settings: Settings) -> ModelChoice:
+    """The model of table ``name`` (as ``embedsql.targets`` records it); an explicit model that
+    differs is an error naming both."""
+    model, dimensions = recorded.model, recorded.dimensions
+    if settings.model is not None and (settings.model, settings.dimensions or dimensions) != (model, dimensions):
+        raise ConfigError(
+            f"table {name} holds {dimensions}-d vectors of {model}, but --model asks for {settings.model}: "
+            f"vectors of different models cannot be compared. Drop --model, or pass --model {model}."
+        )
+    return recorded_choice(model, dimensions, f"the model of table {name}")
 
 
 def register(con: duckdb.DuckDBPyConnection, embedder: Embedder, *, name: str = "embed") -> None:

@@ -16,7 +16,7 @@ from . import ledger
 from .config import Settings, load_settings
 from .dbt_project import Relation, check_built, resolve_query
 from .duck import describe, duck_message, quote
-from .embed import Embedder, query_model
+from .embed import Embedder, table_model
 from .errors import ConfigError, QueryError
 from .readonly import ReadOnlySql, read_only
 from .source import blank
@@ -75,7 +75,7 @@ def _search(
     if where:  # before anything is embedded
         where = _checked_where(con, where)
     target, recorded = written_target(con, table)
-    choice = query_model(con, settings, table=table)
+    choice = table_model(target, recorded, settings)
     keys = list(recorded.key_columns)
     source = _shown(con, target.sql, keys, show, columns)  # checked before anything is embedded
     embedder = Embedder(con, choice, settings)
