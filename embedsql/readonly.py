@@ -23,12 +23,20 @@ from .errors import QueryError
 
 __all__ = ["ReadOnlySql", "read_only"]
 
-# Functions that change the database or the session, or run SQL given as a string (which the
-# parser cannot look into). DuckDB marks random() and uuid() as having side effects too: those only
-# read, and stay allowed.
-_EFFECTS = frozenset(
+# Scalar functions DuckDB marks as having side effects that only read: they are allowed. Every other
+# scalar function so marked (nextval, setval, setseed, write_log, and those of extensions) is refused,
+# so that a function DuckDB adds later is refused until it is known to only read.
+_READING_VOLATILE = frozenset(
     {
-        *("nextval", "setval", "setseed", "write_log"),
+        *("random", "uuid", "gen_random_uuid", "uuidv4", "uuidv7", "currval", "error", "sleep_ms"),
+        *("current_connection_id", "current_query", "current_query_id", "current_transaction_id"),
+        *("stats", "vector_type"),
+    }
+)
+# Table functions carry no such mark in DuckDB's catalog: those that change the database or the session,
+# or run SQL given as a string (which the parser cannot look into), by name.
+_EFFECTING_TABLE_FUNCTIONS = frozenset(
+    {
         *("query", "query_table", "json_execute_serialized_sql"),
         *("checkpoint", "force_checkpoint", "truncate_duckdb_logs"),
         *("enable_logging", "disable_logging", "enable_profiling", "disable_profiling"),
@@ -54,11 +62,10 @@ class ReadOnlySql:
 
     def tables(self) -> frozenset[str]:
         """Names of the tables (and files) the query reads, as written, without the WITH clause's own."""
-        ctes = {key.lower() for node in _nodes(self.tree) for key in _cte_names(node)}
+        nodes = [node for node, _ in _scoped_nodes(self.tree)]
+        ctes = frozenset(name.lower() for node in nodes for name in _cte_names(node))
         return frozenset(
-            node["table_name"]
-            for node in _nodes(self.tree)
-            if node.get("type") == "BASE_TABLE" and node["table_name"].lower() not in ctes
+            node["table_name"] for node in nodes if node.get("type") == "BASE_TABLE" and not _is_cte(node, ctes)
         )
 
 
@@ -92,52 +99,100 @@ def read_only(con: duckdb.DuckDBPyConnection, sql: str, *, what: str = "the quer
             f"({tree.get('error_message', 'no reason given')}). Write that part (a PIVOT inside a "
             "subquery, say) as plain SELECT ... GROUP BY."
         )
-    _check(con, tree, what, seen=set())
+    _Checker(con, what).check(tree, via="")
     return ReadOnlySql(text, tree)
 
 
-def _check(con: duckdb.DuckDBPyConnection, tree: dict[str, Any], what: str, *, seen: set[str]) -> None:
-    for node in _nodes(tree):
-        kind = node.get("type")
-        if isinstance(kind, str) and kind.endswith("_NODE") and kind not in _READING_NODES:
-            statement = kind.removesuffix("_NODE").removesuffix("_QUERY")
-            raise QueryError(
-                f"{_ADVICE}: {what} holds {'an' if statement[0] in 'AEIOU' else 'a'} {statement} (in a WITH "
-                "clause or a subquery). Pass a query that only reads."
-            )
-        if node.get("class") == "PARAMETER":
-            raise QueryError(
-                f"{what} has parameters (? or $1), and embedsql has no values to give them. Write the values "
-                "into the SQL instead."
-            )
-        name = node.get("function_name")
-        if isinstance(name, str):
-            _check_function(con, name.lower(), what, seen)
+class _Checker:
+    """Walks a parse tree, and the bodies of the views and macros it reads through, once each."""
 
+    def __init__(self, con: duckdb.DuckDBPyConnection, what: str) -> None:
+        self.con = con
+        self.what = what
+        self.seen: set[tuple[str, ...]] = set()
+        self.effects = _EFFECTING_TABLE_FUNCTIONS | {
+            name
+            for (name,) in con.execute(
+                "SELECT DISTINCT lower(function_name) FROM duckdb_functions() "
+                "WHERE has_side_effects AND function_type = 'scalar'"
+            ).fetchall()
+            if name not in _READING_VOLATILE
+        }
 
-def _check_function(con: duckdb.DuckDBPyConnection, name: str, what: str, seen: set[str]) -> None:
-    if name in _EFFECTS:
-        raise QueryError(
-            f"{_ADVICE}: {what} calls {name}(), which changes the database or runs other SQL. Take it "
-            "out (for numbering rows, use row_number() OVER ())."
-        )
-    if name in seen:
-        return
-    seen.add(name)
-    # A macro's body is SQL too: check what the query runs through it.
-    macros = con.execute(
-        "SELECT function_type, macro_definition FROM duckdb_functions() "
-        "WHERE lower(function_name) = ? AND function_type IN ('macro', 'table_macro') AND NOT internal",
-        [name],
-    ).fetchall()
-    for kind, definition in macros:
-        body = _tree(con, definition if kind == "table_macro" else f"SELECT {definition}")
+    def check(self, tree: dict[str, Any], *, via: str) -> None:
+        """Refuse what ``tree`` writes or runs; ``via`` names the view or macro it is the body of."""
+        for node, ctes in _scoped_nodes(tree):
+            kind = node.get("type")
+            if isinstance(kind, str) and kind.endswith("_NODE") and kind not in _READING_NODES:
+                statement = kind.removesuffix("_NODE").removesuffix("_QUERY")
+                raise QueryError(
+                    f"{_ADVICE}: {self.what}{via} holds {'an' if statement[0] in 'AEIOU' else 'a'} {statement} "
+                    "(in a WITH clause or a subquery). Pass a query that only reads."
+                )
+            if node.get("class") == "PARAMETER":
+                raise QueryError(
+                    f"{self.what}{via} has parameters (? or $1), and embedsql has no values to give them. Write "
+                    "the values into the SQL instead."
+                )
+            name = node.get("function_name")
+            if isinstance(name, str):
+                self._function(name.lower(), via)
+            if kind == "BASE_TABLE" and not _is_cte(node, ctes):
+                self._views(node, via)
+
+    def _function(self, name: str, via: str) -> None:
+        if name in self.effects:
+            raise QueryError(
+                f"{_ADVICE}: {self.what}{via} calls {name}(), which changes the database or runs other SQL. "
+                "Take it out (for numbering rows, use row_number() OVER ())."
+            )
+        if ("function", name) in self.seen:
+            return
+        self.seen.add(("function", name))
+        # A macro's body is SQL too: check what the query runs through it.
+        macros = self.con.execute(
+            "SELECT function_type, macro_definition FROM duckdb_functions() "
+            "WHERE lower(function_name) = ? AND function_type IN ('macro', 'table_macro') AND NOT internal",
+            [name],
+        ).fetchall()
+        for kind, definition in macros:
+            self._body(definition if kind == "table_macro" else f"SELECT {definition}", f"macro {name}")
+
+    def _views(self, node: dict[str, Any], via: str) -> None:
+        """Check the body of every view the name of ``node`` may resolve to (a view is SQL DuckDB runs
+        in place of its name: one that calls nextval() would run it through the query)."""
+        name = (node.get("catalog_name") or "", node.get("schema_name") or "", node["table_name"])
+        if ("view", *name) in self.seen:
+            return
+        self.seen.add(("view", *name))
+        catalog, schema, table = (part.lower() for part in name)
+        views = self.con.execute(
+            "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND lower(view_name) = $table "
+            "AND ($schema = '' OR lower(schema_name) = $schema OR ($catalog = '' AND lower(database_name) = $schema)) "
+            "AND ($catalog = '' OR lower(database_name) = $catalog)",
+            {"catalog": catalog, "schema": schema, "table": table},
+        ).fetchall()
+        for view, definition in views:
+            self._body(_view_query(definition), f"view {view}")
+
+    def _body(self, sql: str, name: str) -> None:
+        body = _tree(self.con, sql)
         if body.get("error"):
             raise QueryError(
-                f"embedsql cannot check that {what} only reads data: DuckDB cannot describe the body of "
-                f"macro {name} ({body.get('error_message')}). Write the query without it."
+                f"embedsql cannot check that {self.what} only reads data: DuckDB cannot describe the body of "
+                f"{name} ({body.get('error_message')}). Write the query without it."
             )
-        _check(con, body, what, seen=seen)
+        self.check(body, via=f" (through {name})")
+
+
+def _view_query(definition: str) -> str:
+    """The SELECT of a view's ``CREATE VIEW name [(columns)] AS <select>`` (from ``duckdb_views()``)."""
+    tokens = duckdb.tokenize(definition)
+    ends = [position for position, _ in tokens[1:]] + [len(definition)]
+    for (position, kind), end in zip(tokens, ends, strict=True):
+        if kind == duckdb.token_type.keyword and definition[position:end].strip().upper() == "AS":
+            return _one_statement(definition[end:])
+    return _one_statement(definition)
 
 
 def _one_statement(sql: str) -> str:
@@ -156,16 +211,27 @@ def _tree(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
     return tree
 
 
-def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
-    """Every object of the parse tree."""
-    stack = [tree]
+def _scoped_nodes(tree: Any) -> Iterator[tuple[dict[str, Any], frozenset[str]]]:
+    """Every object of the parse tree, with the (lower-case) names of the WITH clauses in scope there.
+
+    A CTE hides a table or view of its name in the rest of the node that defines it. In the CTEs' own
+    bodies it is not counted in scope: there its name may still mean the view (``WITH v AS (SELECT *
+    FROM v)`` reads view v), so the view is checked, which at worst refuses a query that only reads.
+    """
+    stack: list[tuple[Any, frozenset[str]]] = [(tree, frozenset())]
     while stack:
-        item = stack.pop()
+        item, scope = stack.pop()
         if isinstance(item, dict):
-            yield item
-            stack.extend(item.values())
+            inner = scope | {name.lower() for name in _cte_names(item)}
+            yield item, inner
+            stack.extend((value, scope if key == "cte_map" else inner) for key, value in item.items())
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((value, scope) for value in item)
+
+
+def _is_cte(node: dict[str, Any], ctes: frozenset[str]) -> bool:
+    """Whether the table ``node`` reads is a WITH clause of its query (an unqualified name in scope)."""
+    return not node.get("schema_name") and not node.get("catalog_name") and node["table_name"].lower() in ctes
 
 
 def _cte_names(node: dict[str, Any]) -> list[str]:

@@ -28,10 +28,17 @@ EXTRA = """
     CREATE MACRO bump() AS nextval('s');
     CREATE MACRO through(t) AS TABLE SELECT * FROM query_table(t);
     CREATE MACRO doubled(x) AS x * 2;
+    CREATE VIEW numbered AS SELECT nextval('s') AS id, genres FROM small;
+    CREATE VIEW "Numbered Twice" AS SELECT * FROM numbered;
+    CREATE SCHEMA other;
+    CREATE VIEW other.reseeded (id, t) AS SELECT movieId, genres || setseed(0.5) FROM small;
+    CREATE MACRO over_view() AS TABLE SELECT * FROM numbered;
+    CREATE VIEW shuffled AS SELECT movieId, genres, random() AS r, uuid() AS u FROM small;
 """
 READS = "embedsql only reads data"
 PARAMETERS = "has parameters (? or $1), and embedsql has no values to give them. Write the values into the SQL instead."
 EFFECT = "which changes the database or runs other SQL. Take it out (for numbering rows, use row_number() OVER ())."
+NEXTVAL = f"calls nextval(), {EFFECT}"
 
 
 def statement(kind: str, what: str = "the query") -> str:
@@ -141,12 +148,50 @@ REFUSED_QUERIES = [
     ("query_table()", "select * from query_table('small')", f"{READS}: the query calls query_table(), {EFFECT}"),
     ("checkpoint()", "select * from checkpoint()", f"{READS}: the query calls checkpoint(), {EFFECT}"),
     ("setseed", "select setseed(0.5) as id, 'x' as t", f"{READS}: the query calls setseed(), {EFFECT}"),
-    ("macro over nextval", "select bump() as id, 'x' as t", f"{READS}: the query calls nextval(), {EFFECT}"),
+    (
+        "macro over nextval",
+        "select bump() as id, 'x' as t",
+        f"{READS}: the query (through macro bump) calls nextval(), {EFFECT}",
+    ),
     (
         "table macro over query_table",
         "select * from through('small')",
-        f"{READS}: the query calls query_table(), {EFFECT}",
+        f"{READS}: the query (through macro through) calls query_table(), {EFFECT}",
     ),
+    (
+        "view calling nextval",
+        "select id, genres from numbered",
+        f"{READS}: the query (through view numbered) {NEXTVAL}",
+    ),
+    ("view, other case", "SELECT * FROM NUMBERED", f"{READS}: the query (through view numbered) {NEXTVAL}"),
+    ("view, qualified", "select * from main.numbered", f"{READS}: the query (through view numbered) {NEXTVAL}"),
+    (
+        "view of that view, quoted",
+        'select * from "Numbered Twice"',
+        f"{READS}: the query (through view numbered) {NEXTVAL}",
+    ),
+    (
+        "view in another schema",
+        "select id, t from Other.Reseeded",
+        f"{READS}: the query (through view reseeded) calls setseed(), {EFFECT}",
+    ),
+    ("table macro over the view", "select * from over_view()", f"{READS}: the query (through view numbered) {NEXTVAL}"),
+    (
+        "view in a subquery",
+        "select movieId, genres from small where movieId in (select id from numbered)",
+        f"{READS}: the query (through view numbered) {NEXTVAL}",
+    ),
+    (
+        "CTE reading the view it is named after",
+        "with numbered as (select * from numbered) select * from numbered",
+        f"{READS}: the query (through view numbered) {NEXTVAL}",
+    ),
+    (
+        "CTE of the view's name in a subquery, view outside",
+        "select n.id, s.genres from (with numbered as (select 1 as id) select * from numbered) s2, numbered n, small s",
+        f"{READS}: the query (through view numbered) {NEXTVAL}",
+    ),
+    ("write_log", "select write_log('x') as id, 'x' as t", f"{READS}: the query calls write_log(), {EFFECT}"),
     (
         "delete in a CTE",
         "with d as (delete from movies returning *) select movieId, genres from d",
@@ -241,19 +286,6 @@ def test_binding_a_query_does_not_run_it() -> None:
 
     assert describe(con, "select nextval('s') as id, 'x' as t from range(3)") == [("id", "BIGINT"), ("t", "VARCHAR")]
     assert con.execute("SELECT last_value FROM duckdb_sequences()").fetchall() == [(None,)]
-
-
-def test_a_job_evaluates_its_query_exactly_once(db: Path) -> None:
-    # A view of the user's own reads the sequence: the job's ids are those of one evaluation.
-    con = duckdb.connect(str(db))
-    con.execute("CREATE VIEW numbered AS SELECT nextval('s') AS id, genres FROM small")
-    con.close()
-
-    result = CliRunner().invoke(cli, ["run", "select id, genres from numbered", "--into", "seqt"])
-
-    assert result.exit_code == 0, result.output
-    assert fetch(db, "SELECT id FROM seqt ORDER BY id") == [(1,), (2,), (3,), (4,), (5,)]
-    assert fetch(db, "SELECT last_value FROM duckdb_sequences()") == [(5,)]
 
 
 def test_a_query_that_is_not_deterministic_is_snapshotted_once(db: Path, model: LocalModel) -> None:
@@ -361,6 +393,16 @@ REFUSED_SEARCHES = [
         "holds more than one statement. Check its SQL.",
     ),
     (
+        "--show a view calling nextval",
+        ["--show", "select m.movieId, n.id from movies m join numbered n using (genres)"],
+        f"{READS}: the --show query (through view numbered) {NEXTVAL}",
+    ),
+    (
+        "--where through a view",
+        ["--where", "movieId in (select id from Numbered)"],
+        f"{READS}: --where (through view numbered) {NEXTVAL}",
+    ),
+    (
         "--where nextval",
         ["--where", "movieId > nextval('s')"],
         f"{READS}: --where calls nextval(), {EFFECT}",
@@ -368,7 +410,7 @@ REFUSED_SEARCHES = [
     (
         "--where through a macro",
         ["--where", "movieId > bump()"],
-        f"{READS}: --where calls nextval(), {EFFECT}",
+        f"{READS}: --where (through macro bump) calls nextval(), {EFFECT}",
     ),
     (
         "--where DELETE in a subquery",
@@ -569,6 +611,8 @@ VALID = [
     ("block comment", "/* five */ select movieId, genres from movies where movieId <= 5 /* ; */"),
     ("union", "select movieId, genres from small union select movieId, genres from small"),
     ("macro", "select doubled(movieId) // 2 as movieId, genres from small"),
+    ("a view calling random() and uuid()", "select movieId, genres from shuffled"),
+    ("a CTE hiding a view of its name", "with numbered as (select movieId, genres from small) select * from numbered"),
 ]
 
 
