@@ -300,13 +300,13 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     except BaseException as e:
         with contextlib.suppress(duckdb.Error):  # a failed write may have ended the transaction already
             con.execute("ROLLBACK")
-        if isinstance(e, duckdb.Error) and _disk_full(e):
+        if isinstance(e, duckdb.Error) and disk_full(e):
             raise _disk_full_error(e) from e
         raise
     try:
         con.execute("COMMIT")
     except duckdb.Error as e:
-        if _disk_full(e):
+        if disk_full(e):
             raise _disk_full_error(e) from e
         raise
 
@@ -315,7 +315,8 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 _FULL = ("No space left on device", "Disk quota exceeded", "File too large")
 
 
-def _disk_full(error: duckdb.Error) -> bool:
+def disk_full(error: duckdb.Error) -> bool:
+    """Whether DuckDB failed because a disk (or the user's quota on it) is full."""
     return any(words in str(error) for words in _FULL)
 
 

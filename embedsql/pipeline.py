@@ -95,6 +95,13 @@ def _explain_out_of_memory(fn: Callable[_P, _R]) -> Callable[_P, _R]:
             return fn(*args, **kwargs)
         except duckdb.OutOfMemoryException as e:
             what = duck_message(e).split(" Possible solutions")[0].removeprefix("Out of Memory Error: ").rstrip(".")
+            if "max_temp_directory_size" in what:  # DuckDB had no disk left to spill to
+                raise StorageError(
+                    f"DuckDB ran out of memory, and out of disk for its temporary files: "
+                    f"{what.split('. This limit')[0]}. Nothing of the step it was doing was kept. Free some space "
+                    "on the disk of the database (DuckDB spills to the folder named like it, with .tmp), or raise "
+                    "embedsql's memory_limit (EMBEDSQL_MEMORY_LIMIT=2GB, say), and run the command again."
+                ) from e
             raise DatabaseError(
                 f"DuckDB ran out of memory: {what}. Nothing of the step it was doing was kept. Raise embedsql's "
                 "memory_limit (EMBEDSQL_MEMORY_LIMIT=2GB, say) and run the command again."

@@ -18,7 +18,7 @@ import pyarrow as pa
 from .cache import find_cache
 from .duck import duck_message, literal, quote
 from .errors import InputError, QueryError
-from .ledger import Shard
+from .ledger import Shard, disk_full
 from .models import ModelChoice
 from .shards import ShardLimits, ShardWriter
 from .source import Query, blank_sql, invalid_utf8, text_expression
@@ -111,7 +111,11 @@ def make_plan(
                       FROM (\n{query.sql}\n))
             )"""
         )
+    except duckdb.OutOfMemoryException:
+        raise  # the memory limit's, not the query's: the pipeline says which setting gives more
     except duckdb.Error as e:
+        if disk_full(e):
+            raise  # the disk's, not the query's: the transaction around planning says so
         raise QueryError(f"the query failed: {duck_message(e)} Check the query and the data it reads.") from e
     total = _scalar(con, f"SELECT count(*) FROM {source.table}")
     _check_keys(con, query, source, total, mode)

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -103,6 +104,29 @@ def test_a_full_disk_while_downloading_then_resume(tmp_path: Path, small_disk: P
             np.array(vector, np.float32),
             expected_vector("text-embedding-3-small", texts[key], 1536),  # type: ignore[index]
         )
+
+
+def test_a_full_disk_while_duckdb_spills_the_query(tmp_path: Path, small_disk: Path) -> None:
+    # Under a small memory limit DuckDB spills the planning query to `<db>.tmp`, here a full disk.
+    db = tmp_path / "d.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE docs AS SELECT range AS id, repeat(md5(range::VARCHAR), 10) AS body FROM range(300000)")
+    con.close()
+    (tmp_path / "d.duckdb.tmp").symlink_to(small_disk)
+    args = ["run", "select id, body from docs", "--db", str(db)]
+
+    result = CliRunner().invoke(cli, args, env={"EMBEDSQL_MEMORY_LIMIT": "20MB"})
+
+    assert result.exit_code == 1, result.output
+    assert re.fullmatch(
+        r"Error: DuckDB ran out of memory, and out of disk for its temporary files: failed to offload data block of "
+        r"size [\d.]+ KiB \([^)]*\)\. Nothing of the step it was doing was kept\. Free some space on the disk of "
+        r"the database \(DuckDB spills to the folder named like it, with \.tmp\), or raise embedsql's memory_limit "
+        r"\(EMBEDSQL_MEMORY_LIMIT=2GB, say\), and run the command again\.",
+        result.stderr.splitlines()[-1],
+    ), result.stderr
+    assert fetch(db, "SELECT count(*) FROM embedsql.jobs") == [(0,)]
+    assert fetch(db, "SELECT count(*), sum(id) FROM docs") == [(300000, 44999850000)]
 
 
 def test_a_work_folder_that_cannot_be_created(tmp_path: Path) -> None:
