@@ -387,15 +387,16 @@ def update_shard(con: duckdb.DuckDBPyConnection, job_id: str, shard: int, **fiel
     )
 
 
-def drop_older_snapshots(con: duckdb.DuckDBPyConnection, job: Job) -> None:
+def drop_older_snapshots(con: duckdb.DuckDBPyConnection, job: Job, *, same_target: Callable[[str], bool]) -> None:
     """Drop the row snapshots of earlier complete jobs into the same target: only the latest
-    describes the table as it is, and each snapshot is as long as its query."""
+    describes the table as it is, and each snapshot is as long as its query. ``same_target`` tells
+    whether a job's recorded target names this job's table (``t``, ``main.T`` and ``"t"`` do)."""
     older = con.execute(
-        "SELECT rows_table FROM embedsql.jobs WHERE target = ? AND status = 'complete' AND job_id <> ?",
-        [job.target, job.job_id],
+        "SELECT target, rows_table FROM embedsql.jobs WHERE status = 'complete' AND job_id <> ?", [job.job_id]
     ).fetchall()
-    for (rows_table,) in older:
-        con.execute(f"DROP TABLE IF EXISTS {rows_table}")
+    for target, rows_table in older:
+        if same_target(target):
+            con.execute(f"DROP TABLE IF EXISTS {rows_table}")
 
 
 def insert_shards(con: duckdb.DuckDBPyConnection, shards: Sequence[Shard]) -> None:

@@ -419,11 +419,12 @@ def _drive_and_finish(
     if any(s.status != ShardStatus.LOADED for s in store.shards()):
         with store.connection() as con:
             return job_result(con, job, status="submitted", db=settings.db, started=started)
+    target = parse_target(job.target)
     with store.connection() as con:
         with ledger.transaction(con):
             written = materialise(
                 con,
-                parse_target(job.target),
+                target,
                 mode=job.mode,
                 rows_table=job.rows_table,
                 cache=ensure_cache(con, job.model, job.dimensions),
@@ -433,9 +434,9 @@ def _drive_and_finish(
                 job_id=job.job_id,
             )
             # What the table holds now: more than the job wrote when an upsert kept other rows.
-            held = con.execute(f"SELECT count(*) FROM {parse_target(job.target).sql}").fetchall()[0][0]
+            held = con.execute(f"SELECT count(*) FROM {target.sql}").fetchall()[0][0]
             ledger.set_job_status(con, job.job_id, "complete")
-            ledger.drop_older_snapshots(con, job)
+            ledger.drop_older_snapshots(con, job, same_target=lambda name: parse_target(name).key == target.key)
             failpoint("materialise")
         result = job_result(
             con, job, status="complete", db=settings.db, started=started, target_rows=written, table_rows=held

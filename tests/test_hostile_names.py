@@ -265,8 +265,12 @@ def test_a_ledger_that_recorded_another_spelling_still_finds_its_table(tmp_path:
     assert str(caught.value).startswith("table dt is keyed by (id INTEGER) but this query's key is (id VARCHAR).")
     assert user_objects(db) == before
     assert hits.to_pylist()[0]["body"] == "alpha"
-    embedsql.run("select id, body from docs where id <= 2", db=db, into="dt", mode="upsert")
+    last = embedsql.run("select id, body from docs where id <= 2", db=db, into="dt", mode="upsert")
     assert fetch(db, "SELECT table_name FROM embedsql.targets") == [('"dt"',)]
+    # The earlier job's snapshot, recorded under the other spelling, describes the same table: dropped.
+    assert fetch(db, "SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, 'rows_')") == [
+        (f"rows_{last.job_id}",)
+    ]
 
 
 @pytest.mark.parametrize("view", ["v", "V", '"V"', "notes.V"])
