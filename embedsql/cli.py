@@ -537,7 +537,7 @@ class _Display:
     def _progress(self, event: Progress) -> None:
         if event.total == 0:
             return
-        if event.stage == "plan":
+        if event.stage in ("plan", "shards"):
             self._planning(event)
             return
         if self.tty:
@@ -555,18 +555,22 @@ class _Display:
             click.echo(f"embedded {event.done:,}/{event.total:,} texts", file=self.stream)
 
     def _planning(self, event: Progress) -> None:
-        text = f"planning: {event.done}% of the current step"
+        over = event.stage == "plan" and not event.step
+        if event.stage == "shards":
+            text = f"planning: writing shards, {event.done:,}/{event.total:,} texts"
+        else:
+            text = f"planning: {event.step or 'done'}, {event.done}%"
         now = time.monotonic()
         if self.planning_since is None:
             self.planning_since = now
         if self.tty:
             click.echo("\r\x1b[2K" + text, file=self.stream, nl=False)
             self.live = True
-            if event.done == event.total:
+            if over:
                 self._clear()
             return
         # Off a terminal: a line every five seconds once planning has taken five.
-        if event.done < event.total and now - self.planning_since >= 5 and now - self.last_line >= 5:
+        if not over and now - self.planning_since >= 5 and now - self.last_line >= 5:
             self.last_line = now
             click.echo(text, file=self.stream)
 

@@ -17,11 +17,13 @@ class Notice:
 
 @dataclass(frozen=True)
 class Progress:
-    """``done`` of ``total`` units of ``stage`` are finished ("embed": texts)."""
+    """``done`` of ``total`` units of ``stage`` are finished: "embed" and "shards" count texts, "plan"
+    the percent of the statement of planning's ``step`` (100 of 100, with no step, when planning ends)."""
 
     stage: str
     done: int
     total: int
+    step: str = ""
 
 
 @dataclass(frozen=True)

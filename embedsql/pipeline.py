@@ -11,14 +11,12 @@ Which runner a job uses is decided in ``embedsql.runners``; what a job did is re
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import secrets
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -55,8 +53,8 @@ MODES = ("replace", "upsert")
 # work kept across Ctrl-C (its result files are written whole), so it stays small enough that an
 # interrupted job redoes at most a few seconds of the local model's work.
 _IN_PROCESS_LINES = 4096
-# Seconds between two reports of DuckDB's progress while a job is planned.
-_PLAN_PROGRESS_EVERY = 1.0
+# The last progress event of planning, once its plan is committed.
+_PLANNED = Progress("plan", 100, 100)
 
 
 @dataclass(frozen=True)
@@ -188,8 +186,9 @@ def run(
             if job is not None:
                 on_event(Notice(f"Continuing unfinished job {job.job_id} for the same work."))
             else:
-                with _planning_progress(con, on_event), ledger.transaction(con):
+                with ledger.transaction(con):
                     job = plan_job(con, spec, settings, on_event=on_event)
+                on_event(_PLANNED)
         finally:
             con.close()
     except BaseException as e:
@@ -335,6 +334,7 @@ def plan_job(
         directory=directory,
         limits=shard_limits(spec, settings),
         on_long=settings.on_long,
+        on_event=on_event,
     )
     job = ledger.Job(
         job_id=job_id,
@@ -376,8 +376,8 @@ def _dry_run(
     remove_dry_runs(work_root(settings))
     con.execute("BEGIN TRANSACTION")
     try:
-        with _planning_progress(con, on_event):
-            job = plan_job(con, spec, settings, dry_run=True, on_event=on_event)
+        job = plan_job(con, spec, settings, dry_run=True, on_event=on_event)
+        on_event(_PLANNED)
         return job_result(con, job, status="dry-run", db=settings.db, started=started, settings=settings)
     except BaseException:
         remove_dry_runs(work_root(settings))
@@ -464,30 +464,6 @@ _KEPT = {
 def _saying(on_event: EventHandler) -> Callable[[str], None]:
     """``on_event`` as a callback that takes a sentence (what ``ledger.connect`` says while it waits)."""
     return lambda message: on_event(Notice(message))
-
-
-@contextlib.contextmanager
-def _planning_progress(con: duckdb.DuckDBPyConnection, on_event: EventHandler) -> Iterator[None]:
-    """Report DuckDB's progress through the statement it runs (stage "plan": percent of the current
-    statement) while a job is planned, from a thread that asks DuckDB every second; and 100% at the end."""
-    con.execute("SET enable_progress_bar = true")
-    con.execute("SET enable_progress_bar_print = false")
-    stop = threading.Event()
-
-    def report() -> None:
-        while not stop.wait(_PLAN_PROGRESS_EVERY):
-            done = con.query_progress()
-            if done >= 0:
-                on_event(Progress("plan", min(int(done), 99), 100))
-
-    thread = threading.Thread(target=report, name="embedsql-plan-progress", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-    on_event(Progress("plan", 100, 100))
 
 
 def _recorded_query(con: duckdb.DuckDBPyConnection, job: ledger.Job) -> Query:

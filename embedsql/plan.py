@@ -7,7 +7,9 @@ slow or not deterministic is neither re-run nor seen twice with different rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import pyarrow as pa
 from .cache import find_cache
 from .duck import duck_message, literal, quote
 from .errors import InputError, QueryError
+from .events import EventHandler, Progress, ignore
 from .ledger import Shard, disk_full
 from .models import ModelChoice
 from .shards import ShardLimits, ShardWriter
@@ -29,6 +32,8 @@ __all__ = ["Plan", "SnapshotColumns", "make_plan", "snapshot_columns"]
 # Arrow batch size when streaming pending texts into shards: big enough to amortise Python work,
 # small enough that a batch of long texts stays in the tens of MB.
 _BATCH_ROWS = 20_000
+# Seconds between two reports of DuckDB's progress through a planning statement.
+_PROGRESS_EVERY = 1.0
 
 
 @dataclass(frozen=True)
@@ -87,55 +92,63 @@ def make_plan(
     directory: Path,
     limits: ShardLimits,
     on_long: str,
+    on_event: EventHandler = ignore,
 ) -> Plan:
     """Snapshot the query into ``rows_table`` and write the texts the cache lacks into shards.
 
-    Call inside a transaction: on any error nothing of the plan stays in the database.
+    Call inside a transaction: on any error nothing of the plan stays in the database. Progress
+    goes to ``on_event``: stage "plan" is DuckDB's percent of the statement of a step (``step``
+    names it), stage "shards" the texts written into shards of those to write.
     """
     snapshot = snapshot_columns(query.key_columns)
     # The planning table holds the keys under embedsql's own names (k1, k2, ...): no user name, not
     # even `rowid` or `n`, can stand for one of its columns. Only the snapshot gets the user's names.
     source = _Source(_free("_embedsql_source", (t.lower() for t in query.tables)), len(query.key_columns))
     user_keys = ", ".join(f"{quote(k)} AS {own}" for k, own in zip(query.key_columns, source.keys, strict=True))
-    try:
+    step = _Steps(con, on_event)
+    with step("reading the query"):
+        try:
+            con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE {source.table} AS
+                SELECT {source.key_list}, skip,
+                       CASE WHEN skip IS NULL THEN substr(sha256(text), 1, 32) END AS hash,
+                       CASE WHEN skip IS NULL THEN text END AS text
+                FROM (
+                    SELECT {source.key_list}, text,
+                           CASE WHEN bad THEN 'invalid UTF-8'
+                                WHEN text IS NULL THEN 'NULL text'
+                                WHEN {blank_sql("text")} THEN 'empty text' END AS skip
+                    FROM (SELECT {user_keys}, {text_expression(query)} AS text, {invalid_utf8(query)} AS bad
+                          FROM (\n{query.sql}\n))
+                )"""
+            )
+        except duckdb.OutOfMemoryException:
+            raise  # the memory limit's, not the query's: the pipeline says which setting gives more
+        except duckdb.Error as e:
+            if disk_full(e):
+                raise  # the disk's, not the query's: the transaction around planning says so
+            raise QueryError(f"the query failed: {duck_message(e)} Check the query and the data it reads.") from e
+    with step("checking the keys"):
+        total = _scalar(con, f"SELECT count(*) FROM {source.table}")
+        _check_keys(con, query, source, total, mode)
+    with step("snapshotting the rows"):
+        snapshot_keys = ", ".join(f"{own} AS {quote(k)}" for k, own in zip(query.key_columns, source.keys, strict=True))
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {source.table} AS
-            SELECT {source.key_list}, skip, CASE WHEN skip IS NULL THEN substr(sha256(text), 1, 32) END AS hash,
-                   CASE WHEN skip IS NULL THEN text END AS text
-            FROM (
-                SELECT {source.key_list}, text,
-                       CASE WHEN bad THEN 'invalid UTF-8'
-                            WHEN text IS NULL THEN 'NULL text'
-                            WHEN {blank_sql("text")} THEN 'empty text' END AS skip
-                FROM (SELECT {user_keys}, {text_expression(query)} AS text, {invalid_utf8(query)} AS bad
-                      FROM (\n{query.sql}\n))
-            )"""
+            f"CREATE TABLE {rows_table} AS SELECT {snapshot_keys}, hash AS {quote(snapshot.hash)}, "
+            f"skip AS {quote(snapshot.skip)} FROM {source.table}"
         )
-    except duckdb.OutOfMemoryException:
-        raise  # the memory limit's, not the query's: the pipeline says which setting gives more
-    except duckdb.Error as e:
-        if disk_full(e):
-            raise  # the disk's, not the query's: the transaction around planning says so
-        raise QueryError(f"the query failed: {duck_message(e)} Check the query and the data it reads.") from e
-    total = _scalar(con, f"SELECT count(*) FROM {source.table}")
-    _check_keys(con, query, source, total, mode)
-
-    snapshot_keys = ", ".join(f"{own} AS {quote(k)}" for k, own in zip(query.key_columns, source.keys, strict=True))
-    con.execute(
-        f"CREATE TABLE {rows_table} AS SELECT {snapshot_keys}, hash AS {quote(snapshot.hash)}, "
-        f"skip AS {quote(snapshot.skip)} FROM {source.table}"
-    )
-    by_reason = f"SELECT skip, count(*) FROM {source.table} WHERE skip IS NOT NULL GROUP BY 1 ORDER BY 1"
-    skipped = dict(con.execute(by_reason).fetchall())
-    distinct = _scalar(con, f"SELECT count(DISTINCT hash) FROM {source.table}")
-    cache = find_cache(con, choice.model.name, choice.dimensions)
-    if cache is None:
-        cached, unseen = 0, ""
-    else:
-        unseen = f"AND hash NOT IN (SELECT text_hash FROM {cache})"
-        cached = _scalar(
-            con, f"SELECT count(DISTINCT hash) FROM {source.table} WHERE hash IN (SELECT text_hash FROM {cache})"
-        )
+    with step("looking up the cache"):
+        by_reason = f"SELECT skip, count(*) FROM {source.table} WHERE skip IS NOT NULL GROUP BY 1 ORDER BY 1"
+        skipped = dict(con.execute(by_reason).fetchall())
+        distinct = _scalar(con, f"SELECT count(DISTINCT hash) FROM {source.table}")
+        cache = find_cache(con, choice.model.name, choice.dimensions)
+        if cache is None:
+            cached, unseen = 0, ""
+        else:
+            unseen = f"AND hash NOT IN (SELECT text_hash FROM {cache})"
+            cached = _scalar(
+                con, f"SELECT count(DISTINCT hash) FROM {source.table} WHERE hash IN (SELECT text_hash FROM {cache})"
+            )
 
     # One row per distinct text the cache lacks. Deduplicated on (hash, rowid) alone and joined back
     # for the text, so that no aggregate or sort ever holds the texts themselves: those stream from
@@ -150,7 +163,7 @@ def make_plan(
     writer = ShardWriter(directory, job_id=job_id, limits=limits, shape=long_texts.shape)
     reader = con.sql(pending).to_arrow_reader(_BATCH_ROWS)
     try:
-        shards = writer.write_all(reader)
+        shards = writer.write_all(_counted(reader, distinct - cached, on_event))
     except _TooLong as e:
         reader.close()  # the connection serves no other query while a result is open
         raise long_texts.error(con, source, e) from None
@@ -175,6 +188,44 @@ def make_plan(
         truncated=long_texts.truncated,
         shards=shards,
     )
+
+
+class _Steps:
+    """Names the step planning is in, and reports DuckDB's percent through its statements (stage
+    "plan") from a thread that asks DuckDB every ``_PROGRESS_EVERY`` seconds."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, on_event: EventHandler) -> None:
+        self.con = con
+        self.on_event = on_event
+        con.execute("SET enable_progress_bar = true")
+        con.execute("SET enable_progress_bar_print = false")  # measured, never drawn
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        stop = threading.Event()
+
+        def report() -> None:
+            while not stop.wait(_PROGRESS_EVERY):
+                done = self.con.query_progress()
+                if done >= 0:
+                    self.on_event(Progress("plan", min(int(done), 99), 100, step=name))
+
+        thread = threading.Thread(target=report, name="embedsql-plan-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+
+def _counted(batches: Iterable[pa.RecordBatch], total: int, on_event: EventHandler) -> Iterator[pa.RecordBatch]:
+    """``batches``, reporting the texts written into shards (stage "shards") after each."""
+    done = 0
+    for batch in batches:
+        yield batch
+        done += batch.num_rows
+        on_event(Progress("shards", done, total))
 
 
 @dataclass(frozen=True)

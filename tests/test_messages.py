@@ -5,6 +5,7 @@ wrote, and NaN printed as NaN.
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import sys
@@ -16,8 +17,8 @@ from click.testing import CliRunner
 from hostile import QUERY, assert_embedded_once_each, contents, docs_db, job_ids, leftovers
 
 import embedsql
-import embedsql.pipeline
-from embedsql.cli import cli
+import embedsql.plan
+from embedsql.cli import _Display, cli
 from embedsql.errors import DatabaseError
 from embedsql.events import Event, Notice, Progress
 from embedsql.local_model import LocalModel
@@ -199,14 +200,21 @@ def test_a_failed_dry_run_leaves_no_files(tmp_path: Path) -> None:
 
 def test_planning_reports_progress_then_the_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = docs_db(tmp_path / "d.duckdb")
-    monkeypatch.setattr(embedsql.pipeline, "_PLAN_PROGRESS_EVERY", 0.001)
+    monkeypatch.setattr(embedsql.plan, "_PROGRESS_EVERY", 0.001)
     events: list[Event] = []
 
-    embedsql.run(QUERY, db=db, on_event=events.append)
+    result = embedsql.run(QUERY, db=db, on_event=events.append)
 
     planning = [e for e in events if isinstance(e, Progress) and e.stage == "plan"]
     assert planning[-1] == Progress("plan", 100, 100)
-    assert all(0 <= e.done <= e.total == 100 for e in planning)
+    assert all(0 <= e.done <= 99 and e.total == 100 for e in planning[:-1])
+    # DuckDB's percent is reported for the step running (when DuckDB reports one in time).
+    steps = ["reading the query", "checking the keys", "snapshotting the rows", "looking up the cache"]
+    assert {e.step for e in planning[:-1]} <= set(steps)
+    # Writing the shards counts the texts written, up to the texts to send.
+    shards = [e for e in events if isinstance(e, Progress) and e.stage == "shards"]
+    assert [(e.done, e.total) for e in shards] == [(result.distinct_texts, result.distinct_texts)]
+    assert events.index(shards[-1]) < events.index(planning[-1])
     # Planning is over before anything is embedded, and the job was announced meanwhile.
     embedding = [i for i, e in enumerate(events) if isinstance(e, Progress) and e.stage == "embed"]
     assert events.index(planning[-1]) < embedding[0]
@@ -343,3 +351,31 @@ def test_nan_and_infinities_are_printed_as_such(tmp_path: Path, fmt: str, expect
     result = CliRunner().invoke(cli, ["sql", SPECIAL, "--db", "d.duckdb", "--format", fmt])
 
     assert (result.exit_code, result.stdout) == (0, expected), result.output
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_shows_the_planning_step_then_the_texts_written_on_one_line() -> None:
+    terminal = _Terminal()
+    display = _Display(terminal)
+
+    for event in [
+        Progress("plan", 40, 100, step="reading the query"),
+        Progress("plan", 99, 100, step="snapshotting the rows"),
+        Progress("shards", 20_000, 61_000),
+        Progress("shards", 61_000, 61_000),
+        Progress("plan", 100, 100),
+    ]:
+        display(event)
+
+    assert terminal.getvalue().split("\r\x1b[2K") == [
+        "",
+        "planning: reading the query, 40%",
+        "planning: snapshotting the rows, 99%",
+        "planning: writing shards, 20,000/61,000 texts",
+        "planning: writing shards, 61,000/61,000 texts",
+        "planning: done, 100%\n",
+    ]
