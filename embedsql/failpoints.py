@@ -27,6 +27,7 @@ __all__ = ["ACTIONS", "POINTS", "failpoint"]
 POINTS = (
     "shard-write",  # a shard file half written, its plan not committed
     "local-embed",  # the local runner half way through a shard's output
+    "computed",  # an in-process runner's shard computed (its result files in place), not loaded
     "after-upload",  # a file uploaded, its id not recorded
     "after-create",  # a batch created, its id not recorded
     "poll",  # a batch's status read, not recorded

@@ -36,7 +36,7 @@ BATCH_POINTS = [
     ("load", 2),
     ("materialise", 1),
 ]
-LOCAL_POINTS = [("shard-write", 1), ("local-embed", 2), ("load", 2), ("materialise", 1)]
+LOCAL_POINTS = [("shard-write", 1), ("local-embed", 2), ("computed", 2), ("load", 2), ("materialise", 1)]
 
 
 def test_every_failpoint_is_exercised() -> None:

@@ -164,6 +164,34 @@ def test_a_killed_sync_job_resumes_without_sending_texts_again(tmp_path: Path, o
     assert_exact(db, texts)
 
 
+def test_ctrl_c_during_a_sync_job_keeps_the_vectors_received(tmp_path: Path, openai_server: FakeOpenAI) -> None:
+    db = tmp_path / "d.duckdb"
+    texts = docs(db)
+    env = {
+        **os.environ,
+        "EMBEDSQL_FAILPOINT": "computed:2:int",
+        "EMBEDSQL_MAX_SHARD_LINES": "10",
+        "EMBEDSQL_RUNNER": "sync",
+    }
+
+    stopped = subprocess.run(
+        [sys.executable, "-m", "embedsql.cli", "run", QUERY, "--db", str(db)], env=env, capture_output=True, text=True
+    )
+
+    job_id = fetch(db, "SELECT job_id FROM embedsql.jobs")[0][0]
+    assert (stopped.returncode, stopped.stdout) == (130, "")
+    assert stopped.stderr.endswith(
+        f"Detached from job {job_id}. The vectors received so far are kept; resuming requests only the rest.\n"
+        f"Continue with: embedsql resume {job_id}\n"
+    ), stopped.stderr
+    assert sum(openai_server.inputs_by_text.values()) == 20  # two shards of 10 texts received when Ctrl-C came
+    resumed = CliRunner().invoke(cli, ["resume", str(job_id), "--db", str(db)])
+
+    assert resumed.exit_code == 0, resumed.output
+    assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
+    assert_exact(db, texts)
+
+
 def test_a_tokens_per_minute_limit_is_respected_not_run_into(tmp_path: Path, openai_server: FakeOpenAI) -> None:
     db = tmp_path / "d.duckdb"
     texts = docs(db, n=60)

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from ..errors import StorageError
 from ..events import EventHandler, Progress
+from ..failpoints import failpoint
 from ..ledger import Shard, ShardStatus
 from ..load import LOAD_LINES, load_shards
 from ..store import JobStore
@@ -49,6 +50,7 @@ def drive_shards(runner: ShardRunner, store: JobStore, on_event: EventHandler) -
                     runner.run_shard(store.path(shard), output, errors, on_lines=progress.advance)
                 except OSError as e:
                     raise StorageError.writing("result files", store.directory, e) from e
+                failpoint("computed")
             computed.append(shard)
             if sum(s.lines for s in computed) >= LOAD_LINES:
                 load_shards(store, computed)
