@@ -30,6 +30,7 @@ __all__ = [
     "Shard",
     "ShardStatus",
     "connect",
+    "disk_full",
     "drop_older_snapshots",
     "ensure_schema",
     "find_pending_job",
