@@ -110,14 +110,19 @@ class _Checker:
         self.con = con
         self.what = what
         self.seen: set[tuple[str, ...]] = set()
-        self.effects = _EFFECTING_TABLE_FUNCTIONS | {
-            name
-            for (name,) in con.execute(
-                "SELECT DISTINCT lower(function_name) FROM duckdb_functions() "
-                "WHERE has_side_effects AND function_type = 'scalar'"
-            ).fetchall()
-            if name not in _READING_VOLATILE
-        }
+        # One look at DuckDB's catalog: the functions it marks as having side effects, and the macros
+        # (the user's, and those of extensions) whose bodies a query runs through.
+        self.effects = set(_EFFECTING_TABLE_FUNCTIONS)
+        self.macros: dict[str, list[str]] = {}
+        for name, kind, effects, definition in con.execute(
+            "SELECT lower(function_name), function_type, has_side_effects, macro_definition FROM duckdb_functions() "
+            "WHERE (has_side_effects AND function_type = 'scalar') "
+            "OR (function_type IN ('macro', 'table_macro') AND NOT internal)"
+        ).fetchall():
+            if effects and name not in _READING_VOLATILE:
+                self.effects.add(name)
+            elif kind in ("macro", "table_macro"):
+                self.macros.setdefault(name, []).append(definition if kind == "table_macro" else f"SELECT {definition}")
 
     def check(self, tree: dict[str, Any], *, via: str) -> None:
         """Refuse what ``tree`` writes or runs; ``via`` names the view or macro it is the body of."""
@@ -150,13 +155,8 @@ class _Checker:
             return
         self.seen.add(("function", name))
         # A macro's body is SQL too: check what the query runs through it.
-        macros = self.con.execute(
-            "SELECT function_type, macro_definition FROM duckdb_functions() "
-            "WHERE lower(function_name) = ? AND function_type IN ('macro', 'table_macro') AND NOT internal",
-            [name],
-        ).fetchall()
-        for kind, definition in macros:
-            self._body(definition if kind == "table_macro" else f"SELECT {definition}", f"macro {name}")
+        for body in self.macros.get(name, []):
+            self._body(body, f"macro {name}")
 
     def _views(self, node: dict[str, Any], via: str) -> None:
         """Check the body of every view the name of ``node`` may resolve to (a view is SQL DuckDB runs
