@@ -336,7 +336,9 @@ def jobs_command(ctx: click.Context, db: Path, limit: int, fmt: str) -> None:
 @click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="How many rows to return.")
 @click.option("--show", metavar="SQL", help="A query whose columns to show beside each hit (keys added if missing).")
 @click.option("--columns", multiple=True, metavar="COLUMN", help="Columns of the source table to show instead.")
-@click.option("--where", metavar="SQL", help="A condition on the shown columns, applied before ranking.")
+@click.option(
+    "--where", metavar="SQL", help="A condition on the returned columns (score included), applied before ranking."
+)
 @click.option("--model", metavar="NAME", help="Check that the table holds this model's vectors.")
 @_db_option
 @_format_option
@@ -355,7 +357,10 @@ def search_command(
 ) -> None:
     """Find the rows of TABLE whose text is nearest to TEXT (cosine similarity).
 
-    TEXT is embedded with the table's own model (and cached like any text).
+    TEXT is embedded with the table's own model (and cached like any text). Each hit shows its key,
+    the --show or --columns columns, and score, the similarity. When one of those columns is already
+    called score (in any letter case), the similarity is score_1 (or score_2, ...), as DuckDB names a
+    repeated column; --where uses the same names.
 
     \b
     Example:
