@@ -284,8 +284,22 @@ def cancel_command(ctx: click.Context, job_id: str, db: Path) -> None:
 
 def _format_option(command: F) -> F:
     return click.option(
-        "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Output format. Values print as DuckDB writes them. table and markdown show control characters "
+        "escaped (\\n, \\x1b); csv, json and jsonl keep every character. json and jsonl write NaN and "
+        'infinities as the strings "NaN", "Infinity" and "-Infinity", and suffix a repeated column name as '
+        "DuckDB's COPY does (a, a_1).",
     )(command)
+
+
+def _print_rows(table: pa.Table, fmt: str) -> None:
+    # color=True: off a terminal click would strip ANSI sequences, changing the data. Formats for people
+    # escape control characters (formats.py), so no value can drive the terminal.
+    click.echo(render(table, fmt), nl=False, color=True)
 
 
 @cli.command(name="jobs")
@@ -313,7 +327,7 @@ def jobs_command(ctx: click.Context, db: Path, limit: int, fmt: str) -> None:
             "created": [j.created_at.strftime("%Y-%m-%d %H:%M") for j in jobs],
         }
     )
-    click.echo(render(table, fmt), nl=False)
+    _print_rows(table, fmt)
 
 
 @cli.command(name="search")
@@ -322,7 +336,9 @@ def jobs_command(ctx: click.Context, db: Path, limit: int, fmt: str) -> None:
 @click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="How many rows to return.")
 @click.option("--show", metavar="SQL", help="A query whose columns to show beside each hit (keys added if missing).")
 @click.option("--columns", multiple=True, metavar="COLUMN", help="Columns of the source table to show instead.")
-@click.option("--where", metavar="SQL", help="A condition on the shown columns, applied before ranking.")
+@click.option(
+    "--where", metavar="SQL", help="A condition on the returned columns (score included), applied before ranking."
+)
 @click.option("--model", metavar="NAME", help="Check that the table holds this model's vectors.")
 @_db_option
 @_format_option
@@ -341,7 +357,10 @@ def search_command(
 ) -> None:
     """Find the rows of TABLE whose text is nearest to TEXT (cosine similarity).
 
-    TEXT is embedded with the table's own model (and cached like any text).
+    TEXT is embedded with the table's own model (and cached like any text). Each hit shows its key,
+    the --show or --columns columns, and score, the similarity. When one of those columns is already
+    called score (in any letter case), the similarity is score_1 (or score_2, ...), as DuckDB names a
+    repeated column; --where uses the same names.
 
     \b
     Example:
@@ -350,7 +369,7 @@ def search_command(
     """
     settings = _settings(ctx, db=db, model=model)
     hits = search(text, table=table_name, k=k, show=show, columns=_split(columns), where=where, settings=settings)
-    click.echo(render(hits, fmt), nl=False)
+    _print_rows(hits, fmt)
 
 
 @cli.command(name="sql", cls=_QueryCommand)
@@ -362,13 +381,16 @@ def search_command(
 def sql_command(ctx: click.Context, query: str, model: str | None, db: Path, fmt: str) -> None:
     """Run QUERY with embed(text) available, and print its rows.
 
+    Every value is printed as DuckDB writes it (its CAST to VARCHAR); json and jsonl keep numbers as
+    numbers, with DuckDB's digits.
+
     \b
     Example:
         embedsql sql "select m.title from movies m join movies_embeddings e using (movieId)
                       order by array_cosine_similarity(e.embedding, embed('space adventure')) desc limit 5"
     """
     rows = run_sql(query, settings=_settings(ctx, db=db, model=model))
-    click.echo(render(rows, fmt), nl=False)
+    _print_rows(rows, fmt)
 
 
 @cli.command(name="status", short_help="Show where a job stands.")

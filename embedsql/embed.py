@@ -29,6 +29,7 @@ from .models import ModelChoice, choose_model, recorded_choice
 from .source import blank
 from .target import TargetName, TargetRecord, target_models, written_target
 from .tokens import truncate
+from .values import to_arrow
 
 __all__ = [
     "Embedder",
@@ -189,6 +190,10 @@ def sql(query: str, *, settings: Settings | None = None, **overrides: Any) -> pa
 
     With a dbt project, ``{{ ref() }}`` and ``{{ source() }}`` are resolved first. A statement
     that returns no rows gives an empty table. ``overrides`` are settings (``db=``, ``model=``, ...).
+    Columns keep their names and order, repeated names included. Every value is DuckDB's: a column
+    of a type that Arrow would change (BIT, BIGNUM, TIME WITH TIME ZONE, UHUGEINT, also inside a
+    list, struct, map or union) holds DuckDB's text of each value. The field metadata of such a
+    column, and of a HUGEINT or JSON one, names the DuckDB type (``embedsql.values.DUCKDB_TYPE``).
     """
     settings = settings if settings is not None else load_settings(overrides)
     query, relations = resolve_query(query, settings.dbt_project, db=settings.db)
@@ -197,7 +202,7 @@ def sql(query: str, *, settings: Settings | None = None, **overrides: Any) -> pa
         check_built(con, relations)
         try:
             relation = con.sql(query)  # None for a statement that returns no rows
-            return relation.to_arrow_table() if relation is not None else pa.table({})
+            return to_arrow(relation) if relation is not None else pa.table({})
         except duckdb.Error as e:
             raise QueryError(f"{duck_message(e)} Check the SQL of the query.") from e
     finally:

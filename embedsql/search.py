@@ -21,6 +21,7 @@ from .errors import ConfigError, QueryError
 from .readonly import ReadOnlySql, read_only
 from .source import blank
 from .target import parse_target, written_target
+from .values import restored, to_arrow
 
 __all__ = ["search"]
 
@@ -40,9 +41,12 @@ def search(
     """The ``k`` rows of ``table`` nearest to ``text``: their key, the ``show`` query's columns (or
     ``columns`` of the source table) and ``score``, best first; equal scores in key order.
 
-    ``where`` is SQL over those columns, applied before ranking. Rows whose score is not a number
-    (a zero vector has no direction) are never returned. Pass ``con`` (from ``embedsql.connect``)
-    to search repeatedly without opening the database, and reading the table, each time.
+    The similarity column is ``score``, or ``score_1`` (``score_2``, ...) when a key or shown column
+    is already called ``score`` in any letter case, as DuckDB names a repeated column. ``where`` is
+    SQL over the returned columns, under those names, applied before ranking. Rows whose score is not
+    a number (a zero vector has no direction) are never returned. Pass ``con`` (from
+    ``embedsql.connect``) to search repeatedly without opening the database, and reading the table,
+    each time. Values are DuckDB's, as ``embedsql.sql`` returns them.
     """
     if blank(text):
         raise ConfigError("the search text is empty; pass the words to search for.")
@@ -78,6 +82,13 @@ def _search(
     choice = table_model(target, recorded, settings)
     keys = list(recorded.key_columns)
     source = _shown(con, target.sql, keys, show, columns)  # checked before anything is embedded
+    # The similarity column takes the first name none of the user's columns has, as DuckDB names a
+    # repeated column; every name below is the user's or this one, so none can stand for another.
+    try:
+        shown = [name for name, _ in describe(con, f"SELECT * FROM (\n{source}\n) AS s")] if source else []
+    except duckdb.Error as e:  # --columns naming a column the table lacks
+        raise QueryError(f"the search failed: {duck_message(e)} Check --where, --show and --columns.") from e
+    score = quote(_similarity_name([*keys, *shown]))
     embedder = Embedder(con, choice, settings)
     try:
         vector = embedder.vectors([text])[0]
@@ -85,42 +96,56 @@ def _search(
         embedder.close()
     key_list = ", ".join(quote(c) for c in keys)
     scored = (
-        f"SELECT {key_list}, array_cosine_similarity(embedding, $vector::FLOAT[{choice.dimensions}]) AS score "
+        f"SELECT {key_list}, array_cosine_similarity(embedding, $vector::FLOAT[{choice.dimensions}]) AS {score} "
         f"FROM {target.sql}"
     )
-    order = f"ORDER BY score DESC, {key_list} LIMIT {int(k)}"
+    order = f"ORDER BY {score} DESC, {key_list} LIMIT {int(k)}"
     params = {"vector": np.asarray(vector, np.float32).tolist()}
-    valid = "score IS NOT NULL AND NOT isnan(score)"
+    valid = f"{score} IS NOT NULL AND NOT isnan({score})"
+    r_keys, h_keys = (", ".join(f"{alias}.{quote(c)}" for c in keys) for alias in ("r", "h"))
     try:
         if where:
-            relation = f"SELECT * FROM ({source or scored}) AS s" + (
-                f" JOIN ({scored}) AS r USING ({key_list})" if source else ""
+            relation = scored
+            if source:
+                relation = (
+                    f"SELECT {r_keys}, s.* EXCLUDE ({key_list}), r.{score} "
+                    f"FROM ({scored}) AS r JOIN (\n{source}\n) AS s USING ({key_list})"
+                )
+            return to_arrow(
+                con.sql(f"SELECT * FROM ({relation}) WHERE {valid} AND (\n{where}\n) {order}", params=params)
             )
-            return con.sql(
-                f"SELECT * FROM ({relation}) WHERE {valid} AND (\n{where}\n) {order}", params=params
-            ).to_arrow_table()
         # Rank first, then join the few hits to the shown columns. NaN and NULL scores are rare (a zero
         # or NULL vector), and filtering every row for them costs more than the ranking: check the hits.
-        hits = con.sql(f"{scored} {order}", params=params).to_arrow_table()
-        scores = hits["score"].to_numpy(zero_copy_only=False)
-        if hits.num_rows and (np.isnan(scores.astype(np.float64)).any() or hits["score"].null_count):
-            hits = con.sql(f"SELECT * FROM ({scored}) WHERE {valid} {order}", params=params).to_arrow_table()
+        hits = to_arrow(con.sql(f"{scored} {order}", params=params))
+        scores = hits.column(len(keys))
+        if hits.num_rows and (
+            np.isnan(scores.to_numpy(zero_copy_only=False).astype(np.float64)).any() or scores.null_count
+        ):
+            hits = to_arrow(con.sql(f"SELECT * FROM ({scored}) WHERE {valid} {order}", params=params))
         if source is None:
             return hits
-        hit_keys = ", ".join("h." + quote(c) for c in keys)
         # A name no query of the user's reads: the --show query runs while it is registered.
         hits_view = f"_embedsql_hits_{secrets.token_hex(8)}"
         con.register(hits_view, hits)
         try:
-            return con.sql(
-                f"SELECT {hit_keys}, s.* EXCLUDE ({key_list}), h.score "
-                f"FROM {hits_view} AS h LEFT JOIN (\n{source}\n) AS s USING ({key_list}) "
-                f"ORDER BY h.score DESC, {hit_keys}"
-            ).to_arrow_table()
+            return to_arrow(
+                con.sql(
+                    f"SELECT {h_keys}, s.* EXCLUDE ({key_list}), h.{score} "
+                    f"FROM ({restored(hits_view, hits.schema)}) AS h LEFT JOIN (\n{source}\n) AS s USING ({key_list}) "
+                    f"ORDER BY h.{score} DESC, {h_keys}"
+                )
+            )
         finally:
             con.unregister(hits_view)
     except duckdb.Error as e:
         raise QueryError(f"the search failed: {duck_message(e)} Check --where, --show and --columns.") from e
+
+
+def _similarity_name(columns: Sequence[str]) -> str:
+    """``score``, or the first of ``score_1``, ``score_2``... that none of ``columns`` is called (in any
+    letter case, as DuckDB compares names)."""
+    taken = {c.lower() for c in columns}
+    return next(name for n in range(len(taken) + 1) if (name := f"score_{n}" if n else "score") not in taken)
 
 
 def _shown(

@@ -329,7 +329,7 @@ def test_an_upsert_into_a_new_table_reads_like_a_replace(tmp_path: Path) -> None
     assert fetch(tmp_path / "d.duckdb", "SELECT count(*) FROM fresh") == [(30,)]
 
 
-# NaN and infinities printed as such in every format
+# NaN and infinities printed as such in every format (in JSON, which has no number for them, as strings)
 
 
 SPECIAL = "select 'nan'::double as a, 'inf'::float as b, '-inf'::double as c, null::double as d, ['nan'::double] as e"
@@ -338,11 +338,11 @@ SPECIAL = "select 'nan'::double as a, 'inf'::float as b, '-inf'::double as c, nu
 @pytest.mark.parametrize(
     ("fmt", "expected"),
     [
-        ("csv", "a,b,c,d,e\nnan,inf,-inf,,[NaN]\n"),
-        ("json", '[{"a": NaN, "b": Infinity, "c": -Infinity, "d": null, "e": [NaN]}]\n'),
-        ("jsonl", '{"a": NaN, "b": Infinity, "c": -Infinity, "d": null, "e": [NaN]}\n'),
-        ("table", "  a    b     c     d  e\n---  ---  ----  ----  -----\nnan  inf  -inf  NULL  [NaN]\n"),
-        ("markdown", "| a | b | c | d | e |\n|---|---|---|---|---|\n| nan | inf | -inf | NULL | [NaN] |\n"),
+        ("csv", "a,b,c,d,e\nnan,inf,-inf,,[nan]\n"),
+        ("json", '[{"a": "NaN", "b": "Infinity", "c": "-Infinity", "d": null, "e": ["NaN"]}]\n'),
+        ("jsonl", '{"a": "NaN", "b": "Infinity", "c": "-Infinity", "d": null, "e": ["NaN"]}\n'),
+        ("table", "  a    b     c     d  e\n---  ---  ----  ----  -----\nnan  inf  -inf  NULL  [nan]\n"),
+        ("markdown", "| a | b | c | d | e |\n|---|---|---|---|---|\n| nan | inf | -inf | NULL | [nan] |\n"),
     ],
 )
 def test_nan_and_infinities_are_printed_as_such(tmp_path: Path, fmt: str, expected: str) -> None:

@@ -208,9 +208,9 @@ ROWS = pa.table(
         (
             "table",
             "id  name                      score  vec\n"
-            "--  ------------------------  -----  ---------------------------\n"
+            "--  ------------------------  -----  -----------------------------\n"
             " 1  plain                       0.5  [1.0, 2.0]\n"
-            '22  with, comma "and" | pipe   NULL  [0.25, -1.5, 3, … 4 values]\n',
+            '22  with, comma "and" | pipe   NULL  [0.25, -1.5, 3.0, … 4 values]\n',
         ),
         (
             "csv",
@@ -229,7 +229,7 @@ ROWS = pa.table(
         (
             "markdown",
             "| id | name | score | vec |\n|---|---|---|---|\n| 1 | plain | 0.5 | [1.0, 2.0] |\n"
-            '| 22 | with, comma "and" \\| pipe | NULL | [0.25, -1.5, 3, … 4 values] |\n',
+            '| 22 | with, comma "and" \\| pipe | NULL | [0.25, -1.5, 3.0, … 4 values] |\n',
         ),
     ],
 )
