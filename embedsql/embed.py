@@ -48,13 +48,18 @@ def text_hash(text: str) -> str:
 
 
 class Embedder:
-    """Texts to vectors of one model and size, through the database's cache."""
+    """Texts to vectors of one model and size, through the database's cache.
+
+    A database without a ledger (no ``embedsql run`` yet) has no cache, and gets none: ``embed()``
+    there keeps its vectors in memory only, so that a query never creates embedsql's tables.
+    """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, choice: ModelChoice, settings: Settings) -> None:
         self.con = con
         self.choice = choice
         self.settings = settings
         self.memo: dict[str, np.ndarray] = {}
+        self.cached = ledger.has_ledger(con)
         # dbt runs models in threads, each on its own cursor of one connection: one fill at a time.
         self._lock = threading.Lock()
         # Built on first need: texts found in the cache need neither the model nor an API key.
@@ -83,6 +88,9 @@ class Embedder:
         return pa.FixedSizeListArray.from_arrays(flat, self.choice.dimensions, mask=pa.array(mask))
 
     def _fill(self, missing: dict[str, str]) -> None:
+        if not self.cached:
+            self._compute_missing(missing)
+            return
         # A cursor is a second connection to the same database: it may read and write the cache
         # while the query that called embed() is still running on the first.
         cursor = self.con.cursor()
@@ -98,16 +106,24 @@ class Embedder:
                 flat = found["embedding"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
                 for h, vector in zip(known, flat.reshape(len(known), -1), strict=True):
                     self.memo[h] = vector
-            todo = [h for h in missing if h not in self.memo]
-            if todo:
-                if self._compute is None:
-                    self._compute, self._api = _computer(self.choice, self.settings)
-                vectors = self._compute([missing[h] for h in todo])
-                store_vectors(cursor, table, pa.array(todo, pa.string()), vectors)
-                for h, vector in zip(todo, vectors, strict=True):
-                    self.memo[h] = vector
+            computed = self._compute_missing(missing)
+            if computed:
+                store_vectors(
+                    cursor, table, pa.array(computed, pa.string()), np.stack([self.memo[h] for h in computed])
+                )
         finally:
             cursor.close()
+
+    def _compute_missing(self, missing: dict[str, str]) -> list[str]:
+        """Embed the texts of ``missing`` that memory does not hold yet; returns their hashes."""
+        todo = [h for h in missing if h not in self.memo]
+        if todo:
+            if self._compute is None:
+                self._compute, self._api = _computer(self.choice, self.settings)
+            vectors = self._compute([missing[h] for h in todo])
+            for h, vector in zip(todo, vectors, strict=True):
+                self.memo[h] = vector
+        return todo
 
     def close(self) -> None:
         """Close the API client, if one was opened."""
@@ -191,18 +207,19 @@ def sql(query: str, *, settings: Settings | None = None, **overrides: Any) -> pa
     that returns no rows gives an empty table. ``overrides`` are settings (``db=``, ``model=``, ...).
     """
     settings = settings if settings is not None else load_settings(overrides)
-    query, relations = resolve_query(query, settings.dbt_project, db=settings.db)
-    con, embedder = open_with_embed(settings=settings)
-    try:
-        check_built(con, relations)
+    with ledger.explained(settings.db):
+        query, relations = resolve_query(query, settings.dbt_project, db=settings.db)
+        con, embedder = open_with_embed(settings=settings)
         try:
-            relation = con.sql(query)  # None for a statement that returns no rows
-            return relation.to_arrow_table() if relation is not None else pa.table({})
-        except duckdb.Error as e:
-            raise QueryError(f"{duck_message(e)} Check the SQL of the query.") from e
-    finally:
-        con.close()
-        embedder.close()
+            check_built(con, relations)
+            try:
+                relation = con.sql(query)  # None for a statement that returns no rows
+                return relation.to_arrow_table() if relation is not None else pa.table({})
+            except duckdb.Error as e:
+                raise QueryError(f"{duck_message(e)} Check the SQL of the query.") from e
+        finally:
+            con.close()
+            embedder.close()
 
 
 def open_with_embed(
@@ -210,11 +227,13 @@ def open_with_embed(
 ) -> tuple[duckdb.DuckDBPyConnection, Embedder]:
     """``connect``, also returning the ``Embedder`` behind ``embed()`` (close both when done)."""
     settings = settings if settings is not None else load_settings({"db": db, "model": model, **overrides})
-    con = ledger.connect(settings.db, wait=settings.lock_wait)
-    try:
-        embedder = Embedder(con, query_model(con, settings), settings)
-        register(con, embedder)
-    except BaseException:
-        con.close()
-        raise
+    with ledger.explained(settings.db):
+        # The user's SQL may write, and embed() writes the cache where there is one; neither starts a ledger.
+        con = ledger.connect(settings.db, wait=settings.lock_wait, create_ledger=False)
+        try:
+            embedder = Embedder(con, query_model(con, settings), settings)
+            register(con, embedder)
+        except BaseException:
+            con.close()
+            raise
     return con, embedder

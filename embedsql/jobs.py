@@ -222,18 +222,21 @@ class JobStatus:
 def list_jobs(db: Path, *, limit: int = 20) -> list[JobSummary]:
     """The newest ``limit`` jobs of the database, newest first (none in a database without a ledger,
     which this leaves as it is: it only reads)."""
-    con = ledger.connect(db, read_only=True)
-    try:
-        if not ledger.has_ledger(con):
-            return []
-        ids = [
-            r[0]
-            for r in con.execute("SELECT job_id FROM embedsql.jobs ORDER BY job_id DESC LIMIT ?", [limit]).fetchall()
-        ]
-        jobs = [ledger.get_job(con, job_id) for job_id in ids]
-        shards = [ledger.job_shards(con, job_id) for job_id in ids]
-    finally:
-        con.close()
+    with ledger.explained(db):
+        con = ledger.connect(db, read_only=True)
+        try:
+            if not ledger.has_ledger(con):
+                return []
+            ids = [
+                r[0]
+                for r in con.execute(
+                    "SELECT job_id FROM embedsql.jobs ORDER BY job_id DESC LIMIT ?", [limit]
+                ).fetchall()
+            ]
+            jobs = [ledger.get_job(con, job_id) for job_id in ids]
+            shards = [ledger.job_shards(con, job_id) for job_id in ids]
+        finally:
+            con.close()
     return [
         JobSummary(
             job.job_id,
@@ -250,6 +253,11 @@ def list_jobs(db: Path, *, limit: int = 20) -> list[JobSummary]:
 
 def job_status(db: Path, job_id: str | None = None) -> JobStatus:
     """The status of ``job_id``, or of the newest job when None (it only reads the database)."""
+    with ledger.explained(db):
+        return _job_status(db, job_id)
+
+
+def _job_status(db: Path, job_id: str | None) -> JobStatus:
     con = ledger.connect(db, read_only=True)
     try:
         if not ledger.has_ledger(con):

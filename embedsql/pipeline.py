@@ -148,57 +148,58 @@ def run(
         raise ConfigError(f"--mode {mode!r} is not a mode; use one of: {', '.join(MODES)}.")
     wanted = parse_target(into) if into is not None else None  # a blank --into is refused, not defaulted
     settings = settings if settings is not None else load_settings(overrides)
-    sql, relations = resolve_query(sql, settings.dbt_project, db=settings.db)
-    choice = choose_model(settings)
-    on_event(Notice(f"Model: {choice.model.name} ({choice.dimensions}-d): {choice.reason}."))
-    name = runner_name(choice, settings)
-    if choice.dimensions == 0:
-        choice = discover_dimensions(choice, settings)
-        on_event(Notice(f"Model {choice.model.name} answers with {choice.dimensions}-d vectors."))
-    # Made before anything is planned, so that a missing key stops the job before it starts.
-    runner = None if dry_run else create_runner(choice, settings, name, wait=wait, sleep=sleep, clock=clock)
-    job: ledger.Job | None = None
-    try:
-        if build_example_warehouse(settings.db):
-            on_event(Notice(f"Built the example warehouse {settings.db} from sql/warehouse.sql."))
-        con = ledger.connect(
-            settings.db, wait=settings.lock_wait, memory_limit=settings.memory_limit, on_wait=_saying(on_event)
-        )
+    with ledger.explained(settings.db):
+        sql, relations = resolve_query(sql, settings.dbt_project, db=settings.db)
+        choice = choose_model(settings)
+        on_event(Notice(f"Model: {choice.model.name} ({choice.dimensions}-d): {choice.reason}."))
+        name = runner_name(choice, settings)
+        if choice.dimensions == 0:
+            choice = discover_dimensions(choice, settings)
+            on_event(Notice(f"Model {choice.model.name} answers with {choice.dimensions}-d vectors."))
+        # Made before anything is planned, so that a missing key stops the job before it starts.
+        runner = None if dry_run else create_runner(choice, settings, name, wait=wait, sleep=sleep, clock=clock)
+        job: ledger.Job | None = None
         try:
-            check_built(con, relations)
-            query = inspect_query(con, sql, key=key, text=text)
-            target = check_target(
-                con,
-                wanted or default_target(con, query),
-                model=choice.model.name,
-                dimensions=choice.dimensions,
-                query=query,
+            if build_example_warehouse(settings.db):
+                on_event(Notice(f"Built the example warehouse {settings.db} from sql/warehouse.sql."))
+            con = ledger.connect(
+                settings.db, wait=settings.lock_wait, memory_limit=settings.memory_limit, on_wait=_saying(on_event)
             )
-            spec = JobSpec(query, choice, name, target, mode)
-            if dry_run:
-                return _dry_run(con, spec, settings, on_event, started)
-            job = ledger.find_pending_job(con, spec.fingerprint)
-            if job is not None:
-                on_event(Notice(f"Continuing unfinished job {job.job_id} for the same work."))
-            else:
-                with _planning_progress(con, on_event), ledger.transaction(con):
-                    job = plan_job(con, spec, settings, on_event=on_event)
-        finally:
-            con.close()
-    except BaseException as e:
-        if runner is not None:
-            runner.close()
-        if not ledger.interrupted(e):
-            raise
-        if job is not None:  # an unfinished job found, or the plan committed just now
-            raise _detached(job) from None
-        # Nothing of the plan was committed: its shard files go with the next run's orphans.
-        raise KeyboardInterrupt(
-            "Interrupted before the job was recorded: nothing was written to the database and nothing was "
-            "sent. Run the command again to start it."
-        ) from None
-    assert runner is not None
-    return _execute(job, settings, runner, on_event, started)
+            try:
+                check_built(con, relations)
+                query = inspect_query(con, sql, key=key, text=text)
+                target = check_target(
+                    con,
+                    wanted or default_target(con, query),
+                    model=choice.model.name,
+                    dimensions=choice.dimensions,
+                    query=query,
+                )
+                spec = JobSpec(query, choice, name, target, mode)
+                if dry_run:
+                    return _dry_run(con, spec, settings, on_event, started)
+                job = ledger.find_pending_job(con, spec.fingerprint)
+                if job is not None:
+                    on_event(Notice(f"Continuing unfinished job {job.job_id} for the same work."))
+                else:
+                    with _planning_progress(con, on_event), ledger.transaction(con):
+                        job = plan_job(con, spec, settings, on_event=on_event)
+            finally:
+                con.close()
+        except BaseException as e:
+            if runner is not None:
+                runner.close()
+            if not ledger.interrupted(e):
+                raise
+            if job is not None:  # an unfinished job found, or the plan committed just now
+                raise _detached(job) from None
+            # Nothing of the plan was committed: its shard files go with the next run's orphans.
+            raise KeyboardInterrupt(
+                "Interrupted before the job was recorded: nothing was written to the database and nothing was "
+                "sent. Run the command again to start it."
+            ) from None
+        assert runner is not None
+        return _execute(job, settings, runner, on_event, started)
 
 
 @_explain_out_of_memory
@@ -215,11 +216,12 @@ def resume(
     """Continue job ``job_id`` from where the ledger says it stopped (the other parameters as ``run``'s)."""
     started = time.monotonic()
     settings = settings if settings is not None else load_settings(overrides)
-    job = _open_job(settings, job_id, doing="resume")
-    choice = recorded_choice(job.model, job.dimensions)
-    runner = create_runner(choice, settings, job.runner, wait=wait, sleep=sleep, clock=clock)
-    on_event(Notice(f"Resuming job {job_id} ({job.model}, {job.dimensions}-d) into {parse_target(job.target)}."))
-    return _execute(job, settings, runner, on_event, started)
+    with ledger.explained(settings.db):
+        job = _open_job(settings, job_id, doing="resume")
+        choice = recorded_choice(job.model, job.dimensions)
+        runner = create_runner(choice, settings, job.runner, wait=wait, sleep=sleep, clock=clock)
+        on_event(Notice(f"Resuming job {job_id} ({job.model}, {job.dimensions}-d) into {parse_target(job.target)}."))
+        return _execute(job, settings, runner, on_event, started)
 
 
 def cancel(
@@ -235,18 +237,19 @@ def cancel(
     goes into the cache, nothing more is sent, and the target is left as it was."""
     started = time.monotonic()
     settings = settings if settings is not None else load_settings(overrides)
-    job = _open_job(settings, job_id, doing="cancel")
-    store = JobStore(settings.db, job, max_attempts=0, lock_wait=settings.lock_wait)
-    with store.running():
-        if job.runner == "batch":
-            _cancel_batches(store, settings, on_event, sleep=sleep, clock=clock)
-        con = ledger.connect(settings.db, wait=settings.lock_wait)
-        try:
-            with ledger.transaction(con):
-                ledger.set_job_status(con, job.job_id, "cancelled")
-            return job_result(con, job, status="cancelled", db=settings.db, started=started)
-        finally:
-            con.close()
+    with ledger.explained(settings.db):
+        job = _open_job(settings, job_id, doing="cancel")
+        store = JobStore(settings.db, job, max_attempts=0, lock_wait=settings.lock_wait)
+        with store.running():
+            if job.runner == "batch":
+                _cancel_batches(store, settings, on_event, sleep=sleep, clock=clock)
+            con = ledger.connect(settings.db, wait=settings.lock_wait)
+            try:
+                with ledger.transaction(con):
+                    ledger.set_job_status(con, job.job_id, "cancelled")
+                return job_result(con, job, status="cancelled", db=settings.db, started=started)
+            finally:
+                con.close()
 
 
 def _cancel_batches(

@@ -53,13 +53,15 @@ def search(
     if show is not None:
         show, relations = resolve_query(show, settings.dbt_project, db=settings.db)
     own = con is None
-    con = ledger.connect(settings.db, wait=settings.lock_wait) if con is None else con
-    try:
-        check_built(con, relations)
-        return _search(con, text, table, k, show, columns, where, settings)
-    finally:
-        if own:
-            con.close()
+    with ledger.explained(settings.db):
+        # It writes the cache where there is one, but never starts a ledger (a table it can search has one).
+        con = ledger.connect(settings.db, wait=settings.lock_wait, create_ledger=False) if con is None else con
+        try:
+            check_built(con, relations)
+            return _search(con, text, table, k, show, columns, where, settings)
+        finally:
+            if own:
+                con.close()
 
 
 def _search(
