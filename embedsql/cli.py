@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO, Any, TextIO, TypeVar
 
 import click
@@ -109,11 +108,9 @@ def _setting_help(name: str, detail: str = "") -> str:
 def _db_option(command: F) -> F:
     """--db, and the dbt project that can name it instead (every command that opens the database)."""
     command = _setting_option("dbt_target", metavar="NAME", expose_value=False, callback=_remember)(command)
-    command = _setting_option(
-        "dbt_project", type=click.Path(path_type=Path, file_okay=False), expose_value=False, callback=_remember
-    )(command)
-    # A default keeps `db` a Path for the commands; only a typed --db overrides the settings (_settings).
-    return _setting_option("db", type=click.Path(path_type=Path), default=SETTINGS["db"].default)(command)
+    # Paths stay text here: load_settings turns them into paths, as it does those of every other source.
+    command = _setting_option("dbt_project", metavar="DIRECTORY", expose_value=False, callback=_remember)(command)
+    return _setting_option("db", metavar="PATH")(command)
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
@@ -129,7 +126,7 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
         for name, value in flags.items()
         if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
     }
-    return load_settings({**ctx.meta.get("embedsql.settings", {}), **typed})
+    return load_settings({**ctx.meta.get("embedsql.settings", {}), **typed}, flags=True)
 
 
 @cli.command(name="run", cls=_QueryCommand)
@@ -186,7 +183,7 @@ def run_command(
     on_long: str | None,
     max_attempts: int | None,
     max_enqueued_tokens: int | None,
-    db: Path,
+    db: str | None,
     keep_files: bool,
     dry_run: bool,
     no_wait: bool,
@@ -243,7 +240,7 @@ def run_command(
 @_db_option
 @click.option("--no-wait", is_flag=True, help="Submit what is left and return instead of waiting.")
 @click.pass_context
-def resume_command(ctx: click.Context, job_id: str, db: Path, no_wait: bool) -> None:
+def resume_command(ctx: click.Context, job_id: str, db: str | None, no_wait: bool) -> None:
     """Continue an unfinished job from where it stopped.
 
     \b
@@ -263,7 +260,7 @@ def resume_command(ctx: click.Context, job_id: str, db: Path, no_wait: bool) -> 
 @click.argument("job_id")
 @_db_option
 @click.pass_context
-def cancel_command(ctx: click.Context, job_id: str, db: Path) -> None:
+def cancel_command(ctx: click.Context, job_id: str, db: str | None) -> None:
     """Cancel a job: stop its batches, keep what they finished, send nothing more.
 
     Texts the batches finished before the cancel (which OpenAI bills) go into the cache, so a
@@ -293,7 +290,7 @@ def _format_option(command: F) -> F:
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Jobs to list.")
 @_format_option
 @click.pass_context
-def jobs_command(ctx: click.Context, db: Path, limit: int, fmt: str) -> None:
+def jobs_command(ctx: click.Context, db: str | None, limit: int, fmt: str) -> None:
     """List recent jobs, newest first, one row each.
 
     \b
@@ -336,7 +333,7 @@ def search_command(
     columns: tuple[str, ...],
     where: str | None,
     model: str | None,
-    db: Path,
+    db: str | None,
     fmt: str,
 ) -> None:
     """Find the rows of TABLE whose text is nearest to TEXT (cosine similarity).
@@ -359,7 +356,7 @@ def search_command(
 @_db_option
 @_format_option
 @click.pass_context
-def sql_command(ctx: click.Context, query: str, model: str | None, db: Path, fmt: str) -> None:
+def sql_command(ctx: click.Context, query: str, model: str | None, db: str | None, fmt: str) -> None:
     """Run QUERY with embed(text) available, and print its rows.
 
     \b
@@ -375,7 +372,7 @@ def sql_command(ctx: click.Context, query: str, model: str | None, db: Path, fmt
 @click.argument("job_id", required=False)
 @_db_option
 @click.pass_context
-def status_command(ctx: click.Context, job_id: str | None, db: Path) -> None:
+def status_command(ctx: click.Context, job_id: str | None, db: str | None) -> None:
     """Show where a job stands (the newest one when JOB_ID is left out).
 
     \b

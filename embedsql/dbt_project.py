@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import user_path
 from .errors import ConfigError, QueryError
 
 __all__ = ["Relation", "check_built", "profile_database", "render_query", "resolve_query", "uses_jinja"]
@@ -112,7 +113,7 @@ def profile_database(
             f"{where} keeps its database at {raw!r}, which another process cannot open. Give the target a "
             "`path:` to a DuckDB file, or pass --db."
         )
-    db = Path(raw).expanduser()
+    db = user_path(raw, f"the path of {where} in {path}")
     return (db if db.is_absolute() else cwd / db), where
 
 
@@ -226,11 +227,11 @@ def _project_file(project_dir: Path) -> dict[str, Any]:
 
 def _profiles_file(project_dir: Path, *, environ: Mapping[str, str], cwd: Path) -> tuple[Path, dict[str, Any]]:
     """profiles.yml where dbt looks for it: DBT_PROFILES_DIR, the project, the current folder, ~/.dbt."""
-    folders = [Path(environ["DBT_PROFILES_DIR"])] if environ.get("DBT_PROFILES_DIR") else []
+    folders = [user_path(environ["DBT_PROFILES_DIR"], "DBT_PROFILES_DIR")] if environ.get("DBT_PROFILES_DIR") else []
     home = environ.get("HOME")
     folders += [project_dir, cwd] + ([Path(home) / ".dbt"] if home else [])
     for folder in folders:
-        path = folder.expanduser() / "profiles.yml"
+        path = folder / "profiles.yml"
         if path.is_file():
             data = _yaml(path)
             if not isinstance(data, dict):
@@ -238,7 +239,7 @@ def _profiles_file(project_dir: Path, *, environ: Mapping[str, str], cwd: Path) 
             return path, data
     unique: dict[Path, Path] = {}
     for folder in folders:
-        unique.setdefault(folder.expanduser().resolve(), folder)
+        unique.setdefault(folder.resolve(), folder)
     searched = ", ".join(str(f) for f in unique.values())
     raise ConfigError(
         f"no profiles.yml for dbt project {str(project_dir)!r} (looked in {searched}). "

@@ -19,9 +19,9 @@ import duckdb.func
 import numpy as np
 import pyarrow as pa
 
-from . import ledger
+from . import arguments, ledger
 from .cache import ensure_cache, store_vectors
-from .config import Settings, load_settings
+from .config import Settings
 from .dbt_project import check_built, resolve_query
 from .duck import duck_message
 from .errors import ConfigError, QueryError
@@ -206,7 +206,8 @@ def sql(query: str, *, settings: Settings | None = None, **overrides: Any) -> pa
     With a dbt project, ``{{ ref() }}`` and ``{{ source() }}`` are resolved first. A statement
     that returns no rows gives an empty table. ``overrides`` are settings (``db=``, ``model=``, ...).
     """
-    settings = settings if settings is not None else load_settings(overrides)
+    query = arguments.text("query", query)
+    settings = arguments.call_settings(settings, overrides, function=sql)
     with ledger.explained(settings.db):
         query, relations = resolve_query(query, settings.dbt_project, db=settings.db)
         con, embedder = open_with_embed(settings=settings)
@@ -226,7 +227,7 @@ def open_with_embed(
     db: str | Path | None = None, *, model: str | None = None, settings: Settings | None = None, **overrides: Any
 ) -> tuple[duckdb.DuckDBPyConnection, Embedder]:
     """``connect``, also returning the ``Embedder`` behind ``embed()`` (close both when done)."""
-    settings = settings if settings is not None else load_settings({"db": db, "model": model, **overrides})
+    settings = arguments.call_settings(settings, {"db": db, "model": model, **overrides}, function=connect)
     with ledger.explained(settings.db):
         # The user's SQL may write, and embed() writes the cache where there is one; neither starts a ledger.
         con = ledger.connect(settings.db, wait=settings.lock_wait, create_ledger=False)

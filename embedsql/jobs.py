@@ -6,6 +6,7 @@ status``, the batch runner's progress line) is summed by ``ShardTotals``, so the
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from . import ledger
+from . import arguments, ledger
 from .config import Settings
 from .duck import quote
 from .errors import JobError
@@ -219,9 +220,10 @@ class JobStatus:
     top_errors: list[tuple[str | None, str | None, int]]
 
 
-def list_jobs(db: Path, *, limit: int = 20) -> list[JobSummary]:
+def list_jobs(db: str | os.PathLike[str], *, limit: int = 20) -> list[JobSummary]:
     """The newest ``limit`` jobs of the database, newest first (none in a database without a ledger,
     which this leaves as it is: it only reads)."""
+    db, limit = arguments.path("db", db), arguments.whole("limit", limit, least=1)
     with ledger.explained(db):
         con = ledger.connect(db, read_only=True)
         try:
@@ -251,8 +253,9 @@ def list_jobs(db: Path, *, limit: int = 20) -> list[JobSummary]:
     ]
 
 
-def job_status(db: Path, job_id: str | None = None) -> JobStatus:
+def job_status(db: str | os.PathLike[str], job_id: str | None = None) -> JobStatus:
     """The status of ``job_id``, or of the newest job when None (it only reads the database)."""
+    db, job_id = arguments.path("db", db), arguments.optional_text("job_id", job_id)
     with ledger.explained(db):
         return _job_status(db, job_id)
 

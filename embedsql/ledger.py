@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 
 from .duck import damaged_file, duck_message, lock_conflict, missing_extension
-from .errors import DatabaseError, EmbedsqlError, JobError, QueryError, StorageError
+from .errors import DatabaseError, EmbedsqlError, JobError, QueryError, StorageError, os_error_fix
 from .warehouse import missing_database_message
 
 __all__ = [
@@ -259,20 +259,20 @@ _DUCKDB_MAGIC = b"DUCK"
 def _check_database_file(path: Path) -> None:
     """Refuse a ``path`` that is missing or is not a DuckDB database, before DuckDB opens it: DuckDB
     opens a CSV or SQLite file as a passing in-memory database, where a job's writes would vanish."""
-    if not path.exists():
-        raise DatabaseError(missing_database_message(path))
-    if path.is_dir():
-        raise DatabaseError(
-            f"--db {str(path)!r} is a folder, not a DuckDB database. Pass --db / EMBEDSQL_DB the database file "
-            "(a .duckdb file) instead."
-        )
     try:
         with open(path, "rb") as file:
             head = file.read(16)
+    except FileNotFoundError as e:
+        raise DatabaseError(missing_database_message(path)) from e
+    except IsADirectoryError as e:
+        raise DatabaseError(
+            f"--db {str(path)!r} is a folder, not a DuckDB database. Pass --db / EMBEDSQL_DB the database file "
+            "(a .duckdb file) instead."
+        ) from e
     except OSError as e:
         raise DatabaseError(
-            f"cannot read database {str(path)!r}: {e.strerror or e}. Check that --db / EMBEDSQL_DB names a "
-            "DuckDB file you can read and write."
+            f"cannot read database {str(path)!r}: {e.strerror or e} (errno {e.errno}). "
+            f"{os_error_fix(e, '--db / EMBEDSQL_DB', 'a database')}"
         ) from e
     if head[8:12] != _DUCKDB_MAGIC:
         kind = "an empty file" if not head else "a SQLite database" if head.startswith(b"SQLite format 3") else None

@@ -25,9 +25,9 @@ from typing import Any, ParamSpec, TypeVar
 
 import duckdb
 
-from . import ledger
+from . import arguments, ledger
 from .cache import ensure_cache
-from .config import Settings, load_settings
+from .config import Settings
 from .dbt_project import check_built, resolve_query
 from .duck import duck_message
 from .errors import ConfigError, DatabaseError, Detached, JobError, RemoteError, StorageError, TargetError
@@ -43,7 +43,15 @@ from .source import Query, inspect_query
 from .store import JobStore
 from .target import TargetName, check_target, default_target, materialise, parse_target
 from .warehouse import build_example_warehouse
-from .workdirs import job_folder, portable, remove_dry_runs, remove_job_folder, remove_orphans, work_root
+from .workdirs import (
+    job_folder,
+    make_work_root,
+    portable,
+    remove_dry_runs,
+    remove_job_folder,
+    remove_orphans,
+    work_root,
+)
 
 __all__ = ["MODES", "JobSpec", "cancel", "plan_job", "resume", "run", "shard_limits"]
 
@@ -144,10 +152,17 @@ def run(
     service, and ``Detached`` (a ``KeyboardInterrupt``) on Ctrl-C while the job runs or waits.
     """
     started = time.monotonic()
-    if mode not in MODES:
+    sql = arguments.text("sql", sql)
+    key, text = arguments.column_names("key", key), arguments.column_names("text", text)
+    into = arguments.optional_text("into", into)
+    if arguments.text("mode", mode) not in MODES:
         raise ConfigError(f"--mode {mode!r} is not a mode; use one of: {', '.join(MODES)}.")
+    dry_run, wait = arguments.flag("dry_run", dry_run), arguments.flag("wait", wait)
+    on_event, sleep, clock = (
+        arguments.function(n, f) for n, f in [("on_event", on_event), ("sleep", sleep), ("clock", clock)]
+    )
     wanted = parse_target(into) if into is not None else None  # a blank --into is refused, not defaulted
-    settings = settings if settings is not None else load_settings(overrides)
+    settings = arguments.call_settings(settings, overrides, function=run)
     with ledger.explained(settings.db):
         sql, relations = resolve_query(sql, settings.dbt_project, db=settings.db)
         choice = choose_model(settings)
@@ -215,7 +230,11 @@ def resume(
 ) -> RunResult:
     """Continue job ``job_id`` from where the ledger says it stopped (the other parameters as ``run``'s)."""
     started = time.monotonic()
-    settings = settings if settings is not None else load_settings(overrides)
+    job_id, wait = arguments.text("job_id", job_id), arguments.flag("wait", wait)
+    on_event, sleep, clock = (
+        arguments.function(n, f) for n, f in [("on_event", on_event), ("sleep", sleep), ("clock", clock)]
+    )
+    settings = arguments.call_settings(settings, overrides, function=resume)
     with ledger.explained(settings.db):
         job = _open_job(settings, job_id, doing="resume")
         choice = recorded_choice(job.model, job.dimensions)
@@ -236,7 +255,11 @@ def cancel(
     """Cancel job ``job_id``: its running batches are cancelled, what they finished (and was billed)
     goes into the cache, nothing more is sent, and the target is left as it was."""
     started = time.monotonic()
-    settings = settings if settings is not None else load_settings(overrides)
+    job_id = arguments.text("job_id", job_id)
+    on_event, sleep, clock = (
+        arguments.function(n, f) for n, f in [("on_event", on_event), ("sleep", sleep), ("clock", clock)]
+    )
+    settings = arguments.call_settings(settings, overrides, function=cancel)
     with ledger.explained(settings.db):
         job = _open_job(settings, job_id, doing="cancel")
         store = JobStore(settings.db, job, max_attempts=0, lock_wait=settings.lock_wait)
@@ -317,6 +340,7 @@ def plan_job(
     """Snapshot the query, write the shards and record the job, which ``resume`` then runs (call
     inside a transaction: on any error nothing of the plan stays in the database)."""
     job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    make_work_root(settings)
     directory = job_folder(settings, job_id, dry_run=dry_run)
     if not dry_run:
         remove_orphans(con, work_root(settings))
@@ -369,7 +393,7 @@ def _dry_run(
     """Plan the job, report it from the planned tables, then roll them back: a dry run leaves only
     its shard files."""
     # Only the newest dry run's shards are kept: each one replaces the last (and says so).
-    remove_dry_runs(work_root(settings))
+    remove_dry_runs(make_work_root(settings))
     con.execute("BEGIN TRANSACTION")
     try:
         with _planning_progress(con, on_event):
