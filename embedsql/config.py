@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from .errors import ConfigError
 
@@ -386,6 +387,20 @@ def _read_dotenv(path: Path) -> dict[str, str]:
         name=str(path),
         fix="Save .env as UTF-8 (iconv -f latin1 -t utf-8), or set the variable in the environment instead.",
     )
+    # python-dotenv skips a line it cannot parse with a logged warning, and would leave its variable
+    # unset without a word: a quote left open around a key, a name with a space.
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            # Only the name is shown: the rest of the line may be a secret (a key whose quote was left open).
+            statement = binding.original.string
+            name, equals, _ = statement.partition("=")
+            starts = f"the line of {name.strip()!r}" if equals and len(name.strip()) <= 64 else "a line with no NAME="
+            # dotenv counts the blank lines before a statement as its start.
+            line = binding.original.line + statement[: len(statement) - len(statement.lstrip())].count("\n")
+            raise ConfigError(
+                f"{path} line {line} cannot be read ({starts}). Write it as NAME=value, quoting a "
+                'value that holds spaces, quotes or # (NAME="a value"), or start it with # to make it a comment.'
+            )
     values = dotenv_values(stream=io.StringIO(text), interpolate=False)
     return {k: v for k, v in values.items() if v is not None}
 
