@@ -27,9 +27,11 @@ from .models import MODELS
 from .pipeline import MODES, cancel, resume, run
 from .search import search
 
-__all__ = ["cli"]
+__all__ = ["STOPPED", "cli", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+# What a Ctrl-C says when the library has nothing more to say about what it stopped.
+STOPPED = "Interrupted: the command stopped before it finished."
 
 
 class _Group(click.Group):
@@ -47,7 +49,7 @@ class _Group(click.Group):
                 raise
             # The library's own interrupts say what they left; DuckDB's ("Query interrupted") do not.
             said = str(e) if isinstance(e, KeyboardInterrupt) else ""
-            click.echo(f"\n{said or 'Interrupted: the command stopped before it finished.'}", err=True)
+            click.echo(f"\n{said or STOPPED}", err=True)
             ctx.exit(130)
 
 
@@ -606,5 +608,25 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def main() -> int:
+    """Run the ``embedsql`` command on ``sys.argv`` and return its exit status: click's standalone mode,
+    except that a Ctrl-C while click parses the command line or after the command has run is the same
+    one line and status 130 as one during the command (click would say "Aborted!" and exit 1)."""
+    try:
+        code = cli.main(prog_name="embedsql", standalone_mode=False)
+    except click.Abort as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):
+            click.echo(STOPPED, err=True)  # after the blank line click wrote to close the ^C
+            return 130
+        click.echo("Aborted!", err=True)  # end of input at a prompt
+        return 1
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    return code if isinstance(code, int) else 0
+
+
 if __name__ == "__main__":
-    cli()
+    from .__main__ import main as process
+
+    process()
