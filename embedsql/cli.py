@@ -32,6 +32,11 @@ __all__ = ["STOPPED", "cli", "main"]
 F = TypeVar("F", bound=Callable[..., Any])
 # What a Ctrl-C says when the library has nothing more to say about what it stopped.
 STOPPED = "Interrupted: the command stopped before it finished."
+# Characters that would make one value look like another, or break or reorder a line: how `_visible`
+# writes them (a backslash too, so that an escape is never mistaken for the characters it is made of).
+_ESCAPES = {ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+_ESCAPES |= {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c not in _ESCAPES}
+_ESCAPES |= {c: f"\\u{c:04x}" for c in (0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 
 
 class _Group(click.Group):
@@ -301,18 +306,19 @@ def jobs_command(ctx: click.Context, db: str | None, limit: int, fmt: str) -> No
     """
     settings = _settings(ctx, db=db)
     jobs = list_jobs(settings.db, limit=limit)
+    shown = _visible if fmt in ("table", "markdown") else str
     table = pa.table(
         {
             "job": [j.job_id for j in jobs],
             "status": [j.status for j in jobs],
-            "target": [j.target for j in jobs],
-            "model": [j.model for j in jobs],
+            "target": [shown(j.target) for j in jobs],
+            "model": [shown(j.model) for j in jobs],
             "rows": pa.array([j.rows for j in jobs], pa.int64()),
             "texts_to_embed": pa.array([j.texts_to_embed for j in jobs], pa.int64()),
             "created": [j.created_at.strftime("%Y-%m-%d %H:%M") for j in jobs],
         }
     )
-    click.echo(render(table, fmt), nl=False)
+    _print_rows(table, fmt)
 
 
 @cli.command(name="search")
@@ -349,7 +355,7 @@ def search_command(
     """
     settings = _settings(ctx, db=db, model=model)
     hits = search(text, table=table_name, k=k, show=show, columns=_split(columns), where=where, settings=settings)
-    click.echo(render(hits, fmt), nl=False)
+    _print_rows(hits, fmt)
 
 
 @cli.command(name="sql", cls=_QueryCommand)
@@ -367,7 +373,7 @@ def sql_command(ctx: click.Context, query: str, model: str | None, db: str | Non
                       order by array_cosine_similarity(e.embedding, embed('space adventure')) desc limit 5"
     """
     rows = run_sql(query, settings=_settings(ctx, db=db, model=model))
-    click.echo(render(rows, fmt), nl=False)
+    _print_rows(rows, fmt)
 
 
 @cli.command(name="status", short_help="Show where a job stands.")
@@ -385,15 +391,15 @@ def status_command(ctx: click.Context, job_id: str | None, db: str | None) -> No
     status = job_status(settings.db, job_id)
     job = status.job
     click.echo(f"job {job.job_id}: {status.status}")
-    click.echo(f"  target      {status.target} ({job.mode})")
-    click.echo(f"  model       {job.model} ({job.dimensions}-d), runner {job.runner}")
+    click.echo(f"  target      {_visible(status.target)} ({job.mode})")
+    click.echo(f"  model       {_visible(job.model)} ({job.dimensions}-d), runner {job.runner}")
     click.echo(f"  rows        {job.total_rows:,} ({job.distinct_texts:,} distinct texts, {job.cached_texts:,} cached)")
     click.echo(f"  requests    {status.embedded:,} embedded, {status.failed:,} failed, of {status.lines:,}")
     click.echo(f"  shards      {_counts(status.shards)}")
     if status.batches:
         click.echo(f"  batches     {_counts(status.batches)}")
     for code, message, count in status.top_errors:
-        click.echo(f"  error       {count:,} x {code}: {message}")
+        click.echo(f"  error       {count:,} x {_visible(str(code))}: {_visible(str(message))}")
     if job.status == "prepared":
         click.echo(f"Continue with: embedsql resume {job.job_id}")
 
@@ -426,6 +432,19 @@ def _read_query(file: IO[bytes]) -> str:
     )
 
 
+def _print_rows(rows: pa.Table, fmt: str) -> None:
+    """``rows`` on stdout in format ``fmt``. click drops ANSI escape sequences from what it prints off a
+    terminal: output for programs (csv, json, jsonl) is printed as it is, so values arrive exact."""
+    click.echo(render(rows, fmt), nl=False, color=True if fmt in ("csv", "json", "jsonl") else None)
+
+
+def _visible(text: str) -> str:
+    """``text`` as printed for a person: control characters (and backslashes) as escapes, ``\\n`` for a
+    line break, so that a name or message keeps to its line and two different ones never look alike. Output
+    for programs (csv, json, jsonl) keeps values exact: those formats quote them."""
+    return text.translate(_ESCAPES)
+
+
 def _split(values: tuple[str, ...]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
@@ -446,8 +465,9 @@ def _report(ctx: click.Context, result: RunResult) -> None:
         first = result.failures[0]
         status = f"{first.status} " if first.status else ""
         click.echo(
-            f"Error: {result.failed_texts:,} text(s) failed for good and their rows are not in {result.target}; "
-            f"first: {status}{first.code}: {first.message} See table embedsql.errors (job_id = "
+            f"Error: {result.failed_texts:,} text(s) failed for good and their rows are not in "
+            f"{_visible(result.target)}; first: {status}{_visible(str(first.code))}: {_visible(str(first.message))} "
+            "See table embedsql.errors (job_id = "
             f"'{result.job_id}'), fix those texts, and run again (the rest comes from the cache).",
             err=True,
         )
@@ -463,7 +483,7 @@ def _summary(result: RunResult) -> str:
     reasons = " (" + ", ".join(f"{n:,} {why}" for why, n in result.skipped.items()) + ")" if skipped else ""
     if result.status == "dry-run":
         lines = [
-            f"Dry run (job {result.job_id}): nothing was embedded and {result.target} was not touched.",
+            f"Dry run (job {result.job_id}): nothing was embedded and {_visible(result.target)} was not touched.",
             line("rows", result.rows),
             line("distinct texts", result.distinct_texts),
             line("already cached", result.cached_texts),
@@ -485,9 +505,9 @@ def _summary(result: RunResult) -> str:
         if result.table_rows != result.target_rows:  # an upsert that kept rows of other keys
             rows = f"{result.target_rows:,} rows written, {result.table_rows:,} in the table,"
         vectors = f"{result.model} FLOAT[{result.dimensions}]"
-        head = f"{result.target} in {result.db}: {rows} of {vectors} (job {result.job_id})"
+        head = f"{_visible(result.target)} in {result.db}: {rows} of {vectors} (job {result.job_id})"
     else:
-        head = f"Job {result.job_id} {result.status}: {result.target} in {result.db} was not written."
+        head = f"Job {result.job_id} {result.status}: {_visible(result.target)} in {result.db} was not written."
     lines = [
         head,
         line("rows", result.rows),
