@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import duckdb
 
@@ -14,11 +15,12 @@ __all__ = ["damaged_file", "describe", "duck_message", "literal", "lock_conflict
 _DAMAGED = (
     "Corrupt database file",
     "Corrupted ",  # "Corrupted ALP segment", "Corrupted DICT_FSST segment", ...
-    "Could not read enough bytes from file",
     "Failed to load metadata pointer",
     "No more data remaining in MetadataReader",
     "Failed to deserialize",
 )
+# A read past the end of a file: the database, or its log, cut short (DuckDB names the file).
+_CUT = re.compile(r'Could not read enough bytes from file "([^"]*)"')
 # How DuckDB names the extension a statement needs and does not have (with autoinstall off).
 _MISSING_EXTENSION = re.compile(r'Install it first using "INSTALL (\w+)"|it exists in the (\w+) extension')
 
@@ -57,11 +59,16 @@ def lock_conflict(error: BaseException) -> bool:
     return isinstance(error, duckdb.IOException) and "Could not set lock on file" in str(error)
 
 
-def damaged_file(error: BaseException) -> bool:
-    """Whether DuckDB's ``error`` says that a database file is damaged (see ``_DAMAGED``)."""
+def damaged_file(error: BaseException, database: Path) -> bool:
+    """Whether DuckDB's ``error`` says that the file of ``database`` is damaged (see ``_DAMAGED``)."""
+    if not isinstance(error, duckdb.Error):
+        return False
     if isinstance(error, duckdb.SerializationException):  # what DuckDB stored does not read back
         return True
-    return isinstance(error, duckdb.Error) and any(words in str(error) for words in _DAMAGED)
+    cut = _CUT.search(str(error))
+    if cut:
+        return Path(cut.group(1)).resolve() in (database.resolve(), Path(f"{database}.wal").resolve())
+    return any(words in str(error) for words in _DAMAGED)
 
 
 def missing_extension(error: BaseException) -> str | None:

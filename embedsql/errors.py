@@ -8,7 +8,7 @@ bug and keeps its traceback.
 
     EmbedsqlError
      ├── ConfigError        a setting, flag, environment variable or config file is wrong
-     ├── DatabaseError      the database file cannot be opened or is in use
+     ├── DatabaseError      the database file cannot be opened, is in use, or is damaged
      ├── QueryError         the SQL query fails, or its columns do not fit the job
      ├── InputError         the rows themselves are unusable (duplicate or NULL keys)
      ├── TargetError        the target table exists with another model or shape
@@ -18,6 +18,9 @@ bug and keeps its traceback.
      └── RemoteError        the OpenAI API refused or failed a request (key, rate limit, server)
 
     Detached (a KeyboardInterrupt)  Ctrl-C while a job waits: the job goes on remotely, resumable
+
+The operating system's errors on a path (the work folder, the database) are explained here too, by errno,
+in one place (``os_error_fix``): a full disk is not the only reason a folder cannot be written.
 """
 
 from __future__ import annotations

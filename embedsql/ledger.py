@@ -154,7 +154,7 @@ def connect(
             break
         except duckdb.Error as e:
             message = duck_message(e)
-            if damaged_file(e):
+            if damaged_file(e, path):
                 raise _damaged(path, e) from e
             if not lock_conflict(e):
                 raise DatabaseError(
@@ -198,7 +198,7 @@ def connect(
             ensure_schema(con, path)
     except BaseException as e:
         con.close()
-        if isinstance(e, duckdb.Error) and damaged_file(e):
+        if damaged_file(e, path):
             raise _damaged(path, e) from e
         raise
     return con
@@ -220,7 +220,7 @@ def explained(db: Path) -> Iterator[None]:
         cause = e if isinstance(e, duckdb.Error) else e.__cause__
         if not isinstance(cause, duckdb.Error):
             raise
-        if damaged_file(cause):
+        if damaged_file(cause, db):
             raise _damaged(db, cause) from cause
         extension = missing_extension(cause)
         if extension is not None:
@@ -229,7 +229,8 @@ def explained(db: Path) -> Iterator[None]:
                 f"one (that would download it from the internet). Install it once yourself (INSTALL {extension} in "
                 f'DuckDB, or embedsql sql "INSTALL {extension}"), then run the command again.'
             ) from cause
-        if isinstance(cause, duckdb.InternalException | duckdb.FatalException):
+        # Only one no step explained (a full disk at a commit is a FatalException that one did).
+        if cause is e and isinstance(cause, duckdb.InternalException | duckdb.FatalException):
             raise DatabaseError(
                 f"DuckDB failed inside while working on database {str(db)!r}: {duck_message(cause)} This is a "
                 "damaged database file or a bug of DuckDB: if DuckDB itself fails on the file too, restore it from a "
@@ -238,7 +239,7 @@ def explained(db: Path) -> Iterator[None]:
         raise
 
 
-def _damaged(path: Path, error: duckdb.Error) -> DatabaseError:
+def _damaged(path: Path, error: BaseException) -> DatabaseError:
     """The error for database ``path`` found damaged by DuckDB (``error``)."""
     cut = "Could not read enough bytes" in str(error)
     what = (
