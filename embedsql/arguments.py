@@ -19,7 +19,7 @@ from typing import Any
 from .config import SETTINGS, Settings, convert_value, load_settings, user_path
 from .errors import ConfigError
 
-__all__ = ["call_settings", "column_names", "flag", "function", "optional_text", "path", "text", "whole"]
+__all__ = ["call_settings", "column_names", "flag", "functions", "optional_text", "path", "text", "whole"]
 
 
 def call_settings(settings: Any, overrides: Mapping[str, Any], *, function: Callable[..., Any]) -> Settings:
@@ -97,8 +97,9 @@ def path(name: str, value: Any) -> Path:
     return user_path(value, f"argument {name}")
 
 
-def function(name: str, value: Any) -> Any:
-    """A callable argument (``on_event``, ``sleep``, ``clock``)."""
-    if not callable(value):
-        raise ConfigError(f"argument {name} must be a function, got {value!r}")
-    return value
+def functions(**named: Any) -> tuple[Any, ...]:
+    """Callable arguments (``on_event``, ``sleep``, ``clock``), in the order given."""
+    for name, value in named.items():
+        if not callable(value):
+            raise ConfigError(f"argument {name} must be a function, got {value!r}")
+    return tuple(named.values())

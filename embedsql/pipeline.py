@@ -158,9 +158,7 @@ def run(
     if arguments.text("mode", mode) not in MODES:
         raise ConfigError(f"--mode {mode!r} is not a mode; use one of: {', '.join(MODES)}.")
     dry_run, wait = arguments.flag("dry_run", dry_run), arguments.flag("wait", wait)
-    on_event, sleep, clock = (
-        arguments.function(n, f) for n, f in [("on_event", on_event), ("sleep", sleep), ("clock", clock)]
-    )
+    on_event, sleep, clock = arguments.functions(on_event=on_event, sleep=sleep, clock=clock)
     wanted = parse_target(into) if into is not None else None  # a blank --into is refused, not defaulted
     settings = arguments.call_settings(settings, overrides, function=run)
     with ledger.explained(settings.db):
@@ -231,9 +229,7 @@ def resume(
     """Continue job ``job_id`` from where the ledger says it stopped (the other parameters as ``run``'s)."""
     started = time.monotonic()
     job_id, wait = arguments.text("job_id", job_id), arguments.flag("wait", wait)
-    on_event, sleep, clock = (
-        arguments.function(n, f) for n, f in [("on_event", on_event), ("sleep", sleep), ("clock", clock)]
-    )
+    on_event, sleep, clock = arguments.functions(on_event=on_event, sleep=sleep, clock=clock)
     settings = arguments.call_settings(settings, overrides, function=resume)
     with ledger.explained(settings.db):
         job = _open_job(settings, job_id, doing="resume")
@@ -256,9 +252,7 @@ def cancel(
     goes into the cache, nothing more is sent, and the target is left as it was."""
     started = time.monotonic()
     job_id = arguments.text("job_id", job_id)
-    on_event, sleep, clock = (
-        arguments.function(n, f) for n, f in [("on_event", on_event), ("sleep", sleep), ("clock", clock)]
-    )
+    on_event, sleep, clock = arguments.functions(on_event=on_event, sleep=sleep, clock=clock)
     settings = arguments.call_settings(settings, overrides, function=cancel)
     with ledger.explained(settings.db):
         job = _open_job(settings, job_id, doing="cancel")
