@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO, Any, TextIO, TypeVar
 
 import click
@@ -21,16 +20,18 @@ from .config import ENV_VARS, SECRET_FIELDS, SETTINGS, Settings, decode_text, lo
 from .embed import sql as run_sql
 from .errors import Detached, EmbedsqlError
 from .events import BatchProgress, Event, Notice, Progress
-from .formats import FORMATS, render
+from .formats import FORMATS, render, visible
 from .jobs import RunResult, job_status, list_jobs
 from .ledger import interrupted
 from .models import MODELS
 from .pipeline import MODES, cancel, resume, run
 from .search import search
 
-__all__ = ["cli"]
+__all__ = ["STOPPED", "cli", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+# What a Ctrl-C says when the library has nothing more to say about what it stopped.
+STOPPED = "Interrupted: the command stopped before it finished."
 
 
 class _Group(click.Group):
@@ -48,7 +49,7 @@ class _Group(click.Group):
                 raise
             # The library's own interrupts say what they left; DuckDB's ("Query interrupted") do not.
             said = str(e) if isinstance(e, KeyboardInterrupt) else ""
-            click.echo(f"\n{said or 'Interrupted: the command stopped before it finished.'}", err=True)
+            click.echo(f"\n{said or STOPPED}", err=True)
             ctx.exit(130)
 
 
@@ -109,11 +110,9 @@ def _setting_help(name: str, detail: str = "") -> str:
 def _db_option(command: F) -> F:
     """--db, and the dbt project that can name it instead (every command that opens the database)."""
     command = _setting_option("dbt_target", metavar="NAME", expose_value=False, callback=_remember)(command)
-    command = _setting_option(
-        "dbt_project", type=click.Path(path_type=Path, file_okay=False), expose_value=False, callback=_remember
-    )(command)
-    # A default keeps `db` a Path for the commands; only a typed --db overrides the settings (_settings).
-    return _setting_option("db", type=click.Path(path_type=Path), default=SETTINGS["db"].default)(command)
+    # Paths stay text here: load_settings turns them into paths, as it does those of every other source.
+    command = _setting_option("dbt_project", metavar="DIRECTORY", expose_value=False, callback=_remember)(command)
+    return _setting_option("db", metavar="PATH")(command)
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
@@ -129,7 +128,7 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
         for name, value in flags.items()
         if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
     }
-    return load_settings({**ctx.meta.get("embedsql.settings", {}), **typed})
+    return load_settings({**ctx.meta.get("embedsql.settings", {}), **typed}, flags=True)
 
 
 @cli.command(name="run", cls=_QueryCommand)
@@ -186,7 +185,7 @@ def run_command(
     on_long: str | None,
     max_attempts: int | None,
     max_enqueued_tokens: int | None,
-    db: Path,
+    db: str | None,
     keep_files: bool,
     dry_run: bool,
     no_wait: bool,
@@ -243,7 +242,7 @@ def run_command(
 @_db_option
 @click.option("--no-wait", is_flag=True, help="Submit what is left and return instead of waiting.")
 @click.pass_context
-def resume_command(ctx: click.Context, job_id: str, db: Path, no_wait: bool) -> None:
+def resume_command(ctx: click.Context, job_id: str, db: str | None, no_wait: bool) -> None:
     """Continue an unfinished job from where it stopped.
 
     \b
@@ -263,7 +262,7 @@ def resume_command(ctx: click.Context, job_id: str, db: Path, no_wait: bool) -> 
 @click.argument("job_id")
 @_db_option
 @click.pass_context
-def cancel_command(ctx: click.Context, job_id: str, db: Path) -> None:
+def cancel_command(ctx: click.Context, job_id: str, db: str | None) -> None:
     """Cancel a job: stop its batches, keep what they finished, send nothing more.
 
     Texts the batches finished before the cancel (which OpenAI bills) go into the cache, so a
@@ -296,18 +295,12 @@ def _format_option(command: F) -> F:
     )(command)
 
 
-def _print_rows(table: pa.Table, fmt: str) -> None:
-    # color=True: off a terminal click would strip ANSI sequences, changing the data. Formats for people
-    # escape control characters (formats.py), so no value can drive the terminal.
-    click.echo(render(table, fmt), nl=False, color=True)
-
-
 @cli.command(name="jobs")
 @_db_option
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Jobs to list.")
 @_format_option
 @click.pass_context
-def jobs_command(ctx: click.Context, db: Path, limit: int, fmt: str) -> None:
+def jobs_command(ctx: click.Context, db: str | None, limit: int, fmt: str) -> None:
     """List recent jobs, newest first, one row each.
 
     \b
@@ -316,12 +309,13 @@ def jobs_command(ctx: click.Context, db: Path, limit: int, fmt: str) -> None:
     """
     settings = _settings(ctx, db=db)
     jobs = list_jobs(settings.db, limit=limit)
+    shown = _visible if fmt in ("table", "markdown") else str
     table = pa.table(
         {
             "job": [j.job_id for j in jobs],
             "status": [j.status for j in jobs],
-            "target": [j.target for j in jobs],
-            "model": [j.model for j in jobs],
+            "target": [shown(j.target) for j in jobs],
+            "model": [shown(j.model) for j in jobs],
             "rows": pa.array([j.rows for j in jobs], pa.int64()),
             "texts_to_embed": pa.array([j.texts_to_embed for j in jobs], pa.int64()),
             "created": [j.created_at.strftime("%Y-%m-%d %H:%M") for j in jobs],
@@ -352,7 +346,7 @@ def search_command(
     columns: tuple[str, ...],
     where: str | None,
     model: str | None,
-    db: Path,
+    db: str | None,
     fmt: str,
 ) -> None:
     """Find the rows of TABLE whose text is nearest to TEXT (cosine similarity).
@@ -378,7 +372,7 @@ def search_command(
 @_db_option
 @_format_option
 @click.pass_context
-def sql_command(ctx: click.Context, query: str, model: str | None, db: Path, fmt: str) -> None:
+def sql_command(ctx: click.Context, query: str, model: str | None, db: str | None, fmt: str) -> None:
     """Run QUERY with embed(text) available, and print its rows.
 
     Every value is printed as DuckDB writes it (its CAST to VARCHAR); json and jsonl keep numbers as
@@ -397,7 +391,7 @@ def sql_command(ctx: click.Context, query: str, model: str | None, db: Path, fmt
 @click.argument("job_id", required=False)
 @_db_option
 @click.pass_context
-def status_command(ctx: click.Context, job_id: str | None, db: Path) -> None:
+def status_command(ctx: click.Context, job_id: str | None, db: str | None) -> None:
     """Show where a job stands (the newest one when JOB_ID is left out).
 
     \b
@@ -408,15 +402,15 @@ def status_command(ctx: click.Context, job_id: str | None, db: Path) -> None:
     status = job_status(settings.db, job_id)
     job = status.job
     click.echo(f"job {job.job_id}: {status.status}")
-    click.echo(f"  target      {status.target} ({job.mode})")
-    click.echo(f"  model       {job.model} ({job.dimensions}-d), runner {job.runner}")
+    click.echo(f"  target      {_visible(status.target)} ({job.mode})")
+    click.echo(f"  model       {_visible(job.model)} ({job.dimensions}-d), runner {job.runner}")
     click.echo(f"  rows        {job.total_rows:,} ({job.distinct_texts:,} distinct texts, {job.cached_texts:,} cached)")
     click.echo(f"  requests    {status.embedded:,} embedded, {status.failed:,} failed, of {status.lines:,}")
     click.echo(f"  shards      {_counts(status.shards)}")
     if status.batches:
         click.echo(f"  batches     {_counts(status.batches)}")
     for code, message, count in status.top_errors:
-        click.echo(f"  error       {count:,} x {code}: {message}")
+        click.echo(f"  error       {count:,} x {_visible(str(code))}: {_visible(str(message))}")
     if job.status == "prepared":
         click.echo(f"Continue with: embedsql resume {job.job_id}")
 
@@ -449,6 +443,20 @@ def _read_query(file: IO[bytes]) -> str:
     )
 
 
+def _print_rows(rows: pa.Table, fmt: str) -> None:
+    """``rows`` on stdout in format ``fmt``. Off a terminal click would drop ANSI escape sequences, changing
+    the data (color=True keeps them): csv, json and jsonl print every value exact, and table and markdown
+    show control characters escaped (``formats.visible``), so no value can drive the terminal."""
+    click.echo(render(rows, fmt), nl=False, color=True)
+
+
+def _visible(text: str) -> str:
+    """``text`` as printed for a person: control characters as escapes (``\\n`` for a line break), and a
+    backslash doubled so that an escape is never mistaken for the characters it is made of: a name or
+    message keeps to its line and two different ones never look alike."""
+    return visible(text.replace("\\", "\\\\"))
+
+
 def _split(values: tuple[str, ...]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
@@ -469,8 +477,9 @@ def _report(ctx: click.Context, result: RunResult) -> None:
         first = result.failures[0]
         status = f"{first.status} " if first.status else ""
         click.echo(
-            f"Error: {result.failed_texts:,} text(s) failed for good and their rows are not in {result.target}; "
-            f"first: {status}{first.code}: {first.message} See table embedsql.errors (job_id = "
+            f"Error: {result.failed_texts:,} text(s) failed for good and their rows are not in "
+            f"{_visible(result.target)}; first: {status}{_visible(str(first.code))}: {_visible(str(first.message))} "
+            "See table embedsql.errors (job_id = "
             f"'{result.job_id}'), fix those texts, and run again (the rest comes from the cache).",
             err=True,
         )
@@ -486,7 +495,7 @@ def _summary(result: RunResult) -> str:
     reasons = " (" + ", ".join(f"{n:,} {why}" for why, n in result.skipped.items()) + ")" if skipped else ""
     if result.status == "dry-run":
         lines = [
-            f"Dry run (job {result.job_id}): nothing was embedded and {result.target} was not touched.",
+            f"Dry run (job {result.job_id}): nothing was embedded and {_visible(result.target)} was not touched.",
             line("rows", result.rows),
             line("distinct texts", result.distinct_texts),
             line("already cached", result.cached_texts),
@@ -508,9 +517,9 @@ def _summary(result: RunResult) -> str:
         if result.table_rows != result.target_rows:  # an upsert that kept rows of other keys
             rows = f"{result.target_rows:,} rows written, {result.table_rows:,} in the table,"
         vectors = f"{result.model} FLOAT[{result.dimensions}]"
-        head = f"{result.target} in {result.db}: {rows} of {vectors} (job {result.job_id})"
+        head = f"{_visible(result.target)} in {result.db}: {rows} of {vectors} (job {result.job_id})"
     else:
-        head = f"Job {result.job_id} {result.status}: {result.target} in {result.db} was not written."
+        head = f"Job {result.job_id} {result.status}: {_visible(result.target)} in {result.db} was not written."
     lines = [
         head,
         line("rows", result.rows),
@@ -635,5 +644,25 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def main() -> int:
+    """Run the ``embedsql`` command on ``sys.argv`` and return its exit status: click's standalone mode,
+    except that a Ctrl-C while click parses the command line or after the command has run is the same
+    one line and status 130 as one during the command (click would say "Aborted!" and exit 1)."""
+    try:
+        code = cli.main(prog_name="embedsql", standalone_mode=False)
+    except click.Abort as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):
+            click.echo(STOPPED, err=True)  # after the blank line click wrote to close the ^C
+            return 130
+        click.echo("Aborted!", err=True)  # end of input at a prompt
+        return 1
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    return code if isinstance(code, int) else 0
+
+
 if __name__ == "__main__":
-    cli()
+    from .__main__ import main as process
+
+    process()

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from .errors import ConfigError
 
@@ -44,9 +45,11 @@ __all__ = [
     "Setting",
     "Settings",
     "convert_setting",
+    "convert_value",
     "decode_text",
     "load_settings",
     "setting",
+    "user_path",
 ]
 
 ON_LONG = ("truncate", "skip", "error")
@@ -295,11 +298,14 @@ def load_settings(
     *,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    flags: bool = False,
 ) -> Settings:
     """Merge defaults, config file, ``.env``, environment and ``overrides`` into ``Settings``.
 
     ``environ`` defaults to ``os.environ`` and ``cwd`` to the current directory; tests pass their
-    own. ``overrides`` holds values the user gave explicitly (None values are ignored).
+    own. ``overrides`` holds values the user gave explicitly (None values are ignored): keyword
+    arguments of the Python API, or, with ``flags``, the command line's flags (which messages then
+    name). They are converted and checked as the same setting from the environment is.
     """
     cwd = Path.cwd() if cwd is None else cwd
     environ = os.environ if environ is None else environ
@@ -323,8 +329,12 @@ def load_settings(
         if name not in SETTINGS:
             raise ConfigError(f"unknown setting {name!r}{_suggest(name)}")
         if value is not None:
-            # The Python API takes paths as str or PathLike, like open() does.
-            values[name] = Path(value) if SETTINGS[name].kind is Path else value
+            flag = SETTINGS[name].flag
+            if name == "prices":
+                example = 'prices={"text-embedding-3-small": {"batch": 0.01, "standard": 0.02}}'
+                values[name] = _prices(value, "the arguments", example=example)
+            else:
+                values[name] = convert_setting(name, value, flag if flags and flag else f"argument {name}")
             sources[name] = "flag"
 
     if values.get("dbt_project") is not None and sources["db"] == "default":
@@ -377,6 +387,20 @@ def _read_dotenv(path: Path) -> dict[str, str]:
         name=str(path),
         fix="Save .env as UTF-8 (iconv -f latin1 -t utf-8), or set the variable in the environment instead.",
     )
+    # python-dotenv skips a line it cannot parse with a logged warning, and would leave its variable
+    # unset without a word: a quote left open around a key, a name with a space.
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            # Only the name is shown: the rest of the line may be a secret (a key whose quote was left open).
+            statement = binding.original.string
+            name, equals, _ = statement.partition("=")
+            starts = f"the line of {name.strip()!r}" if equals and len(name.strip()) <= 64 else "a line with no NAME="
+            # dotenv counts the blank lines before a statement as its start.
+            line = binding.original.line + statement[: len(statement) - len(statement.lstrip())].count("\n")
+            raise ConfigError(
+                f"{path} line {line} cannot be read ({starts}). Write it as NAME=value, quoting a "
+                'value that holds spaces, quotes or # (NAME="a value"), or start it with # to make it a comment.'
+            )
     values = dotenv_values(stream=io.StringIO(text), interpolate=False)
     return {k: v for k, v in values.items() if v is not None}
 
@@ -410,12 +434,16 @@ def _read_config_file(cwd: Path) -> tuple[dict[str, Any], str]:
 
 
 def convert_setting(name: str, raw: Any, where: str) -> Any:
-    """Turn a raw value from a file or the environment into the field's type, or explain."""
-    kind = SETTINGS[name].kind
+    """Turn a raw value (from a file, the environment, a flag or an argument) into the field's type, or explain."""
+    return convert_value(SETTINGS[name].kind, raw, where)
+
+
+def convert_value(kind: type, raw: Any, where: str) -> Any:
+    """``raw`` as a ``kind`` (str, int, float, bool or Path), by the rules of environment variables:
+    a number may be written as text ("5"), a boolean as one of the words true/false, yes/no, on/off,
+    1/0; anything else is refused with ``where`` (the variable, the flag or the argument) named."""
     if kind is Path:
-        if not isinstance(raw, str) or not raw:
-            raise ConfigError(f"{where} must be a path, got {raw!r}")
-        return Path(raw).expanduser()
+        return user_path(raw, where)
     if kind is int:
         if isinstance(raw, bool | float):
             raise ConfigError(f"{where} must be a whole number, got {raw!r}")
@@ -444,9 +472,34 @@ def convert_setting(name: str, raw: Any, where: str) -> Any:
     return raw or None
 
 
-def _prices(raw: Any, where: str) -> dict[str, dict[str, float]]:
-    """The ``prices`` table of a config file, checked: model -> {"batch": $, "standard": $}."""
-    example = '[prices]\n"text-embedding-3-small" = { batch = 0.01, standard = 0.02 }'
+def user_path(raw: Any, where: str) -> Path:
+    """``raw``, a path the user gave (a flag, a variable, a config file, an argument of the Python API,
+    a dbt profile), as a ``Path`` with ``~`` and ``~user`` expanded: the one place that makes one, so
+    that every path is refused alike when no file can have it, naming ``where`` it came from."""
+    if isinstance(raw, os.PathLike):
+        raw = os.fspath(raw)
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(f"{where} must be a path, got {raw!r}")
+    if "\0" in raw:
+        raise ConfigError(f"{where} holds a NUL byte ({raw!r}), which no path can contain: remove it.")
+    try:
+        return Path(raw).expanduser()
+    except RuntimeError:  # ~user of a user this machine does not have, or ~ without a home folder
+        user = raw[1:].split("/")[0]
+        if user:
+            raise ConfigError(
+                f"{where} starts with ~{user}, but there is no user {user!r} on this machine: write the folder "
+                "out, or start it with ~/ for your own home."
+            ) from None
+        raise ConfigError(
+            f"{where} starts with ~, but your home folder is unknown (HOME is not set): write the folder out."
+        ) from None
+
+
+def _prices(
+    raw: Any, where: str, *, example: str = '[prices]\n"text-embedding-3-small" = { batch = 0.01, standard = 0.02 }'
+) -> dict[str, dict[str, float]]:
+    """The ``prices`` table of a config file (or argument), checked: model -> {"batch": $, "standard": $}."""
     if not isinstance(raw, dict):
         raise ConfigError(f"prices in {where} must be a table of models, like:\n{example}")
     prices: dict[str, dict[str, float]] = {}

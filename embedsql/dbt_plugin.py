@@ -49,7 +49,10 @@ class Plugin(BasePlugin):
 
     def configure_connection(self, conn: Any) -> None:
         path = Path(self.creds.path) if self.creds is not None and self.creds.path else Path(":memory:")
-        ledger.ensure_schema(conn, path)
+        # A ledger already there is checked (and brought up to date); none is started: dbt's database gets
+        # embedsql's tables from `embedsql run` only, and embed() there caches nothing until then.
+        if ledger.has_ledger(conn):
+            ledger.ensure_schema(conn, path)
         register(conn, Embedder(conn, query_model(conn, self.settings), self.settings))
 
 

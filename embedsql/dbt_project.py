@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import decode_text, user_path
 from .errors import ConfigError, QueryError
 
 __all__ = ["Relation", "check_built", "profile_database", "render_query", "resolve_query", "uses_jinja"]
@@ -112,7 +113,7 @@ def profile_database(
             f"{where} keeps its database at {raw!r}, which another process cannot open. Give the target a "
             "`path:` to a DuckDB file, or pass --db."
         )
-    db = Path(raw).expanduser()
+    db = user_path(raw, f"the path of {where} in {path}")
     return (db if db.is_absolute() else cwd / db), where
 
 
@@ -206,9 +207,22 @@ def _yaml(path: Path) -> Any:
     except ImportError as e:  # pragma: no cover - dbt installs PyYAML; the error is for bare installs
         raise ConfigError("reading a dbt project needs PyYAML: pip install 'embedsql[dbt]'.") from e
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(f"cannot read {path}: {e}. Fix the file (dbt cannot read it either).") from e
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}. Check the file's permissions.") from e
+    text = decode_text(raw, name=str(path), fix="Save it as UTF-8 (dbt cannot read it either).")
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.MarkedYAMLError as e:
+        # PyYAML's own message spans lines, with the text it stopped at: one line, with where it stopped.
+        mark = e.problem_mark or e.context_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        context = f" ({e.context})" if e.context else ""
+        raise ConfigError(
+            f"{path} is not valid YAML{at}: {e.problem}{context}. Fix the file (dbt cannot read it either)."
+        ) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}. Fix the file (dbt cannot read it either).") from None
 
 
 def _project_file(project_dir: Path) -> dict[str, Any]:
@@ -221,16 +235,31 @@ def _project_file(project_dir: Path) -> dict[str, Any]:
     data = _yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must be a mapping of settings, as dbt requires.")
+    # The values embedsql reads, of the types dbt requires (dbt itself refuses others).
+    wrong = [(key, "a text") for key in ("profile", "target-path") if key in data and not isinstance(data[key], str)]
+    wrong += (
+        [("vars", "a mapping of names to values")]
+        if "vars" in data and not isinstance(data["vars"], dict | None)
+        else []
+    )
+    wrong += [
+        (key, "a list of folders")
+        for key in _PARSED_PATHS
+        if key in data and not (isinstance(data[key], list) and all(isinstance(f, str) for f in data[key]))
+    ]
+    if wrong:
+        key, what = wrong[0]
+        raise ConfigError(f"{key} in {path} must be {what}, as dbt requires; it is {data[key]!r}. Fix the file.")
     return data
 
 
 def _profiles_file(project_dir: Path, *, environ: Mapping[str, str], cwd: Path) -> tuple[Path, dict[str, Any]]:
     """profiles.yml where dbt looks for it: DBT_PROFILES_DIR, the project, the current folder, ~/.dbt."""
-    folders = [Path(environ["DBT_PROFILES_DIR"])] if environ.get("DBT_PROFILES_DIR") else []
+    folders = [user_path(environ["DBT_PROFILES_DIR"], "DBT_PROFILES_DIR")] if environ.get("DBT_PROFILES_DIR") else []
     home = environ.get("HOME")
     folders += [project_dir, cwd] + ([Path(home) / ".dbt"] if home else [])
     for folder in folders:
-        path = folder.expanduser() / "profiles.yml"
+        path = folder / "profiles.yml"
         if path.is_file():
             data = _yaml(path)
             if not isinstance(data, dict):
@@ -238,7 +267,7 @@ def _profiles_file(project_dir: Path, *, environ: Mapping[str, str], cwd: Path) 
             return path, data
     unique: dict[Path, Path] = {}
     for folder in folders:
-        unique.setdefault(folder.expanduser().resolve(), folder)
+        unique.setdefault(folder.resolve(), folder)
     searched = ", ".join(str(f) for f in unique.values())
     raise ConfigError(
         f"no profiles.yml for dbt project {str(project_dir)!r} (looked in {searched}). "
@@ -287,14 +316,67 @@ def _manifest(project_dir: Path, project: dict[str, Any]) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_bytes())
     except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read the dbt manifest {path}: {e}. Run `dbt parse` to write it again.") from e
-    adapter = manifest.get("metadata", {}).get("adapter_type")
+        raise ConfigError(
+            f"cannot read the dbt manifest {path}: {e} (cut short, or not written by dbt?). Run `dbt parse` in "
+            f"{project_dir} to write it again."
+        ) from e
+    wrong = _manifest_shape(manifest)
+    if wrong:
+        raise ConfigError(
+            f"the dbt manifest {path} is not as dbt writes it: {wrong}. Run `dbt parse` in {project_dir} to write "
+            "it again."
+        )
+    adapter = manifest["metadata"].get("adapter_type")
     if adapter != "duckdb":
         raise ConfigError(
             f"the dbt manifest {path} was parsed for a {adapter!r} target; embedsql works on DuckDB. "
             "Run `dbt parse --target <a dbt-duckdb target>`."
         )
     return manifest
+
+
+def _manifest_shape(manifest: Any) -> str | None:
+    """What is wrong with the shape of ``manifest`` for what embedsql reads of it, or None: the one check,
+    so that the look-ups below can trust every field they read."""
+    if not isinstance(manifest, dict):
+        return f"it holds {_kind(manifest)}, not an object"
+    for key in ("metadata", "nodes", "sources"):
+        if not isinstance(manifest.get(key), dict):
+            return f"{key} is {_kind(manifest.get(key))}, not an object" if key in manifest else f"it has no {key}"
+    disabled = manifest.get("disabled") or {}
+    if not isinstance(disabled, dict) or not all(
+        isinstance(group, list) and all(isinstance(n, dict) for n in group) for group in disabled.values()
+    ):
+        return "disabled is not an object of lists of nodes"
+    relations = [
+        (k, n)
+        for k, n in manifest["nodes"].items()
+        if not isinstance(n, dict) or n.get("resource_type") in _RELATION_TYPES
+    ]
+    for key, node in relations + list(manifest["sources"].items()):
+        if not isinstance(node, dict):
+            return f"{key} is {_kind(node)}, not an object"
+        # relation_name is null for an ephemeral model, but always there.
+        missing = [field for field in ("name", "relation_name", "database", "schema") if field not in node]
+        if missing:
+            return f"{key} has no {missing[0]}"
+        texts = ["name", "database", "schema", "package_name", "source_name", "alias", "identifier", "relation_name"]
+        wrong = [field for field in texts if node.get(field) is not None and not isinstance(node[field], str)]
+        if wrong:
+            return f"{wrong[0]} of {key} is {_kind(node[wrong[0]])}, not a text"
+        config = node.get("config")
+        metas = [config, node.get("meta"), config.get("meta") if isinstance(config, dict) else None]
+        if not all(m is None or isinstance(m, dict) for m in metas):
+            return f"config or meta of {key} is not an object"
+    return None
+
+
+def _kind(value: Any) -> str:
+    """``value``'s JSON type, for messages: "a list", "a text", "null"."""
+    if value is None:
+        return "null"
+    names = {dict: "an object", list: "a list", str: "a text", bool: "a boolean", int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _newest_source(project_dir: Path, project: dict[str, Any]) -> tuple[float, Path] | None:

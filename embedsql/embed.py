@@ -19,9 +19,9 @@ import duckdb.func
 import numpy as np
 import pyarrow as pa
 
-from . import ledger
+from . import arguments, ledger
 from .cache import ensure_cache, store_vectors
-from .config import Settings, load_settings
+from .config import Settings
 from .dbt_project import check_built, resolve_query
 from .duck import duck_message
 from .errors import ConfigError, QueryError
@@ -49,13 +49,18 @@ def text_hash(text: str) -> str:
 
 
 class Embedder:
-    """Texts to vectors of one model and size, through the database's cache."""
+    """Texts to vectors of one model and size, through the database's cache.
+
+    A database without a ledger (no ``embedsql run`` yet) has no cache, and gets none: ``embed()``
+    there keeps its vectors in memory only, so that a query never creates embedsql's tables.
+    """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, choice: ModelChoice, settings: Settings) -> None:
         self.con = con
         self.choice = choice
         self.settings = settings
         self.memo: dict[str, np.ndarray] = {}
+        self.cached = ledger.has_ledger(con)
         # dbt runs models in threads, each on its own cursor of one connection: one fill at a time.
         self._lock = threading.Lock()
         # Built on first need: texts found in the cache need neither the model nor an API key.
@@ -84,6 +89,9 @@ class Embedder:
         return pa.FixedSizeListArray.from_arrays(flat, self.choice.dimensions, mask=pa.array(mask))
 
     def _fill(self, missing: dict[str, str]) -> None:
+        if not self.cached:
+            self._compute_missing(missing)
+            return
         # A cursor is a second connection to the same database: it may read and write the cache
         # while the query that called embed() is still running on the first.
         cursor = self.con.cursor()
@@ -99,16 +107,24 @@ class Embedder:
                 flat = found["embedding"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
                 for h, vector in zip(known, flat.reshape(len(known), -1), strict=True):
                     self.memo[h] = vector
-            todo = [h for h in missing if h not in self.memo]
-            if todo:
-                if self._compute is None:
-                    self._compute, self._api = _computer(self.choice, self.settings)
-                vectors = self._compute([missing[h] for h in todo])
-                store_vectors(cursor, table, pa.array(todo, pa.string()), vectors)
-                for h, vector in zip(todo, vectors, strict=True):
-                    self.memo[h] = vector
+            computed = self._compute_missing(missing)
+            if computed:
+                store_vectors(
+                    cursor, table, pa.array(computed, pa.string()), np.stack([self.memo[h] for h in computed])
+                )
         finally:
             cursor.close()
+
+    def _compute_missing(self, missing: dict[str, str]) -> list[str]:
+        """Embed the texts of ``missing`` that memory does not hold yet; returns their hashes."""
+        todo = [h for h in missing if h not in self.memo]
+        if todo:
+            if self._compute is None:
+                self._compute, self._api = _computer(self.choice, self.settings)
+            vectors = self._compute([missing[h] for h in todo])
+            for h, vector in zip(todo, vectors, strict=True):
+                self.memo[h] = vector
+        return todo
 
     def close(self) -> None:
         """Close the API client, if one was opened."""
@@ -195,31 +211,35 @@ def sql(query: str, *, settings: Settings | None = None, **overrides: Any) -> pa
     list, struct, map or union) holds DuckDB's text of each value. The field metadata of such a
     column, and of a HUGEINT or JSON one, names the DuckDB type (``embedsql.values.DUCKDB_TYPE``).
     """
-    settings = settings if settings is not None else load_settings(overrides)
-    query, relations = resolve_query(query, settings.dbt_project, db=settings.db)
-    con, embedder = open_with_embed(settings=settings)
-    try:
-        check_built(con, relations)
+    query = arguments.text("query", query)
+    settings = arguments.call_settings(settings, overrides, function=sql)
+    with ledger.explained(settings.db):
+        query, relations = resolve_query(query, settings.dbt_project, db=settings.db)
+        con, embedder = open_with_embed(settings=settings)
         try:
-            relation = con.sql(query)  # None for a statement that returns no rows
-            return to_arrow(relation) if relation is not None else pa.table({})
-        except duckdb.Error as e:
-            raise QueryError(f"{duck_message(e)} Check the SQL of the query.") from e
-    finally:
-        con.close()
-        embedder.close()
+            check_built(con, relations)
+            try:
+                relation = con.sql(query)  # None for a statement that returns no rows
+                return to_arrow(relation) if relation is not None else pa.table({})
+            except duckdb.Error as e:
+                raise QueryError(f"{duck_message(e)} Check the SQL of the query.") from e
+        finally:
+            con.close()
+            embedder.close()
 
 
 def open_with_embed(
     db: str | Path | None = None, *, model: str | None = None, settings: Settings | None = None, **overrides: Any
 ) -> tuple[duckdb.DuckDBPyConnection, Embedder]:
     """``connect``, also returning the ``Embedder`` behind ``embed()`` (close both when done)."""
-    settings = settings if settings is not None else load_settings({"db": db, "model": model, **overrides})
-    con = ledger.connect(settings.db, wait=settings.lock_wait)
-    try:
-        embedder = Embedder(con, query_model(con, settings), settings)
-        register(con, embedder)
-    except BaseException:
-        con.close()
-        raise
+    settings = arguments.call_settings(settings, {"db": db, "model": model, **overrides}, function=connect)
+    with ledger.explained(settings.db):
+        # The user's SQL may write, and embed() writes the cache where there is one; neither starts a ledger.
+        con = ledger.connect(settings.db, wait=settings.lock_wait, create_ledger=False)
+        try:
+            embedder = Embedder(con, query_model(con, settings), settings)
+            register(con, embedder)
+        except BaseException:
+            con.close()
+            raise
     return con, embedder

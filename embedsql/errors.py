@@ -8,7 +8,7 @@ bug and keeps its traceback.
 
     EmbedsqlError
      ├── ConfigError        a setting, flag, environment variable or config file is wrong
-     ├── DatabaseError      the database file cannot be opened or is in use
+     ├── DatabaseError      the database file cannot be opened, is in use, or is damaged
      ├── QueryError         the SQL query fails, or its columns do not fit the job
      ├── InputError         the rows themselves are unusable (duplicate or NULL keys)
      ├── TargetError        the target table exists with another model or shape
@@ -18,9 +18,15 @@ bug and keeps its traceback.
      └── RemoteError        the OpenAI API refused or failed a request (key, rate limit, server)
 
     Detached (a KeyboardInterrupt)  Ctrl-C while a job waits: the job goes on remotely, resumable
+
+The operating system's errors on a path (the work folder, the database) are explained here too, by errno,
+in one place (``os_error_fix``): a full disk is not the only reason a folder cannot be written.
 """
 
 from __future__ import annotations
+
+import errno
+from pathlib import Path
 
 __all__ = [
     "ConfigError",
@@ -34,6 +40,7 @@ __all__ = [
     "RemoteError",
     "StorageError",
     "TargetError",
+    "os_error_fix",
 ]
 
 
@@ -90,10 +97,10 @@ class StorageError(EmbedsqlError):
 
     @classmethod
     def writing(cls, what: str, folder: object, error: OSError) -> StorageError:
-        """The error for ``error`` while writing ``what`` into ``folder``."""
+        """The error for ``error`` while writing ``what`` into ``folder`` (the work folder, or below it)."""
         return cls(
-            f"cannot write {what} in {folder}: {error.strerror or error} (errno {error.errno}). Free some space "
-            "there, or set EMBEDSQL_WORK_DIR to a folder with room."
+            f"cannot write {what} in {folder}: {error.strerror or error} (errno {error.errno}). "
+            f"{os_error_fix(error, 'EMBEDSQL_WORK_DIR', 'a folder')}"
         )
 
 
@@ -122,3 +129,41 @@ class Detached(KeyboardInterrupt):
     def __init__(self, job_id: str) -> None:
         super().__init__(job_id)
         self.job_id = job_id
+
+
+# What to do about a path that fails, by errno: the one place that explains the operating system's
+# errors, for the work folder as for the database. {setting} is where the path is set, {thing} what it names.
+_FULL = "Free some space there, or set {setting} to {thing} with room."
+_NO_PERMISSION = "You may not write there: change its permissions, or set {setting} to a path you can write."
+_NOT_A_FOLDER = "{file} is a file, where a folder must be: move it, or set {setting} to another path."
+_FIXES = {
+    errno.ENOSPC: _FULL,
+    errno.EDQUOT: _FULL,
+    errno.EFBIG: _FULL,
+    errno.ENOENT: "{missing} does not exist: create that folder, or set {setting} to a path whose folders exist.",
+    errno.ENOTDIR: _NOT_A_FOLDER,
+    errno.EEXIST: _NOT_A_FOLDER,
+    errno.EACCES: _NO_PERMISSION,
+    errno.EPERM: _NO_PERMISSION,
+    errno.EROFS: "That file system is read-only: set {setting} to a path on a disk that can be written.",
+    errno.ENAMETOOLONG: "The path is too long for the file system: set {setting} to a shorter path.",
+    errno.ELOOP: "Its path runs through a loop of symbolic links: fix the links, or set {setting} to another path.",
+}
+
+
+def os_error_fix(error: OSError, setting: str, thing: str) -> str:
+    """What to do about ``error``, met on a path that ``setting`` (a variable or flag) names, where the
+    path is ``thing`` ("a folder", "a database"), by the error's errno."""
+    fix = _FIXES.get(error.errno or 0, "Check that path, or set {setting} to another one.")
+    names = {"setting": setting, "thing": thing, "missing": "A folder on the way", "file": "A part of the path"}
+    if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.EEXIST) and error.filename is not None:
+        path = Path(str(error.filename))
+        # The first part of the path that is missing, or that is a file where a folder must be.
+        for part in [*reversed(path.parents), path]:
+            if not part.exists():
+                names["missing"] = str(part)
+                break
+            if not part.is_dir():
+                names["file"] = str(part)
+                break
+    return fix.format(**names)

@@ -8,7 +8,7 @@ reached (the first by default) and every time after. The action is one of:
   cut or ``kill -9`` would;
 - ``int``: SIGINT, as Ctrl-C would (a ``KeyboardInterrupt`` raised right there);
 - ``enospc``: an ``OSError`` "No space left on device", as the write it stands beside would raise
-  on a full disk.
+  on a full disk; any other errno's name (``eacces``, ``erofs``, ``edquot``, ...) raises that error.
 
 This is a test hook, so unlike every other setting it is read here, when a point is reached, not
 through ``config``; unset, a failpoint costs one environment lookup.
@@ -35,6 +35,7 @@ POINTS = (
     "load",  # results in the cache, the transaction not committed
     "materialise",  # the target written, the transaction not committed
 )
+# Besides these, the lower-case name of any errno (see ``enospc``).
 ACTIONS = ("kill", "int", "enospc")
 _hits: Counter[str] = Counter()
 
@@ -55,7 +56,8 @@ def failpoint(name: str) -> None:
         return
     if action == "int":
         os.kill(os.getpid(), signal.SIGINT)
-    elif action == "enospc":
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    elif action.startswith("e") and isinstance(getattr(errno, action.upper(), None), int):
+        code = getattr(errno, action.upper())
+        raise OSError(code, os.strerror(code))
     else:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -34,7 +34,7 @@ from duckdb.sqltypes import DuckDBPyType
 from .duck import literal
 from .values import NESTED, NUMBERS, parts, restored, type_with_text
 
-__all__ = ["FORMATS", "render"]
+__all__ = ["FORMATS", "render", "visible"]
 
 FORMATS = ("table", "csv", "json", "jsonl", "markdown")
 # Vectors are long: the aligned table shows their first values and their size.
@@ -42,13 +42,25 @@ _SHOWN_VALUES = 3
 # DuckDB's text of the floats JSON has no number for.
 _NOT_FINITE = {"nan": "NaN", "-nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
-# C0, DEL and C1 controls, and the bidirectional formatting characters.
-_CONTROLS = [*range(0x20), *range(0x7F, 0xA0), 0x61C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+# C0, DEL and C1 controls, the line and paragraph separators, and the bidirectional formatting characters.
+_CONTROLS = [
+    *range(0x20),
+    *range(0x7F, 0xA0),
+    *(0x61C, 0x200E, 0x200F, 0x2028, 0x2029),
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+]
 _VISIBLE = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in _CONTROLS} | {
     ord("\n"): "\\n",
     ord("\t"): "\\t",
     ord("\r"): "\\r",
 }
+
+
+def visible(text: str) -> str:
+    """``text`` with its control characters (those of ``_CONTROLS``) as escapes: what table and markdown
+    show, so that a value can neither drive the terminal nor break or reorder its line."""
+    return text.translate(_VISIBLE)
 
 
 def render(table: pa.Table, fmt: str = "table") -> str:
@@ -78,8 +90,8 @@ def render(table: pa.Table, fmt: str = "table") -> str:
     names = table.column_names
     if fmt == "csv":
         return "".join(",".join(map(_csv_field, row)) + "\n" for row in [names, *rows])
-    cells = [["NULL" if v is None else v.translate(_VISIBLE) for v in row] for row in rows]
-    shown_names = [n.translate(_VISIBLE) for n in names]
+    cells = [["NULL" if v is None else visible(v) for v in row] for row in rows]
+    shown_names = [visible(n) for n in names]
     if fmt == "markdown":
         escape = lambda v: v.replace("|", "\\|")  # noqa: E731
         lines = ["| " + " | ".join(map(escape, shown_names)) + " |", "|" + "|".join("---" for _ in names) + "|"]

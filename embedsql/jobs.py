@@ -6,6 +6,7 @@ status``, the batch runner's progress line) is summed by ``ShardTotals``, so the
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from . import ledger
+from . import arguments, ledger
 from .config import Settings
 from .duck import quote
 from .errors import JobError
@@ -219,21 +220,25 @@ class JobStatus:
     top_errors: list[tuple[str | None, str | None, int]]
 
 
-def list_jobs(db: Path, *, limit: int = 20) -> list[JobSummary]:
+def list_jobs(db: str | os.PathLike[str], *, limit: int = 20) -> list[JobSummary]:
     """The newest ``limit`` jobs of the database, newest first (none in a database without a ledger,
     which this leaves as it is: it only reads)."""
-    con = ledger.connect(db, read_only=True)
-    try:
-        if not ledger.has_ledger(con):
-            return []
-        ids = [
-            r[0]
-            for r in con.execute("SELECT job_id FROM embedsql.jobs ORDER BY job_id DESC LIMIT ?", [limit]).fetchall()
-        ]
-        jobs = [ledger.get_job(con, job_id) for job_id in ids]
-        shards = [ledger.job_shards(con, job_id) for job_id in ids]
-    finally:
-        con.close()
+    db, limit = arguments.path("db", db), arguments.whole("limit", limit, least=1)
+    with ledger.explained(db):
+        con = ledger.connect(db, read_only=True)
+        try:
+            if not ledger.has_ledger(con):
+                return []
+            ids = [
+                r[0]
+                for r in con.execute(
+                    "SELECT job_id FROM embedsql.jobs ORDER BY job_id DESC LIMIT ?", [limit]
+                ).fetchall()
+            ]
+            jobs = [ledger.get_job(con, job_id) for job_id in ids]
+            shards = [ledger.job_shards(con, job_id) for job_id in ids]
+        finally:
+            con.close()
     return [
         JobSummary(
             job.job_id,
@@ -248,8 +253,14 @@ def list_jobs(db: Path, *, limit: int = 20) -> list[JobSummary]:
     ]
 
 
-def job_status(db: Path, job_id: str | None = None) -> JobStatus:
+def job_status(db: str | os.PathLike[str], job_id: str | None = None) -> JobStatus:
     """The status of ``job_id``, or of the newest job when None (it only reads the database)."""
+    db, job_id = arguments.path("db", db), arguments.optional_text("job_id", job_id)
+    with ledger.explained(db):
+        return _job_status(db, job_id)
+
+
+def _job_status(db: Path, job_id: str | None) -> JobStatus:
     con = ledger.connect(db, read_only=True)
     try:
         if not ledger.has_ledger(con):

@@ -20,8 +20,8 @@ from typing import Any
 
 import duckdb
 
-from .duck import duck_message
-from .errors import DatabaseError, JobError, StorageError
+from .duck import damaged_file, duck_message, lock_conflict, missing_extension
+from .errors import DatabaseError, EmbedsqlError, JobError, QueryError, StorageError, os_error_fix
 from .warehouse import missing_database_message
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "disk_full",
     "drop_older_snapshots",
     "ensure_schema",
+    "explained",
     "find_pending_job",
     "get_job",
     "has_ledger",
@@ -120,16 +121,23 @@ def connect(
     wait: float = 0.0,
     memory_limit: str | None = None,
     read_only: bool = False,
+    create_ledger: bool = True,
     on_wait: Callable[[str], None] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open the database at ``path`` and make sure the ledger schema is there and current.
 
     DuckDB lets one process write a database at a time; while another holds it, try again for up
     to ``wait`` seconds (embedsql itself holds it only for short steps), saying so once through
-    ``on_wait``.
+    ``on_wait``. A file that DuckDB finds damaged is a ``DatabaseError`` that says so (``explained``).
 
     ``read_only`` opens it without writing anything, ledger included (``has_ledger`` tells whether
     there is one): what commands that only read use, so that they never change the user's file.
+    ``create_ledger=False`` opens it for writing but leaves a database without a ledger without one:
+    what ``sql`` and ``search`` use, which may write (the user's SQL, the cache) but never start a ledger.
+
+    DuckDB never installs an extension through these connections (it would download it from the
+    internet, unasked): a statement that needs one that is missing fails, and ``explained`` says
+    which one to install. Installed extensions still load on their own.
 
     ``memory_limit`` (a DuckDB size, like "512MB") is for embedsql's own pipeline connections: it
     caps DuckDB's memory (its default, 80% of RAM, lets the buffer pool grow with a job's rows; past
@@ -147,7 +155,9 @@ def connect(
             break
         except duckdb.Error as e:
             message = duck_message(e)
-            if "lock" not in message.lower():
+            if damaged_file(e, path):
+                raise _damaged(path, e) from e
+            if not lock_conflict(e):
                 raise DatabaseError(
                     f"cannot open database {str(path)!r}: {message} Check that --db / EMBEDSQL_DB names a "
                     "DuckDB file you can write."
@@ -175,20 +185,73 @@ def connect(
         # DuckDB draws a progress bar on standard output for long queries: it would land inside the rows
         # `embedsql sql` prints. Planning reports its progress as events instead.
         con.execute("SET enable_progress_bar = false")
+        # A query naming https://, s3:// or an .xlsx file would make DuckDB download an extension.
+        con.execute("SET autoinstall_known_extensions = false")
         if memory_limit is not None:
             con.execute(f"SET memory_limit = '{memory_limit}'")
             con.execute("SET disabled_compression_methods = 'alp,alprd'")
             # Reading result files in file order made DuckDB hold ~370 MB of decoded lines ahead of
             # the reader (and run out of memory at 512MB); embedsql orders explicitly where it matters.
             con.execute("SET preserve_insertion_order = false")
-        if read_only:
+        if read_only or (not create_ledger and not has_ledger(con)):
             _check_version(con, path)
         else:
             ensure_schema(con, path)
-    except BaseException:
+    except BaseException as e:
         con.close()
+        if damaged_file(e, path):
+            raise _damaged(path, e) from e
         raise
     return con
+
+
+@contextlib.contextmanager
+def explained(db: Path) -> Iterator[None]:
+    """Errors of DuckDB that are about the database file or DuckDB's installation, not about the step
+    that met them, as the ``EmbedsqlError`` that says so, wherever they surface: a damaged block is
+    found by whichever statement first reads it, and a missing extension by the statement that needs
+    it, inside the user's query as well as embedsql's. Each public command runs inside this, once.
+
+    An error that a step already turned into its own ``EmbedsqlError`` (``raise ... from e``, "check
+    the SQL") is replaced too: its advice would send the user to the wrong place.
+    """
+    try:
+        yield
+    except (duckdb.Error, EmbedsqlError) as e:
+        cause = e if isinstance(e, duckdb.Error) else e.__cause__
+        if not isinstance(cause, duckdb.Error):
+            raise
+        if damaged_file(cause, db):
+            raise _damaged(db, cause) from cause
+        extension = missing_extension(cause)
+        if extension is not None:
+            raise QueryError(
+                f"the SQL needs DuckDB's {extension} extension, which is not installed, and embedsql never installs "
+                f"one (that would download it from the internet). Install it once yourself (INSTALL {extension} in "
+                f'DuckDB, or embedsql sql "INSTALL {extension}"), then run the command again.'
+            ) from cause
+        # Only one no step explained (a full disk at a commit is a FatalException that one did).
+        if cause is e and isinstance(cause, duckdb.InternalException | duckdb.FatalException):
+            raise DatabaseError(
+                f"DuckDB failed inside while working on database {str(db)!r}: {duck_message(cause)} This is a "
+                "damaged database file or a bug of DuckDB: if DuckDB itself fails on the file too, restore it from a "
+                "backup or another copy (embedsql never repairs a database); otherwise report the message to DuckDB."
+            ) from cause
+        raise
+
+
+def _damaged(path: Path, error: BaseException) -> DatabaseError:
+    """The error for database ``path`` found damaged by DuckDB (``error``)."""
+    cut = "Could not read enough bytes" in str(error)
+    what = (
+        "it is shorter than DuckDB wrote it (a copy or download cut short?)"
+        if cut
+        else ("what it holds is not what DuckDB wrote into it")
+    )
+    return DatabaseError(
+        f"database {str(path)!r} is damaged: {what}. DuckDB says: {duck_message(error)} embedsql never repairs a "
+        "database: restore the file from a backup or another copy, then run the command again."
+    )
 
 
 # Bytes 8 to 12 of every DuckDB database file.
@@ -198,20 +261,20 @@ _DUCKDB_MAGIC = b"DUCK"
 def _check_database_file(path: Path) -> None:
     """Refuse a ``path`` that is missing or is not a DuckDB database, before DuckDB opens it: DuckDB
     opens a CSV or SQLite file as a passing in-memory database, where a job's writes would vanish."""
-    if not path.exists():
-        raise DatabaseError(missing_database_message(path))
-    if path.is_dir():
-        raise DatabaseError(
-            f"--db {str(path)!r} is a folder, not a DuckDB database. Pass --db / EMBEDSQL_DB the database file "
-            "(a .duckdb file) instead."
-        )
     try:
         with open(path, "rb") as file:
             head = file.read(16)
+    except FileNotFoundError as e:
+        raise DatabaseError(missing_database_message(path)) from e
+    except IsADirectoryError as e:
+        raise DatabaseError(
+            f"--db {str(path)!r} is a folder, not a DuckDB database. Pass --db / EMBEDSQL_DB the database file "
+            "(a .duckdb file) instead."
+        ) from e
     except OSError as e:
         raise DatabaseError(
-            f"cannot read database {str(path)!r}: {e.strerror or e}. Check that --db / EMBEDSQL_DB names a "
-            "DuckDB file you can read and write."
+            f"cannot read database {str(path)!r}: {e.strerror or e} (errno {e.errno}). "
+            f"{os_error_fix(e, '--db / EMBEDSQL_DB', 'a database')}"
         ) from e
     if head[8:12] != _DUCKDB_MAGIC:
         kind = "an empty file" if not head else "a SQLite database" if head.startswith(b"SQLite format 3") else None

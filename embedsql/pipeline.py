@@ -23,9 +23,9 @@ from typing import Any, ParamSpec, TypeVar
 
 import duckdb
 
-from . import ledger
+from . import arguments, ledger
 from .cache import ensure_cache
-from .config import Settings, load_settings
+from .config import Settings
 from .dbt_project import check_built, resolve_query
 from .duck import duck_message
 from .errors import ConfigError, DatabaseError, Detached, JobError, RemoteError, StorageError, TargetError
@@ -41,7 +41,15 @@ from .source import Query, inspect_query
 from .store import JobStore
 from .target import TargetName, check_target, default_target, materialise, parse_target
 from .warehouse import build_example_warehouse
-from .workdirs import job_folder, portable, remove_dry_runs, remove_job_folder, remove_orphans, work_root
+from .workdirs import (
+    job_folder,
+    make_work_root,
+    portable,
+    remove_dry_runs,
+    remove_job_folder,
+    remove_orphans,
+    work_root,
+)
 
 __all__ = ["MODES", "JobSpec", "cancel", "plan_job", "resume", "run", "shard_limits"]
 
@@ -149,62 +157,68 @@ def run(
     service, and ``Detached`` (a ``KeyboardInterrupt``) on Ctrl-C while the job runs or waits.
     """
     started = time.monotonic()
-    if mode not in MODES:
+    sql = arguments.text("sql", sql)
+    key, text = arguments.column_names("key", key), arguments.column_names("text", text)
+    into = arguments.optional_text("into", into)
+    if arguments.text("mode", mode) not in MODES:
         raise ConfigError(f"--mode {mode!r} is not a mode; use one of: {', '.join(MODES)}.")
+    dry_run, wait = arguments.flag("dry_run", dry_run), arguments.flag("wait", wait)
+    on_event, sleep, clock = arguments.functions(on_event=on_event, sleep=sleep, clock=clock)
     wanted = parse_target(into) if into is not None else None  # a blank --into is refused, not defaulted
-    settings = settings if settings is not None else load_settings(overrides)
-    sql, relations = resolve_query(sql, settings.dbt_project, db=settings.db)
-    choice = choose_model(settings)
-    on_event(Notice(f"Model: {choice.model.name} ({choice.dimensions}-d): {choice.reason}."))
-    name = runner_name(choice, settings)
-    if choice.dimensions == 0:
-        choice = discover_dimensions(choice, settings)
-        on_event(Notice(f"Model {choice.model.name} answers with {choice.dimensions}-d vectors."))
-    # Made before anything is planned, so that a missing key stops the job before it starts.
-    runner = None if dry_run else create_runner(choice, settings, name, wait=wait, sleep=sleep, clock=clock)
-    job: ledger.Job | None = None
-    try:
-        if build_example_warehouse(settings.db):
-            on_event(Notice(f"Built the example warehouse {settings.db} from sql/warehouse.sql."))
-        con = ledger.connect(
-            settings.db, wait=settings.lock_wait, memory_limit=settings.memory_limit, on_wait=_saying(on_event)
-        )
+    settings = arguments.call_settings(settings, overrides, function=run)
+    with ledger.explained(settings.db):
+        sql, relations = resolve_query(sql, settings.dbt_project, db=settings.db)
+        choice = choose_model(settings)
+        on_event(Notice(f"Model: {choice.model.name} ({choice.dimensions}-d): {choice.reason}."))
+        name = runner_name(choice, settings)
+        if choice.dimensions == 0:
+            choice = discover_dimensions(choice, settings)
+            on_event(Notice(f"Model {choice.model.name} answers with {choice.dimensions}-d vectors."))
+        # Made before anything is planned, so that a missing key stops the job before it starts.
+        runner = None if dry_run else create_runner(choice, settings, name, wait=wait, sleep=sleep, clock=clock)
+        job: ledger.Job | None = None
         try:
-            check_built(con, relations)
-            query = inspect_query(con, sql, key=key, text=text)
-            target = check_target(
-                con,
-                wanted or default_target(con, query),
-                model=choice.model.name,
-                dimensions=choice.dimensions,
-                query=query,
+            if build_example_warehouse(settings.db):
+                on_event(Notice(f"Built the example warehouse {settings.db} from sql/warehouse.sql."))
+            con = ledger.connect(
+                settings.db, wait=settings.lock_wait, memory_limit=settings.memory_limit, on_wait=_saying(on_event)
             )
-            spec = JobSpec(query, choice, name, target, mode)
-            if dry_run:
-                return _dry_run(con, spec, settings, on_event, started)
-            job = ledger.find_pending_job(con, spec.fingerprint)
-            if job is not None:
-                on_event(Notice(f"Continuing unfinished job {job.job_id} for the same work."))
-            else:
-                with ledger.transaction(con):
-                    job = plan_job(con, spec, settings, on_event=on_event)
-                on_event(_PLANNED)
-        finally:
-            con.close()
-    except BaseException as e:
-        if runner is not None:
-            runner.close()
-        if not ledger.interrupted(e):
-            raise
-        if job is not None:  # an unfinished job found, or the plan committed just now
-            raise _detached(job) from None
-        # Nothing of the plan was committed: its shard files go with the next run's orphans.
-        raise KeyboardInterrupt(
-            "Interrupted before the job was recorded: nothing was written to the database and nothing was "
-            "sent. Run the command again to start it."
-        ) from None
-    assert runner is not None
-    return _execute(job, settings, runner, on_event, started)
+            try:
+                check_built(con, relations)
+                query = inspect_query(con, sql, key=key, text=text)
+                target = check_target(
+                    con,
+                    wanted or default_target(con, query),
+                    model=choice.model.name,
+                    dimensions=choice.dimensions,
+                    query=query,
+                )
+                spec = JobSpec(query, choice, name, target, mode)
+                if dry_run:
+                    return _dry_run(con, spec, settings, on_event, started)
+                job = ledger.find_pending_job(con, spec.fingerprint)
+                if job is not None:
+                    on_event(Notice(f"Continuing unfinished job {job.job_id} for the same work."))
+                else:
+                    with ledger.transaction(con):
+                        job = plan_job(con, spec, settings, on_event=on_event)
+                    on_event(_PLANNED)
+            finally:
+                con.close()
+        except BaseException as e:
+            if runner is not None:
+                runner.close()
+            if not ledger.interrupted(e):
+                raise
+            if job is not None:  # an unfinished job found, or the plan committed just now
+                raise _detached(job) from None
+            # Nothing of the plan was committed: its shard files go with the next run's orphans.
+            raise KeyboardInterrupt(
+                "Interrupted before the job was recorded: nothing was written to the database and nothing was "
+                "sent. Run the command again to start it."
+            ) from None
+        assert runner is not None
+        return _execute(job, settings, runner, on_event, started)
 
 
 @_explain_out_of_memory
@@ -220,12 +234,15 @@ def resume(
 ) -> RunResult:
     """Continue job ``job_id`` from where the ledger says it stopped (the other parameters as ``run``'s)."""
     started = time.monotonic()
-    settings = settings if settings is not None else load_settings(overrides)
-    job = _open_job(settings, job_id, doing="resume")
-    choice = recorded_choice(job.model, job.dimensions)
-    runner = create_runner(choice, settings, job.runner, wait=wait, sleep=sleep, clock=clock)
-    on_event(Notice(f"Resuming job {job_id} ({job.model}, {job.dimensions}-d) into {parse_target(job.target)}."))
-    return _execute(job, settings, runner, on_event, started)
+    job_id, wait = arguments.text("job_id", job_id), arguments.flag("wait", wait)
+    on_event, sleep, clock = arguments.functions(on_event=on_event, sleep=sleep, clock=clock)
+    settings = arguments.call_settings(settings, overrides, function=resume)
+    with ledger.explained(settings.db):
+        job = _open_job(settings, job_id, doing="resume")
+        choice = recorded_choice(job.model, job.dimensions)
+        runner = create_runner(choice, settings, job.runner, wait=wait, sleep=sleep, clock=clock)
+        on_event(Notice(f"Resuming job {job_id} ({job.model}, {job.dimensions}-d) into {parse_target(job.target)}."))
+        return _execute(job, settings, runner, on_event, started)
 
 
 def cancel(
@@ -240,19 +257,22 @@ def cancel(
     """Cancel job ``job_id``: its running batches are cancelled, what they finished (and was billed)
     goes into the cache, nothing more is sent, and the target is left as it was."""
     started = time.monotonic()
-    settings = settings if settings is not None else load_settings(overrides)
-    job = _open_job(settings, job_id, doing="cancel")
-    store = JobStore(settings.db, job, max_attempts=0, lock_wait=settings.lock_wait)
-    with store.running():
-        if job.runner == "batch":
-            _cancel_batches(store, settings, on_event, sleep=sleep, clock=clock)
-        con = ledger.connect(settings.db, wait=settings.lock_wait)
-        try:
-            with ledger.transaction(con):
-                ledger.set_job_status(con, job.job_id, "cancelled")
-            return job_result(con, job, status="cancelled", db=settings.db, started=started)
-        finally:
-            con.close()
+    job_id = arguments.text("job_id", job_id)
+    on_event, sleep, clock = arguments.functions(on_event=on_event, sleep=sleep, clock=clock)
+    settings = arguments.call_settings(settings, overrides, function=cancel)
+    with ledger.explained(settings.db):
+        job = _open_job(settings, job_id, doing="cancel")
+        store = JobStore(settings.db, job, max_attempts=0, lock_wait=settings.lock_wait)
+        with store.running():
+            if job.runner == "batch":
+                _cancel_batches(store, settings, on_event, sleep=sleep, clock=clock)
+            con = ledger.connect(settings.db, wait=settings.lock_wait)
+            try:
+                with ledger.transaction(con):
+                    ledger.set_job_status(con, job.job_id, "cancelled")
+                return job_result(con, job, status="cancelled", db=settings.db, started=started)
+            finally:
+                con.close()
 
 
 def _cancel_batches(
@@ -320,6 +340,7 @@ def plan_job(
     """Snapshot the query, write the shards and record the job, which ``resume`` then runs (call
     inside a transaction: on any error nothing of the plan stays in the database)."""
     job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    make_work_root(settings)
     directory = job_folder(settings, job_id, dry_run=dry_run)
     if not dry_run:
         remove_orphans(con, work_root(settings))
@@ -373,7 +394,7 @@ def _dry_run(
     """Plan the job, report it from the planned tables, then roll them back: a dry run leaves only
     its shard files."""
     # Only the newest dry run's shards are kept: each one replaces the last (and says so).
-    remove_dry_runs(work_root(settings))
+    remove_dry_runs(make_work_root(settings))
     con.execute("BEGIN TRANSACTION")
     try:
         job = plan_job(con, spec, settings, dry_run=True, on_event=on_event)

@@ -82,7 +82,12 @@ def read_only(con: duckdb.DuckDBPyConnection, sql: str, *, what: str = "the quer
         raise QueryError(f"{what} holds only comments. Pass a SELECT statement.")
     if len(statements) != 1:
         raise QueryError(f"{what} holds {len(statements)} statements; pass exactly one SELECT.")
-    kind = statements[0].type.name
+    # DuckDB types INSTALL as LOAD, and UPDATE EXTENSIONS as a type its Python module cannot name:
+    # those are named by their first keyword (after FORCE) instead.
+    query = statements[0].query
+    words = [query[p:].split()[0].upper() for p, t in duckdb.tokenize(query) if t != duckdb.token_type.comment]
+    words = words[1:] if words[:1] == ["FORCE"] else words
+    kind = words[0] if words[:1] in (["INSTALL"], ["UPDATE"]) else statements[0].type.name
     if kind == "MULTI":  # DuckDB runs a PIVOT with no IN list as statements that first look up its columns
         raise QueryError(
             f"{what} holds a PIVOT whose columns DuckDB must look up first, by running more than one statement. "

@@ -12,8 +12,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from . import ledger
-from .config import Settings, load_settings
+from . import arguments, ledger
+from .config import Settings
 from .dbt_project import Relation, check_built, resolve_query
 from .duck import describe, duck_message, quote
 from .embed import Embedder, table_model
@@ -48,22 +48,27 @@ def search(
     ``embedsql.connect``) to search repeatedly without opening the database, and reading the table,
     each time. Values are DuckDB's, as ``embedsql.sql`` returns them.
     """
-    if blank(text):
+    if blank(arguments.text("text", text)):
         raise ConfigError("the search text is empty; pass the words to search for.")
-    if k < 1:
-        raise ConfigError(f"-k must be at least 1, got {k}.")
-    settings = settings if settings is not None else load_settings(overrides)
+    table, k = arguments.text("table", table), arguments.whole("k", k, least=1)
+    show, where = arguments.optional_text("show", show), arguments.optional_text("where", where)
+    columns = arguments.column_names("columns", columns)
+    if con is not None and not isinstance(con, duckdb.DuckDBPyConnection):
+        raise ConfigError(f"argument con must be a connection from embedsql.connect(), got {con!r}")
+    settings = arguments.call_settings(settings, overrides, function=search)
     relations: list[Relation] = []
     if show is not None:
         show, relations = resolve_query(show, settings.dbt_project, db=settings.db)
     own = con is None
-    con = ledger.connect(settings.db, wait=settings.lock_wait) if con is None else con
-    try:
-        check_built(con, relations)
-        return _search(con, text, table, k, show, columns, where, settings)
-    finally:
-        if own:
-            con.close()
+    with ledger.explained(settings.db):
+        # It writes the cache where there is one, but never starts a ledger (a table it can search has one).
+        con = ledger.connect(settings.db, wait=settings.lock_wait, create_ledger=False) if con is None else con
+        try:
+            check_built(con, relations)
+            return _search(con, text, table, k, show, columns, where, settings)
+        finally:
+            if own:
+                con.close()
 
 
 def _search(

@@ -24,6 +24,7 @@ import duckdb
 
 from .duck import literal, quote
 from .errors import ConfigError, TargetError
+from .ledger import has_ledger
 from .models import recorded_choice
 from .plan import snapshot_columns
 from .source import Query
@@ -170,6 +171,8 @@ def written_target(con: duckdb.DuckDBPyConnection, text: str) -> tuple[TargetNam
 
 def target_models(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     """(model, dimensions) of the vectors in the tables embedsql wrote, each pair once."""
+    if not has_ledger(con):
+        return []
     rows = con.execute("SELECT DISTINCT model, dimensions FROM embedsql.targets ORDER BY 1, 2").fetchall()
     return [(model, int(dimensions)) for model, dimensions in rows]
 
@@ -320,6 +323,8 @@ def _exists(con: duckdb.DuckDBPyConnection, name: TargetName) -> bool:
 
 def _records(con: duckdb.DuckDBPyConnection, name: TargetName) -> list[tuple[Any, ...]]:
     """The rows of ``embedsql.targets`` recorded for table ``name``, under any spelling, newest first."""
+    if not has_ledger(con):  # a database embedsql never ran in, opened without starting a ledger
+        return []
     rows = con.execute(
         "SELECT table_name, model, dimensions, key_columns, key_types, job_id FROM embedsql.targets "
         "ORDER BY updated_at DESC, table_name"
@@ -329,6 +334,8 @@ def _records(con: duckdb.DuckDBPyConnection, name: TargetName) -> list[tuple[Any
 
 def _written(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The tables embedsql wrote that are still there (not made again by someone else), as embedsql prints them."""
+    if not has_ledger(con):
+        return []
     recorded = (_lookup(con, parse_target(t)) for t in _column(con, "SELECT table_name FROM embedsql.targets"))
     return sorted({str(name) for name, kind in recorded if kind == "table" and recorded_target(con, name)})
 

@@ -24,7 +24,10 @@ def build_example_warehouse(db: Path) -> bool:
     """
     root = db.parent
     script = root / SCRIPT
-    if db.exists() or db.name != EXAMPLE_DB or not script.is_file():
+    try:
+        if db.name != EXAMPLE_DB or db.exists() or not script.is_file():
+            return False
+    except OSError:  # a path the system refuses (too long, say): opening the database explains it
         return False
     partial = db.with_name(db.name + ".building")
     partial.unlink(missing_ok=True)

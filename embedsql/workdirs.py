@@ -14,10 +14,12 @@ from pathlib import Path
 import duckdb
 
 from .config import Settings
+from .errors import StorageError
 
 __all__ = [
     "DRY_RUN_PREFIX",
     "job_folder",
+    "make_work_root",
     "portable",
     "remove_dry_runs",
     "remove_job_folder",
@@ -34,6 +36,19 @@ def work_root(settings: Settings) -> Path:
     database never touches another's files, even when they share a folder or a work_dir."""
     base = settings.work_dir if settings.work_dir is not None else settings.db.parent / ".embedsql"
     return base / settings.db.name
+
+
+def make_work_root(settings: Settings) -> Path:
+    """``work_root``, made where it is missing; the folders above ``work_dir`` must exist already: a
+    mistyped path, or a disk that is not mounted, is refused rather than made on whatever disk holds
+    the path (the default, ``.embedsql`` beside the database, always has its parent)."""
+    root = work_root(settings)
+    try:
+        root.parent.mkdir(exist_ok=True)
+        root.mkdir(exist_ok=True)
+    except OSError as e:
+        raise StorageError.writing("job folders", root.parent, e) from e
+    return root
 
 
 def job_folder(settings: Settings, job_id: str, *, dry_run: bool) -> Path:

@@ -139,9 +139,8 @@ def test_a_work_folder_that_cannot_be_created(tmp_path: Path) -> None:
     )
 
     assert result.exit_code == 1
-    job_dir = result.stderr.split("cannot write shard files in ")[1].split(":")[0]
-    assert job_dir.startswith("a-file/work/d.duckdb/")
-    assert result.stderr.splitlines()[-1].endswith(
-        ": Not a directory (errno 20). Free some space there, or set EMBEDSQL_WORK_DIR to a folder with room."
+    assert result.stderr.splitlines()[-1] == (
+        "Error: cannot write job folders in a-file/work: Not a directory (errno 20). a-file is a file, where a folder "
+        "must be: move it, or set EMBEDSQL_WORK_DIR to another path."
     )
     assert fetch(db, "SELECT count(*) FROM embedsql.jobs") == [(0,)]
