@@ -345,18 +345,22 @@ def plan_job(
     if not dry_run:
         remove_orphans(con, work_root(settings))
     rows_table = f'embedsql."rows_{job_id}"'
-    plan = make_plan(
-        con,
-        spec.query,
-        job_id=job_id,
-        rows_table=rows_table,
-        choice=spec.choice,
-        mode=spec.mode,
-        directory=directory,
-        limits=shard_limits(spec, settings),
-        on_long=settings.on_long,
-        on_event=on_event,
-    )
+    try:
+        plan = make_plan(
+            con,
+            spec.query,
+            job_id=job_id,
+            rows_table=rows_table,
+            choice=spec.choice,
+            mode=spec.mode,
+            directory=directory,
+            limits=shard_limits(spec, settings),
+            on_long=settings.on_long,
+            on_event=on_event,
+        )
+    except Exception:
+        remove_job_folder(directory)  # a plan refused leaves no folder behind, the work folders included
+        raise
     job = ledger.Job(
         job_id=job_id,
         fingerprint=spec.fingerprint,
