@@ -4,6 +4,7 @@ definition for the plan's skip summary, every runner, ``embed()`` and ``search``
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -39,11 +40,18 @@ def test_the_whitespace_set_is_pythons() -> None:
 _texts = st.text(alphabet=st.sampled_from([*WHITESPACE, "a", "é", "\u200b", "\ufeff", "字", "\x00"]), max_size=8)
 
 
+@pytest.fixture(scope="module")
+def memory() -> Iterator[duckdb.DuckDBPyConnection]:
+    """One in-memory DuckDB for every example (opening one costs more than the check itself)."""
+    con = duckdb.connect()
+    yield con
+    con.close()
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.none(), _texts))
-def test_python_and_sql_agree_on_what_is_blank(text: str | None) -> None:
-    con = duckdb.connect()
-    in_sql = con.execute(f"SELECT {blank_sql('?')}", [text]).fetchall()[0][0]
+def test_python_and_sql_agree_on_what_is_blank(memory: duckdb.DuckDBPyConnection, text: str | None) -> None:
+    in_sql = memory.execute(f"SELECT {blank_sql('?')}", [text]).fetchall()[0][0]
 
     assert in_sql is blank(text)
     assert blank(text) is (text is None or all(c.isspace() for c in text))
