@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
 import duckdb
 
-__all__ = ["damaged_file", "describe", "duck_message", "literal", "lock_conflict", "missing_extension", "quote"]
+__all__ = [
+    "damaged_file",
+    "describe",
+    "duck_message",
+    "literal",
+    "lock_conflict",
+    "missing_extension",
+    "quote",
+    "scratch",
+]
 
 # DuckDB's words when a database file does not hold what DuckDB wrote into it: a block whose checksum
 # does not match, a file shorter than its blocks, stored metadata or data that does not parse. They
@@ -75,3 +85,19 @@ def missing_extension(error: BaseException) -> str | None:
     """The DuckDB extension that ``error`` says a statement needs and is not installed, else None."""
     found = _MISSING_EXTENSION.search(str(error)) if isinstance(error, duckdb.Error) else None
     return (found.group(1) or found.group(2)) if found else None
+
+
+def scratch() -> duckdb.DuckDBPyConnection:
+    """A connection of its own (settings, registered tables) to the process's in-memory DuckDB, for
+    work on values that touches no database file. Close it when done.
+
+    Opening a DuckDB database costs ~30 ms (its catalog of functions is built each time); a cursor on
+    one that is open costs nothing, so ``embedsql sql`` and ``search`` render their rows without
+    opening a second database per command.
+    """
+    return _memory().cursor()
+
+
+@functools.cache
+def _memory() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect()

@@ -31,7 +31,7 @@ import duckdb
 import pyarrow as pa
 from duckdb.sqltypes import DuckDBPyType
 
-from .duck import literal
+from .duck import literal, scratch
 from .values import NESTED, NUMBERS, parts, restored, type_with_text
 
 __all__ = ["FORMATS", "render", "visible"]
@@ -71,7 +71,7 @@ def render(table: pa.Table, fmt: str = "table") -> str:
         raise ValueError(f"unknown format {fmt!r}")
     if table.num_columns == 0:  # a statement that returns nothing
         return "[]\n" if fmt == "json" else ""
-    con = duckdb.connect()
+    con = scratch()
     try:
         zone = _time_zone(table.schema)
         if zone is not None:  # DuckDB exports its session's time zone with each TIMESTAMPTZ: show it in that

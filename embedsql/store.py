@@ -2,7 +2,8 @@
 
 Every method opens the database, does one short transaction and closes it again, so that a job
 that waits (for OpenAI, for the local model) never keeps the warehouse locked, and every step's
-effect lands together with its record.
+effect lands together with its record. (Reading the shards again when nothing changed them is
+skipped: see ``JobStore.shards``.)
 """
 
 from __future__ import annotations
@@ -43,10 +44,14 @@ class JobStore:
         # Told when a step waits for the database while another process holds it.
         self.on_wait = on_wait
         self.directory = db.parent / job.work_dir
+        # The shards as last read while this process holds the job (see ``shards``).
+        self._shards: list[ledger.Shard] | None = None
+        self._held = False
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """The database, open for the duration of one step."""
+        self._shards = None  # the step may change the shards
         con = ledger.connect(self.db, wait=self.lock_wait, memory_limit=self.memory_limit, on_wait=self.on_wait)
         try:
             yield con
@@ -80,12 +85,27 @@ class JobStore:
                 lock.truncate(lock.write(str(os.getpid()).encode()))
             except OSError as e:
                 raise StorageError.writing("the job's lock file", self.directory, e) from e
-            yield
+            self._held = True
+            try:
+                yield
+            finally:
+                self._held = False
+                self._shards = None
 
     def shards(self) -> list[ledger.Shard]:
-        """All shards of the job, retries included, in order."""
+        """All shards of the job, retries included, in order.
+
+        While this process holds the job (``running``), no other process changes its shards, so they
+        are read again only after a step here may have changed them: a batch job polling a long batch
+        would otherwise open the database once a round for the same rows.
+        """
+        if self._shards is not None:
+            return list(self._shards)
         with self.connection() as con:
-            return ledger.job_shards(con, self.job.job_id)
+            shards = ledger.job_shards(con, self.job.job_id)
+        if self._held:
+            self._shards = shards
+        return list(shards)
 
     def update(self, shard: ledger.Shard, **fields: Any) -> None:
         """Record ``fields`` of ``shard`` (ids, statuses, counts) in one transaction."""

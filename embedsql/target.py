@@ -22,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from .duck import literal, quote
+from .duck import literal, quote, scratch
 from .errors import ConfigError, TargetError
 from .ledger import has_ledger
 from .models import recorded_choice
@@ -390,7 +390,7 @@ def _fold(name: str) -> str:
 @functools.cache
 def _reserved() -> frozenset[str]:
     """DuckDB's reserved words, which a name can only be as a quoted identifier."""
-    con = duckdb.connect()
+    con = scratch()
     try:
         rows = con.execute("SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category = 'reserved'").fetchall()
     finally:

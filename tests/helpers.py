@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,30 @@ from embedsql.errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 # The `fake_time` fixture: the `sleep` and `clock` keyword arguments of embedsql.run and resume.
 FakeTime = dict[str, Callable[..., Any]]
+
+
+def isolate(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
+    """No developer's key, .env, config file or dbt setting leaks in: clean variables, work in ``directory``."""
+    for var in list(os.environ):
+        if var.startswith(("OPENAI_", "EMBEDSQL_", "DBT_")):
+            monkeypatch.delenv(var)
+    monkeypatch.chdir(directory)
+
+
+@contextlib.contextmanager
+def isolated(directory: Path) -> Iterator[None]:
+    """``isolate`` for the block: what a module- or session-scoped template fixture runs embedsql in."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        isolate(monkeypatch, directory)
+        yield
+
+
+def copy_db(template: Path, directory: Path) -> Path:
+    """A copy of the database file ``template`` in ``directory``, under its name (which is its catalog's).
+
+    Templates are built once per module or session and copied for each test, which then owns its copy.
+    """
+    return Path(shutil.copyfile(template, directory / template.name))
 
 
 def make_db(path: Path, sql: str) -> Path:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import pytest
 
-from embedsql.local_model import LocalModel
+from embedsql.local_model import load_local_model
 
 from helpers import fetch, texts_table, vectors_by_key
 
@@ -52,17 +54,32 @@ def embedsql_process(cwd: Path, *args: str, env: dict[str, str] | None = None) -
     )
 
 
+def model_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The texts of each call of this process's local model from now on (the local runner calls it once
+    per shard it computes): a job finished in this process shows which shards it computed again."""
+    model = load_local_model()
+    embed = model.embed
+    calls: list[int] = []
+
+    def counted(texts: Sequence[str]) -> np.ndarray:
+        calls.append(len(texts))
+        return embed(texts)
+
+    monkeypatch.setattr(model, "embed", counted)
+    return calls
+
+
 def job_ids(db: Path, status: str = "prepared") -> list[str]:
     """The jobs of ``db`` in ``status``."""
     return [str(r[0]) for r in fetch(db, f"SELECT job_id FROM embedsql.jobs WHERE status = '{status}' ORDER BY 1")]
 
 
-def assert_embedded_once_each(db: Path, model: LocalModel, table: str = "docs_embeddings") -> None:
-    """``table`` holds exactly the vector of each text of ``TEXTS``."""
+def assert_embedded_once_each(db: Path, alone: Mapping[str, np.ndarray], table: str = "docs_embeddings") -> None:
+    """``table`` holds exactly the vector of each text of ``TEXTS``, as embedded on its own (``alone``)."""
     vectors = vectors_by_key(db, table)
     assert sorted(vectors) == sorted(TEXTS)
     for key, vector in vectors.items():
-        np.testing.assert_array_equal(vector, model.embed([TEXTS[key]])[0])  # type: ignore[index]
+        np.testing.assert_array_equal(vector, alone[TEXTS[key]])  # type: ignore[index]
 
 
 def leftovers(root: Path) -> list[Path]:

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from hostile import (
@@ -25,12 +26,12 @@ from hostile import (
     embedsql_process,
     job_ids,
     leftovers,
+    model_calls,
 )
 
 import embedsql.pipeline
 from embedsql import ledger
 from embedsql.cli import cli
-from embedsql.local_model import LocalModel
 
 from helpers import fetch
 
@@ -323,7 +324,7 @@ def test_a_full_disk_under_the_database_while_planning(tmp_path: Path, ledger_ex
 @needs_dev_full
 @pytest.mark.parametrize("point", ["load", "materialise"])
 def test_a_full_disk_under_the_database_while_loading_or_writing_the_target(
-    tmp_path: Path, model: LocalModel, point: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alone: dict[str, np.ndarray], point: str
 ) -> None:
     db = docs_db(tmp_path / "d.duckdb")
     before = contents(db)
@@ -342,18 +343,17 @@ def test_a_full_disk_under_the_database_while_loading_or_writing_the_target(
     assert job_ids(db) == [job_id]
 
     # The resumed job does not embed again what it computed before: the model is not reached.
-    resumed = embedsql_process(
-        tmp_path, "resume", job_id, "--db", str(db), env={"EMBEDSQL_FAILPOINT": "local-embed:int"}
-    )
+    calls = model_calls(monkeypatch)
+    resumed = CliRunner().invoke(cli, ["resume", job_id, "--db", str(db)])
 
-    assert resumed.returncode == 0, resumed.stderr
+    assert (resumed.exit_code, calls) == (0, []), resumed.output
     assert contents(db)["main.docs"] == before["main.docs"]
-    assert_embedded_once_each(db, model)
+    assert_embedded_once_each(db, alone)
     assert leftovers(tmp_path) == []
 
 
 @needs_dev_full
-def test_a_full_disk_under_the_lock_file(tmp_path: Path, model: LocalModel) -> None:
+def test_a_full_disk_under_the_lock_file(tmp_path: Path, alone: dict[str, np.ndarray]) -> None:
     db = docs_db(tmp_path / "d.duckdb")
     before = contents(db)
     killed = embedsql_process(tmp_path, "run", QUERY, "--db", str(db), env={"EMBEDSQL_FAILPOINT": "local-embed"})
@@ -376,7 +376,7 @@ def test_a_full_disk_under_the_lock_file(tmp_path: Path, model: LocalModel) -> N
     resumed = CliRunner().invoke(cli, ["resume", job_id, "--db", str(db)])
 
     assert resumed.exit_code == 0, resumed.output
-    assert_embedded_once_each(db, model)
+    assert_embedded_once_each(db, alone)
 
 
 @pytest.mark.parametrize(
@@ -385,7 +385,7 @@ def test_a_full_disk_under_the_lock_file(tmp_path: Path, model: LocalModel) -> N
      ("local-embed", "result files", True), ("local-embed:2", "result files", True)],
 )  # fmt: skip
 def test_a_full_disk_under_the_work_folder(
-    tmp_path: Path, model: LocalModel, point: str, what: str, recorded: bool
+    tmp_path: Path, alone: dict[str, np.ndarray], point: str, what: str, recorded: bool
 ) -> None:
     db = docs_db(tmp_path / "d.duckdb")
     before = contents(db)
@@ -412,7 +412,7 @@ def test_a_full_disk_under_the_work_folder(
     again = CliRunner().invoke(cli, ["run", QUERY, "--db", str(db)], env=SMALL_SHARDS)
 
     assert again.exit_code == 0, again.output
-    assert_embedded_once_each(db, model)
+    assert_embedded_once_each(db, alone)
     assert leftovers(tmp_path) == []
 
 
@@ -427,7 +427,9 @@ PLANNING_INTERRUPTED = (
 
 @pytest.mark.parametrize("nth", [1, 2, 3])
 @pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
-def test_ctrl_c_while_planning_records_nothing(tmp_path: Path, model: LocalModel, nth: int, dry_run: bool) -> None:
+def test_ctrl_c_while_planning_records_nothing(
+    tmp_path: Path, alone: dict[str, np.ndarray], nth: int, dry_run: bool
+) -> None:
     db = docs_db(tmp_path / "d.duckdb")
     before = contents(db)
     flags = ["--dry-run"] if dry_run else []
@@ -453,7 +455,7 @@ def test_ctrl_c_while_planning_records_nothing(tmp_path: Path, model: LocalModel
     again = CliRunner().invoke(cli, ["run", QUERY, "--db", str(db)], env=SMALL_SHARDS)
 
     assert again.exit_code == 0, again.output
-    assert_embedded_once_each(db, model)
+    assert_embedded_once_each(db, alone)
     assert leftovers(tmp_path) == []
 
 
@@ -501,7 +503,7 @@ LOCAL_DETACHED = (
 )
 @pytest.mark.parametrize("how", ["resume", "rerun"])
 def test_ctrl_c_during_a_local_job_keeps_what_it_embedded(
-    tmp_path: Path, model: LocalModel, point: str, computed: int, how: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alone: dict[str, np.ndarray], point: str, computed: int, how: str
 ) -> None:
     db = docs_db(tmp_path / "d.duckdb")
     before = contents(db)
@@ -517,17 +519,15 @@ def test_ctrl_c_during_a_local_job_keeps_what_it_embedded(
     status = CliRunner().invoke(cli, ["status", job_id, "--db", str(db)])
     assert status.stdout.splitlines()[0] == f"job {job_id}: {'in progress' if point == 'materialise' else 'prepared'}"
 
-    # Resumed, the model embeds only the shards not computed before: it is reached once per shard left,
-    # so an interrupt at the next reach would show a shard computed twice.
+    # Resumed, the model embeds only the shards not computed before: it is called once per shard left.
     left = 3 - computed
     args = ["resume", job_id] if how == "resume" else ["run", QUERY]
-    finished = embedsql_process(
-        tmp_path, *args, "--db", str(db), env={**SMALL_SHARDS, "EMBEDSQL_FAILPOINT": f"local-embed:{left + 1}:int"}
-    )
+    calls = model_calls(monkeypatch)
+    finished = CliRunner().invoke(cli, [*args, "--db", str(db)], env=SMALL_SHARDS)
 
-    assert finished.returncode == 0, finished.stderr
+    assert (finished.exit_code, calls) == (0, [10] * left), finished.output
     assert contents(db)["main.docs"] == before["main.docs"]
-    assert_embedded_once_each(db, model)
+    assert_embedded_once_each(db, alone)
     assert job_ids(db, "complete") == [job_id]
     assert leftovers(tmp_path) == []
 

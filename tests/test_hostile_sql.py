@@ -7,7 +7,6 @@ database and file is exactly as before.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -20,7 +19,7 @@ from embedsql.cli import cli
 from embedsql.duck import describe
 from embedsql.local_model import LocalModel
 
-from helpers import fetch, make_db, vectors_by_key
+from helpers import copy_db, fetch, isolated, make_db, vectors_by_key
 
 EXTRA = """
     CREATE SEQUENCE s;
@@ -46,14 +45,22 @@ def statement(kind: str, what: str = "the query") -> str:
     return f"{READS}: {what} is {article} {kind} statement. Pass a SELECT (or FROM) query."
 
 
+@pytest.fixture(scope="module")
+def db_template(tmp_path_factory: pytest.TempPathFactory, movies_template: Path) -> Path:
+    return make_db(copy_db(movies_template, tmp_path_factory.mktemp("extra")), EXTRA)
+
+
 @pytest.fixture
-def db(movies_db: Path) -> Path:
-    return make_db(movies_db, EXTRA)
+def db(db_template: Path, tmp_path: Path) -> Path:
+    return copy_db(db_template, tmp_path)
 
 
 def user_state(db: Path) -> dict[str, object]:
     """Everything of the user's that a side effect could change: every table's rows, the
-    sequences, the databases attached, the extensions loaded, and the files beside the database."""
+    sequences, the databases attached, the extensions loaded, and the files beside the database.
+
+    Rows as Arrow tables, which compare exactly and are read ~3x faster than Python tuples (the
+    movies table has 62,423 rows)."""
     con = duckdb.connect(str(db), read_only=True)
     try:
         tables = [
@@ -62,7 +69,7 @@ def user_state(db: Path) -> dict[str, object]:
                 "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY 1"
             ).fetchall()
         ]
-        state: dict[str, object] = {t: con.execute(f'SELECT * FROM "{t}" ORDER BY ALL').fetchall() for t in tables}
+        state: dict[str, object] = {t: con.sql(f'SELECT * FROM "{t}" ORDER BY ALL').to_arrow_table() for t in tables}
         state["sequences"] = con.execute("SELECT sequence_name, last_value FROM duckdb_sequences()").fetchall()
         state["views"] = con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()
     finally:
@@ -325,18 +332,17 @@ def test_a_query_that_is_not_deterministic_is_snapshotted_once(db: Path, model: 
 
 
 @pytest.fixture(scope="module")
-def searchable_template(tmp_path_factory: pytest.TempPathFactory, movies_template: Path) -> Path:
-    db = tmp_path_factory.mktemp("searchable") / "warehouse.duckdb"
-    make_db(Path(shutil.copyfile(movies_template, db)), EXTRA)
-    embedsql.run("select movieId, genres from movies where movieId <= 20", into="movies_embeddings", db=db)
+def searchable_template(tmp_path_factory: pytest.TempPathFactory, db_template: Path) -> Path:
+    directory = tmp_path_factory.mktemp("searchable")
+    db = copy_db(db_template, directory)
+    with isolated(directory):
+        embedsql.run("select movieId, genres from movies where movieId <= 20", into="movies_embeddings", db=db)
     return db
 
 
 @pytest.fixture
 def searchable(searchable_template: Path, tmp_path: Path) -> Path:
-    db = tmp_path / "warehouse.duckdb"
-    shutil.copyfile(searchable_template, db)
-    return db
+    return copy_db(searchable_template, tmp_path)
 
 
 SEARCH = ["search", "space adventure", "--table", "movies_embeddings", "-k", "3", "--format", "csv"]

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from hostile import QUERY, assert_embedded_once_each, contents, docs_db, job_ids, leftovers
@@ -21,7 +22,6 @@ import embedsql.plan
 from embedsql.cli import _Display, cli
 from embedsql.errors import DatabaseError
 from embedsql.events import Event, Notice, Progress
-from embedsql.local_model import LocalModel
 
 from fake_openai import FakeOpenAI
 from helpers import fetch, make_db
@@ -297,7 +297,9 @@ def test_another_missing_database_is_not_promised_to_be_built(tmp_path: Path, na
 # What an upsert wrote, and what the table holds
 
 
-def test_an_upsert_summary_says_what_it_wrote_and_what_the_table_holds(tmp_path: Path, model: LocalModel) -> None:
+def test_an_upsert_summary_says_what_it_wrote_and_what_the_table_holds(
+    tmp_path: Path, alone: dict[str, np.ndarray]
+) -> None:
     docs_db(tmp_path / "d.duckdb")
     first = CliRunner().invoke(cli, ["run", "select id, body from docs where id < 4", "--db", "d.duckdb"])
     assert first.stdout.splitlines()[0].startswith("docs_embeddings in d.duckdb: 4 rows of all-MiniLM-L6-v2")
@@ -313,7 +315,7 @@ def test_an_upsert_summary_says_what_it_wrote_and_what_the_table_holds(tmp_path:
         f"docs_embeddings in d.duckdb: 2 rows written, 4 in the table, of all-MiniLM-L6-v2 FLOAT[384] (job {job_id})"
     )
     assert (more.target_rows, more.table_rows) == (30, 30)
-    assert_embedded_once_each(tmp_path / "d.duckdb", model)
+    assert_embedded_once_each(tmp_path / "d.duckdb", alone)
 
 
 def test_an_upsert_into_a_new_table_reads_like_a_replace(tmp_path: Path) -> None:

@@ -368,6 +368,14 @@ def test_bad_base64_is_refused(tmp_path: Path, con: duckdb.DuckDBPyConnection) -
 _ELEMENTS = st.floats(width=32, allow_nan=False, allow_infinity=False)
 
 
+@pytest.fixture(scope="module")
+def memory() -> Iterator[duckdb.DuckDBPyConnection]:
+    """One in-memory DuckDB for every example of the property (opening one costs more than an example)."""
+    connection = duckdb.connect()
+    yield connection
+    connection.close()
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     matrix=st.integers(1, 16).flatmap(
@@ -376,7 +384,9 @@ _ELEMENTS = st.floats(width=32, allow_nan=False, allow_infinity=False)
     forms=st.lists(st.booleans(), min_size=6, max_size=6),
     seed=st.integers(0, 1000),
 )
-def test_vectors_round_trip_exactly(matrix: np.ndarray, forms: list[bool], seed: int) -> None:
+def test_vectors_round_trip_exactly(
+    memory: duckdb.DuckDBPyConnection, matrix: np.ndarray, forms: list[bool], seed: int
+) -> None:
     assume(bool(matrix.any(axis=1).all()))
     expected = {f"id-{i}": row for i, row in enumerate(matrix)}
     lines = [
@@ -385,9 +395,9 @@ def test_vectors_round_trip_exactly(matrix: np.ndarray, forms: list[bool], seed:
     ]
     random.Random(seed).shuffle(lines)
 
-    with tempfile.TemporaryDirectory() as tmp, duckdb.connect() as con:
+    with tempfile.TemporaryDirectory() as tmp:
         path = write_jsonl(Path(tmp) / "out.jsonl", lines)
-        results = read_results(con, [path], dimensions=matrix.shape[1])
+        results = read_results(memory, [path], dimensions=matrix.shape[1])
 
     assert results.failures == []
     got = vectors_by_id(results)

@@ -60,8 +60,10 @@ def test_quickstart_builds_the_warehouse_and_embeds_each_genre_string_once(
     genres = dict(fetch(db, "SELECT movieId, genres FROM movies"))
     vectors = vectors_by_key(db, "movies_embeddings", "movieId")
     assert len(vectors) == len(genres) == 62_423
-    for movie_id, vector in vectors.items():
-        np.testing.assert_array_equal(vector, genre_vectors[genres[movie_id]])
+    # All 62,423 rows at once (a call per row took 12 s of CPU).
+    np.testing.assert_array_equal(
+        np.stack(list(vectors.values())), np.stack([genre_vectors[genres[m]] for m in vectors])
+    )
 
     second = CliRunner().invoke(cli, ["run", "select movieId, genres from movies"])
 

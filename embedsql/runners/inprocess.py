@@ -33,8 +33,8 @@ def drive_shards(runner: ShardRunner, store: JobStore, on_event: EventHandler) -
     A shard whose output and error files both exist was computed before a crash and is only loaded.
     Loading can add retry shards; the loop runs until none is left.
     """
+    shards = store.shards()
     while True:
-        shards = store.shards()
         pending = [s for s in shards if s.status != ShardStatus.LOADED]
         progress = _Counter(on_event, total=sum(s.lines for s in shards))
         progress.advance(progress.total - sum(s.lines for s in pending))
@@ -55,7 +55,7 @@ def drive_shards(runner: ShardRunner, store: JobStore, on_event: EventHandler) -
             if sum(s.lines for s in computed) >= LOAD_LINES:
                 load_shards(store, computed)
                 computed = []
-        load_shards(store, computed)
+        shards = load_shards(store, computed)
 
 
 class _Counter:
