@@ -960,3 +960,104 @@ def test_the_sdk_retry_of_a_429_waits_real_time_which_does_not_refill_the_fake_c
             assert time.perf_counter() - started >= 0.05
         assert fake.rate_limited == 2
         assert [status for _, _, status in fake.requests] == [200, 429, 429]
+
+
+# ------------------------------------------------------------------------------------------ other servers' faults
+
+
+def test_rewrite_output_lines_writes_what_the_test_makes_of_a_completed_batch(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    def twice_and_short(lines: list[dict]) -> list[object]:
+        first = dict(lines[0], response=dict(lines[0]["response"]))
+        first["response"]["body"] = {**first["response"]["body"], "data": [{"index": 0, "embedding": [0.5]}]}
+        return [first, lines[1], lines[1], "not json"]
+
+    server.shuffle_output = False
+    server.rewrite_output_lines(twice_and_short)
+    batch = client.batches.retrieve(submit(client, [line("a", "x"), line("b", "y")]).id)
+    raw = client.files.content(batch.output_file_id or "").read().decode().splitlines()
+
+    assert counts(batch) == {"total": 2, "completed": 2, "failed": 0}
+    assert [json.loads(x)["custom_id"] for x in raw[:3]] == ["a", "b", "b"]
+    assert json.loads(raw[0])["response"]["body"]["data"] == [{"index": 0, "embedding": [0.5]}]
+    assert raw[3] == "not json"
+    again = client.batches.retrieve(submit(client, [line("a", "x")]).id)
+    assert len(results(client, again.output_file_id)) == 1
+
+
+def test_rewrite_answers_sends_what_the_test_returns_after_the_request_took_effect(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    from fake_openai.wire import Response
+
+    server.rewrite_answers("POST", "/embeddings$", lambda status, body: {**body, "data": body["data"][:1]})
+    page = Response(200, b"<html>oops</html>", "text/html")
+    server.rewrite_answers("POST", "/embeddings$", lambda status, body: page)
+    short = client.embeddings.create(model=SMALL, input=["a", "b"])
+    html = client.embeddings.with_raw_response.create(model=SMALL, input=["c"])
+
+    assert [d.index for d in short.data] == [0]
+    assert html.http_response.text == "<html>oops</html>"
+    assert server.inputs_by_text == {"a": 1, "b": 1, "c": 1}
+    assert len(client.embeddings.create(model=SMALL, input=["a", "b"]).data) == 2
+
+
+def test_an_outage_fails_every_matching_request_until_fake_time_has_passed(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.outage("*", "", 120, status=503)
+    with pytest.raises(openai.InternalServerError) as refused:
+        client.models.retrieve(SMALL)
+    server.advance(119)
+    with pytest.raises(openai.APIStatusError):
+        client.batches.list()
+    server.advance(1)
+
+    assert refused.value.status_code == 503
+    assert client.models.retrieve(SMALL).id == SMALL
+    assert [status for _, _, status in server.requests] == [503, 503, 200]
+
+
+def test_an_outage_with_status_0_closes_connections_unanswered(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.outage("GET", "/batches", 60, status=0)
+    with pytest.raises(openai.APIConnectionError):
+        client.batches.list()
+
+    assert client.models.retrieve(SMALL).id == SMALL
+    server.advance(60)
+    assert client.batches.list().data == []
+
+
+@pytest.mark.parametrize(("status", "detail"), [(404, "Not Found"), (405, "Method Not Allowed")])
+def test_a_removed_endpoint_answers_as_a_fastapi_server_does(
+    server: FakeOpenAI, client: openai.OpenAI, status: int, detail: str
+) -> None:
+    server.remove_endpoint("GET", "^/v1/files$", status=status)
+    for _ in range(3):
+        with pytest.raises(openai.APIStatusError) as refused:
+            client.files.list()
+        assert (refused.value.status_code, refused.value.body) == (status, {"detail": detail})
+
+    assert client.files.create(file=("a.jsonl", jsonl([line("a", "x")])), purpose="batch").filename == "a.jsonl"
+
+
+def test_a_server_without_a_key_takes_any_key() -> None:
+    with FakeOpenAI(api_key=None) as server:
+        for key in ("anything", "sk-other"):
+            with openai.OpenAI(api_key=key, base_url=server.base_url, max_retries=0) as sdk:
+                assert len(sdk.embeddings.create(model=SMALL, input="x").data) == 1
+
+
+def test_input_token_limits_refuse_a_longer_input_with_vllms_words(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.models["all-MiniLM-L6-v2"] = 384
+    server.input_token_limits["all-MiniLM-L6-v2"] = 5
+    long = "word " * 6
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.embeddings.create(model="all-MiniLM-L6-v2", input=["short", long])
+
+    assert f"maximum context length is 5 tokens. However, you requested {token_count(long)} tokens" in str(
+        refused.value
+    )
+    assert server.inputs_by_text == {}
+    assert len(client.embeddings.create(model="all-MiniLM-L6-v2", input=["short"]).data[0].embedding) == 384

@@ -41,6 +41,13 @@ in the path without query):
 - :meth:`FakeOpenAI.cut_downloads`: a file download stops halfway (no Content-Length, then close).
 - :meth:`FakeOpenAI.omit_output_file`: a ``completed`` batch with no output file.
 - :meth:`FakeOpenAI.corrupt_output`: one line of a ``completed`` batch's output file is invalid JSON.
+- :meth:`FakeOpenAI.rewrite_output_lines`: a completed batch's output lines as a test function makes them.
+- :meth:`FakeOpenAI.rewrite_answers`: an answer as a test function makes it (malformed bodies, HTML pages).
+- :meth:`FakeOpenAI.outage`: every matching request fails for some minutes of fake time.
+- :meth:`FakeOpenAI.remove_endpoint`: a path the server does not serve (404/405, as FastAPI servers answer).
+
+Other servers' limits: ``api_key=None`` takes any key or none; ``input_token_limits[model]`` refuses longer
+inputs with vLLM's words.
 
 Batches and files are typed records (:class:`BatchRecord`, :class:`FileRecord`); ``view()`` gives the
 object the API answers, and ``record["status"]`` reads one of its fields.

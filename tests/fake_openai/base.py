@@ -17,7 +17,7 @@ class ServerBase:
     Everything runs under ``_lock``, taken once per request by the server and by each public method.
     """
 
-    def __init__(self, *, api_key: str = API_KEY, seed: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *, api_key: str | None = API_KEY, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.api_key = api_key
         self._lock = threading.RLock()

@@ -133,7 +133,7 @@ class BatchLifecycle(BatchesAPI):
         if self.shuffle_output:
             lines = lines.copy()
             self._shuffle.shuffle(lines)
-        texts = [dumps(line) for line in lines]
+        texts = self._rewritten_output(lines) if filename.endswith("_output.jsonl") else [dumps(x) for x in lines]
         if corrupt is not None:
             text = texts[corrupt - 1]
             texts[corrupt - 1] = text[: len(text) // 2]

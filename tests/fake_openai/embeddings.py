@@ -57,6 +57,8 @@ class EmbeddingsAPI(ServerBase):
         self.requests_per_minute = requests_per_minute
         self.rate_limited = 0  # requests of POST /v1/embeddings the rate limiter answered with a 429
         self.models: dict[str, int] = dict(NATIVE_DIMENSIONS)  # model -> native dimensions
+        # Models that take fewer tokens per input than OpenAI's 8,192, refused as vLLM refuses them.
+        self.input_token_limits: dict[str, int] = {}
         self._limiter = RateLimiter()
         self._inputs_by_text: collections.Counter[str] = collections.Counter()
         self._embedding_requests: list[tuple[float, int, int]] = []  # (fake time, inputs, tokens)
@@ -123,7 +125,15 @@ class EmbeddingsAPI(ServerBase):
                 code="invalid_value",
             )
         counts = [token_count(text) for text in texts]
+        limit = self.input_token_limits.get(model)
         for count in counts:
+            if limit is not None and count > limit:
+                raise ApiError(
+                    400,
+                    f"This model's maximum context length is {limit} tokens. However, you requested {count} "
+                    "tokens in the input for embedding generation. Please reduce the length of the input.",
+                    type_="BadRequestError",
+                )
             if count > MAX_TOKENS_PER_INPUT:
                 raise ApiError(
                     400,

@@ -6,13 +6,17 @@ client is told in the package docstring; here they are only stored and used up.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .base import ServerBase
-from .wire import Response, error_body, json_response
+from .wire import Response, dumps, error_body, json_response
+
+# How servers built on FastAPI (vLLM, infinity-emb) answer a path or method they do not serve.
+NOT_SERVED = {404: {"detail": "Not Found"}, 405: {"detail": "Method Not Allowed"}}
 
 # Default error type, code and message of a status injected by fail_requests().
 FAULTS: dict[int, tuple[str, str | None, str]] = {
@@ -56,7 +60,35 @@ class ConnectionFault:
     seconds: float = 0.0  # real seconds of delay
 
 
-F = TypeVar("F", RequestFault, ConnectionFault)
+@dataclass
+class Outage:
+    """Matching requests answered ``status`` (0: the connection closed unanswered) until fake time ``until``."""
+
+    method: str
+    path: re.Pattern[str]
+    status: int
+    until: float
+
+
+@dataclass
+class Rewrite:
+    """A matching answer handed to ``rewrite`` before it is sent (see rewrite_answers)."""
+
+    method: str
+    path: re.Pattern[str]
+    rewrite: Callable[[int, Any], Any]
+    times: int
+
+
+@dataclass
+class OutputRewrite:
+    """The output lines of the next completed batches handed to ``rewrite`` (see rewrite_output_lines)."""
+
+    rewrite: Callable[[list[dict]], list[Any]]
+    times: int
+
+
+F = TypeVar("F", RequestFault, ConnectionFault, Rewrite)
 
 
 @dataclass
@@ -102,6 +134,9 @@ class FaultSwitches(ServerBase):
         self._line_faults: dict[str, LineFault] = {}
         self._cuts = 0
         self._omissions = 0
+        self._outages: list[Outage] = []
+        self._rewrites: list[Rewrite] = []
+        self._output_rewrites: list[OutputRewrite] = []
 
     # ---------------------------------------------------------------------------------------------- switches
 
@@ -121,6 +156,37 @@ class FaultSwitches(ServerBase):
             self._request_faults.append(
                 RequestFault(method.upper(), re.compile(path), status, times, retry_after, body)
             )
+
+    def remove_endpoint(self, method: str, path: str, *, status: int = 404) -> None:
+        """From now on, answer every request of ``method`` whose path matches regex ``path`` as a server that
+        does not serve it (``{"detail": "Not Found"}`` or ``"Method Not Allowed"``, as vLLM and infinity-emb
+        answer), before auth: a server with no Batch API, or no ``GET /v1/files``."""
+        self.fail_requests(method, path, status, times=1 << 62, body=NOT_SERVED.get(status, NOT_SERVED[404]))
+
+    def outage(self, method: str, path: str, seconds: float, *, status: int = 503) -> None:
+        """Answer every matching request with ``status`` and the OpenAI error body (``status=0``: close the
+        connection unanswered) for the next ``seconds`` of fake time: an outage of minutes or hours, which a
+        client that waits with ``sleep=server.advance`` rides out only by waiting. ``method`` ``"*"`` and
+        ``path`` ``""`` match every request."""
+        with self._lock:
+            self._outages.append(Outage(method.upper(), re.compile(path), status, self._clock + seconds))
+
+    def rewrite_answers(self, method: str, path: str, rewrite: Callable[[int, Any], Any], *, times: int = 1) -> None:
+        """Hand the next ``times`` answers to matching requests (after they took effect) to ``rewrite(status,
+        body)``, ``body`` the parsed JSON (None if it is not JSON); what it returns is sent instead: a
+        :class:`~fake_openai.wire.Response` as it is (an HTML page, a cut body), anything else as JSON with the
+        same status. For malformed answers: items missing or extra, short or null vectors, no ``index``, an
+        error inside a 200, a file object without ``status``."""
+        with self._lock:
+            self._rewrites.append(Rewrite(method.upper(), re.compile(path), rewrite, times))
+
+    def rewrite_output_lines(self, rewrite: Callable[[list[dict]], list[Any]], *, times: int = 1) -> None:
+        """Hand the output lines (parsed, in file order) of the next ``times`` batches that complete with an
+        output file to ``rewrite``; the lines it returns are written instead (a str as it is, anything else as
+        JSON): a vector of the wrong length, a line twice, a line for a request nobody sent. ``request_counts``
+        and billing are unchanged."""
+        with self._lock:
+            self._output_rewrites.append(OutputRewrite(rewrite, times))
 
     def lose_responses(self, method: str, path: str, *, status: int = 500, times: int = 1) -> None:
         """Carry out the next ``times`` matching requests, then answer ``status`` as if they had failed:
@@ -205,6 +271,38 @@ class FaultSwitches(ServerBase):
             return json_response(fault.status, fault.body, headers)
         type_, code, message = default_error(fault.status)
         return json_response(fault.status, {"error": error_body(message, type_, None, code)}, headers)
+
+    def _take_outage(self, method: str, path: str) -> Response | None:
+        """The answer of an outage under way for this request (see outage), or None."""
+        for outage in self._outages:
+            if self._clock < outage.until and outage.method in ("*", method) and outage.path.search(path):
+                if outage.status == 0:
+                    return Response(0, b"", drop=True)
+                type_, code, message = default_error(outage.status)
+                return json_response(outage.status, {"error": error_body(message, type_, None, code)})
+        return None
+
+    def _rewritten(self, method: str, path: str, response: Response) -> Response:
+        """``response`` as a rewrite_answers() switch armed for this request makes it."""
+        fault = take(self._rewrites, method, path)
+        if fault is None or response.drop:
+            return response
+        try:
+            body = json.loads(response.body)
+        except ValueError:
+            body = None
+        answer = fault.rewrite(response.status, body)
+        if isinstance(answer, Response):
+            return answer
+        return Response(response.status, dumps(answer).encode(), headers=response.headers)
+
+    def _rewritten_output(self, lines: list[dict]) -> list[str]:
+        """The output lines of a completing batch as a rewrite_output_lines() switch makes them, as text."""
+        for fault in self._output_rewrites:
+            if fault.times > 0:
+                fault.times -= 1
+                return [line if isinstance(line, str) else dumps(line) for line in fault.rewrite(lines)]
+        return [dumps(line) for line in lines]
 
     def _take_lost_response(self, method: str, path: str) -> Response | None:
         """The error answered after the request took effect (see lose_responses), or None."""

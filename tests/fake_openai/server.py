@@ -49,7 +49,7 @@ class FakeOpenAI(BatchLifecycle):
     def __init__(
         self,
         *,
-        api_key: str = API_KEY,
+        api_key: str | None = API_KEY,
         seed: int = 0,
         tokens_per_minute: int | None = None,
         requests_per_minute: int | None = None,
@@ -167,9 +167,13 @@ class FakeOpenAI(BatchLifecycle):
             if self._take_drop(method, path):
                 self._requests.append((method, path, 0))
                 return Response(0, b"", drop=True)
+            if (outage := self._take_outage(method, path)) is not None:
+                self._requests.append((method, path, outage.status))
+                return outage
             try:
                 response = self._take_failed_request(method, path) or self._route(method, path, query, headers, body)
                 response = self._take_lost_response(method, path) or response
+                response = self._rewritten(method, path, response)
             except ApiError as e:
                 response = json_response(e.status, e.body, e.headers)
             except Exception:
@@ -194,6 +198,8 @@ class FakeOpenAI(BatchLifecycle):
         raise ApiError(404, f"Invalid URL ({method} {path})")
 
     def _authenticate(self, authorization: str | None) -> None:
+        if self.api_key is None:  # a server that needs no key (a local vLLM, Ollama, infinity-emb) takes any
+            return
         scheme, _, key = (authorization or "").partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
