@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from hostile import QUERY, SMALL_SHARDS, assert_embedded_once_each, contents, docs_db, job_ids, leftovers
@@ -23,7 +24,6 @@ from hostile import QUERY, SMALL_SHARDS, assert_embedded_once_each, contents, do
 import embedsql
 from embedsql.cli import cli
 from embedsql.errors import ConfigError
-from embedsql.local_model import LocalModel
 
 NO_JOB = "20260101-000000-abcd"
 COMMANDS = [
@@ -241,7 +241,7 @@ WORK_DIRS = {
 @pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
 @pytest.mark.parametrize("case", list(WORK_DIRS))
 def test_a_work_folder_the_system_refuses_is_explained_by_errno(
-    db: Path, tmp_path: Path, model: LocalModel, case: str, dry_run: bool
+    db: Path, tmp_path: Path, alone: dict[str, np.ndarray], case: str, dry_run: bool
 ) -> None:
     make, folder, strerror, code, fix = WORK_DIRS[case]
     work_dir = make(tmp_path)
@@ -259,7 +259,7 @@ def test_a_work_folder_the_system_refuses_is_explained_by_errno(
     again = CliRunner().invoke(cli, ["run", QUERY, "--db", "d.duckdb"], env={"EMBEDSQL_WORK_DIR": "work"})
 
     assert again.exit_code == 0, again.output  # a work folder whose parent exists is made
-    assert_embedded_once_each(db, model)
+    assert_embedded_once_each(db, alone)
 
 
 @pytest.fixture
@@ -318,7 +318,7 @@ FIXES = {
 @pytest.mark.parametrize(("point", "what"), [("shard-write", "shard files"), ("local-embed", "result files")])
 @pytest.mark.parametrize("code", list(FIXES))
 def test_each_errno_at_each_write_says_what_to_do(
-    db: Path, tmp_path: Path, model: LocalModel, code: str, point: str, what: str
+    db: Path, tmp_path: Path, alone: dict[str, np.ndarray], code: str, point: str, what: str
 ) -> None:
     strerror, number, fix = FIXES[code]
     if os.strerror(number) != strerror:
@@ -342,7 +342,7 @@ def test_each_errno_at_each_write_says_what_to_do(
     again = CliRunner().invoke(cli, ["run", QUERY, "--db", "d.duckdb"], env=SMALL_SHARDS)
 
     assert again.exit_code == 0, again.output
-    assert_embedded_once_each(db, model)
+    assert_embedded_once_each(db, alone)
     assert leftovers(tmp_path) == []
 
 
