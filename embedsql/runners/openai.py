@@ -381,7 +381,9 @@ class OpenAIClient:
 
     def _server_message(self, error: openai.APIStatusError) -> str:
         body = error.body if isinstance(error.body, dict) else {}
-        message = body.get("message") or error.message
+        # OpenAI says it in "message"; FastAPI servers (vLLM, infinity-emb) in "detail".
+        detail = body.get("detail") if isinstance(body.get("detail"), str) else None
+        message = body.get("message") or detail or error.message
         return self._redact(str(message)).rstrip(".") + "."
 
     def _redact(self, text: str) -> str:
