@@ -20,7 +20,6 @@ from click.testing import CliRunner
 import embedsql
 from embedsql.cli import cli
 from embedsql.errors import EmbedsqlError, RemoteError
-from embedsql.events import Event, Progress
 
 import fake_openai.embeddings
 from fake_openai import FakeOpenAI, expected_vector
@@ -305,30 +304,32 @@ def test_an_address_nothing_answers_at(tmp_path: Path, openai_server: FakeOpenAI
     assert billed_once(texts, openai_server)
 
 
-def _after(server: FakeOpenAI, done: int, arm: Callable[[], None]) -> Callable[[Event], None]:
-    """An event handler that arms a fault once ``done`` texts are embedded."""
-    armed = [False]
+def _after(server: FakeOpenAI, answered: int, arm: Callable[[], None]) -> None:
+    """Arm a fault once ``answered`` embeddings requests were answered (at once for 0), whatever the threads."""
+    if answered == 0:
+        arm()
+        return
 
-    def on_event(event: Event) -> None:
-        if isinstance(event, Progress) and event.stage == "embed" and event.done >= done and not armed[0]:
-            armed[0] = True
-            arm()
+    def counting(status: int, body: Any) -> Any:
+        counting.seen += 1  # type: ignore[attr-defined]
+        if counting.seen == answered:  # type: ignore[attr-defined]
+            arm()  # under the server's lock: no other request slips in between
+        return body
 
-    return on_event
+    counting.seen = 0  # type: ignore[attr-defined]
+    server.rewrite_answers("POST", EMBEDDINGS, counting, times=answered)
 
 
-@pytest.mark.parametrize("moment", [0, 10], ids=["from the start", "after 10 texts"])
+@pytest.mark.parametrize("moment", [0, 2], ids=["from the start", "after 2 requests"])
 @pytest.mark.parametrize("concurrency", [1, 3])
 def test_an_outage_longer_than_the_retries(
     tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime, moment: int, concurrency: int
 ) -> None:
     db, texts = warehouse(tmp_path, fake_time)
     before = fetch(db, TARGET)
-    hours = lambda: openai_server.outage("POST", EMBEDDINGS, 3 * 3600)  # noqa: E731
-    if moment == 0:
-        hours()
+    _after(openai_server, moment, lambda: openai_server.outage("POST", EMBEDDINGS, 3 * 3600))
 
-    error = fails(openai_server, db, fake_time, concurrency=concurrency, on_event=_after(openai_server, moment, hours))
+    error = fails(openai_server, db, fake_time, concurrency=concurrency)
 
     job = job_of(db)
     assert isinstance(error, RemoteError)
@@ -338,6 +339,10 @@ def test_an_outage_longer_than_the_retries(
     )
     assert fetch(db, TARGET) == before
     assert status(db, job) == "prepared"
+    # The vectors of the requests answered before the outage are in the cache already.
+    assert fetch(db, f"SELECT count(*) FROM embedsql.shards WHERE job_id = '{job}' AND embedded > 0") == [
+        (1 if moment else 0,)
+    ]
     openai_server.advance(3 * 3600)
     finish(db, job, texts, fake_time)
     assert billed_once(texts, openai_server)
