@@ -520,3 +520,49 @@ def test_the_limit_a_server_said_truncates_long_texts_when_set(tmp_path: Path, o
     assert fetch(db, "SELECT count(*) FROM embedsql.errors") == [(0,)]
     assert openai_server.inputs_by_text[texts[2]] == 1
     assert max(len(t.split()) for t in openai_server.inputs_by_text) <= 50
+
+
+def test_access_denied_stops_at_once(tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime) -> None:
+    db, texts = warehouse(tmp_path, fake_time)
+    before = fetch(db, TARGET)
+    sent = len(embedding_statuses(openai_server))
+    openai_server.fail_requests("POST", EMBEDDINGS, 403, times=1000)
+
+    line = cli_fails(db, "--concurrency", "1")
+
+    job = job_of(db)
+    assert line == (
+        f"Error: OpenAI denied access (403 while trying to embed the texts at {openai_server.base_url}): Country, "
+        "region, or territory not supported. Check that the key's project may use the Batch API and this model. "
+        f"{KEEPS.format(job=job)}"
+    )
+    assert embedding_statuses(openai_server)[sent:] == [403]
+    assert fetch(db, TARGET) == before
+    openai_server._request_faults.clear()  # access granted
+    finish(db, job, texts, fake_time)
+    assert billed_once(texts, openai_server)
+
+
+def _one_item(embedding: Callable[[], np.ndarray]) -> Callable[[int, Any], Any]:
+    packed = lambda: base64.b64encode(embedding().astype("<f4").tobytes()).decode()  # noqa: E731
+    return _items(lambda data: [data[0], {**data[1], "embedding": packed()}, *data[2:]])
+
+
+@pytest.mark.parametrize(
+    ("vector", "reason"),
+    [
+        (lambda: np.zeros(1536), "the vector is zero or not finite"),
+        (lambda: np.full(1536, np.nan), "the vector is zero or not finite"),
+    ],
+    ids=["zero", "NaN"],
+)
+def test_a_vector_the_server_cannot_give_for_one_text_fails_that_text(
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime, vector: Callable[[], np.ndarray], reason: str
+) -> None:
+    db, _ = warehouse(tmp_path, fake_time)
+    openai_server.rewrite_answers("POST", EMBEDDINGS, _one_item(vector))
+
+    result = embedsql.run(QUERY, db=db, runner="sync", max_inputs_per_request=10, concurrency=1, **fake_time)
+
+    assert (result.status, result.target_rows, result.failed_texts) == ("complete", N - 1, 1)
+    assert fetch(db, "SELECT code, message FROM embedsql.errors") == [("invalid_vector", reason)]
