@@ -300,7 +300,7 @@ def test_an_address_nothing_answers_at(tmp_path: Path, openai_server: FakeOpenAI
         f"the network and OPENAI_BASE_URL. {KEEPS.format(job=job)}"
     )
     assert fetch(db, TARGET) == before
-    finish(db, job, texts, fake_time)
+    finish(db, job, texts, fake_time)  # (a server that answers late bills each try: no way to know)
     assert billed_once(texts, openai_server)
 
 
@@ -566,3 +566,21 @@ def test_a_vector_the_server_cannot_give_for_one_text_fails_that_text(
 
     assert (result.status, result.target_rows, result.failed_texts) == ("complete", N - 1, 1)
     assert fetch(db, "SELECT code, message FROM embedsql.errors") == [("invalid_vector", reason)]
+
+
+def test_a_server_that_does_not_answer_in_time(tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime) -> None:
+    db, texts = warehouse(tmp_path, fake_time)
+    before = fetch(db, TARGET)
+    # Every try of the first request (1 + 8 retries) waits far longer than the client does.
+    openai_server.delay_responses("POST", EMBEDDINGS, 30, times=9)
+
+    error = fails(openai_server, db, fake_time, concurrency=1, openai_timeout=0.2)
+
+    job = job_of(db)
+    assert str(error) == (
+        f"the OpenAI API at {openai_server.base_url} did not answer in time to embed the texts (APITimeoutError). "
+        "Check the network and OPENAI_BASE_URL, or allow more time with EMBEDSQL_OPENAI_TIMEOUT. "
+        f"{KEEPS.format(job=job)}"
+    )
+    assert fetch(db, TARGET) == before
+    finish(db, job, texts, fake_time)  # (a server that answers late bills each try: no way to know)
