@@ -300,7 +300,7 @@ def test_an_address_nothing_answers_at(tmp_path: Path, openai_server: FakeOpenAI
         f"the network and OPENAI_BASE_URL. {KEEPS.format(job=job)}"
     )
     assert fetch(db, TARGET) == before
-    finish(db, job, texts, fake_time)  # (a server that answers late bills each try: no way to know)
+    finish(db, job, texts, fake_time)
     assert billed_once(texts, openai_server)
 
 
