@@ -288,15 +288,20 @@ def test_a_server_that_went_away(
         assert billed_once(texts, openai_server, back)
 
 
-def test_an_address_nothing_answers_at(tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime) -> None:
+@pytest.mark.parametrize(
+    "address", ["http://127.0.0.1:9/v1", "http://no-such-host.invalid/v1"], ids=["closed port", "unknown host"]
+)
+def test_an_address_nothing_answers_at(
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime, address: str
+) -> None:
     db, texts = warehouse(tmp_path, fake_time)
     before = fetch(db, TARGET)
 
-    error = fails(openai_server, db, fake_time, openai_base_url="http://127.0.0.1:9/v1")
+    error = fails(openai_server, db, fake_time, openai_base_url=address)
 
     job = job_of(db)
     assert str(error) == (
-        "could not reach the OpenAI API at http://127.0.0.1:9/v1 to embed the texts (APIConnectionError). Check "
+        f"could not reach the OpenAI API at {address} to embed the texts (APIConnectionError). Check "
         f"the network and OPENAI_BASE_URL. {KEEPS.format(job=job)}"
     )
     assert fetch(db, TARGET) == before
