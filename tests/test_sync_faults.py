@@ -20,6 +20,7 @@ from click.testing import CliRunner
 import embedsql
 from embedsql.cli import cli
 from embedsql.errors import EmbedsqlError, RemoteError
+from embedsql.events import Event, Progress
 
 import fake_openai.embeddings
 from fake_openai import FakeOpenAI, expected_vector
@@ -309,6 +310,11 @@ def test_an_address_nothing_answers_at(
     assert billed_once(texts, openai_server)
 
 
+def progress_of(events: list[Progress]) -> Callable[[Event], None]:
+    """An event handler that keeps the embedding progress events."""
+    return lambda event: events.append(event) if isinstance(event, Progress) and event.stage == "embed" else None
+
+
 def _after(server: FakeOpenAI, answered: int, arm: Callable[[], None]) -> None:
     """Arm a fault once ``answered`` embeddings requests were answered (at once for 0), whatever the threads."""
     if answered == 0:
@@ -334,10 +340,14 @@ def test_an_outage_longer_than_the_retries(
     before = fetch(db, TARGET)
     _after(openai_server, moment, lambda: openai_server.outage("POST", EMBEDDINGS, 3 * 3600))
 
-    error = fails(openai_server, db, fake_time, concurrency=concurrency)
+    progress: list[Progress] = []
+    error = fails(openai_server, db, fake_time, concurrency=concurrency, on_event=progress_of(progress))
 
     job = job_of(db)
     assert isinstance(error, RemoteError)
+    # Progress counts the texts embedded, not those the outage kept from being sent.
+    assert progress[-1].done == 10 * moment
+    assert progress[-1].total == N - OLD
     assert str(error) == (
         f"OpenAI had a server error (503 while trying to embed the texts at {openai_server.base_url}): The server "
         f"is overloaded or not ready yet. {KEEPS.format(job=job)}"
@@ -558,8 +568,9 @@ def _one_item(embedding: Callable[[], np.ndarray]) -> Callable[[int, Any], Any]:
     [
         (lambda: np.zeros(1536), "the vector is zero or not finite"),
         (lambda: np.full(1536, np.nan), "the vector is zero or not finite"),
+        (lambda: np.ones(12), "the server answered a 12-d vector for this text, not 1536-d"),
     ],
-    ids=["zero", "NaN"],
+    ids=["zero", "NaN", "another length"],
 )
 def test_a_vector_the_server_cannot_give_for_one_text_fails_that_text(
     tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime, vector: Callable[[], np.ndarray], reason: str

@@ -134,7 +134,11 @@ class SyncRunner:
                 )
             )
             return [(r, _NOT_SENT) for r in pack]
-        return list(zip(pack, answer.vectors, strict=True))
+        # A vector of another length than its neighbours' is that one text's failure.
+        return [
+            (r, v if not expected or len(v) == expected else _wrong_length(len(v), expected))
+            for r, v in zip(pack, answer.vectors, strict=True)
+        ]
 
     def _probe(self, stop: _Stop) -> RemoteError | None:
         """Whether the server refuses any request of this model and size, even one of a short text: the
@@ -195,6 +199,10 @@ class _Failed:
 
 _Outcome = np.ndarray | _Failed
 _NOT_SENT = _Failed(None, NOT_SENT, "not sent: the service failed before this input was sent")
+
+
+def _wrong_length(length: int, expected: int) -> _Failed:
+    return _Failed(200, "invalid_vector", f"the server answered a {length}-d vector for this text, not {expected}-d")
 
 
 def _content_failure(error: RemoteError) -> _Failed:
