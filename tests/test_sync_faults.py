@@ -600,3 +600,36 @@ def test_a_server_that_does_not_answer_in_time(tmp_path: Path, openai_server: Fa
     )
     assert fetch(db, TARGET) == before
     finish(db, job, texts, fake_time)  # (a server that answers late bills each try: no way to know)
+
+
+def test_a_service_failure_in_a_later_shard(tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime) -> None:
+    db, texts = warehouse(tmp_path, fake_time)
+    before = fetch(db, TARGET)
+    _after(openai_server, 2, lambda: openai_server.remove_endpoint("POST", EMBEDDINGS, status=405))
+
+    error = fails(openai_server, db, fake_time, concurrency=1, max_shard_lines=10)
+
+    job = job_of(db)
+    assert str(error) == (
+        f"{openai_server.base_url} has no such endpoint or model (405 while trying to embed the texts): Method Not "
+        f"Allowed. Check OPENAI_BASE_URL and --model / EMBEDSQL_MODEL. {KEEPS.format(job=job)}"
+    )
+    # Two shards of 10 were answered and loaded; the third stopped at its first request and was loaded with
+    # its 10 texts in a new shard of the same attempt; the last shard of 5 was not sent.
+    assert embedding_statuses(openai_server)[-3:] == [200, 200, 405]
+    assert fetch(
+        db, f"SELECT status, count(*) FROM embedsql.shards WHERE job_id = '{job}' GROUP BY ALL ORDER BY 1"
+    ) == [
+        ("loaded", 3),
+        ("written", 2),
+    ]
+    assert fetch(
+        db, f"SELECT lines, attempt FROM embedsql.shards WHERE job_id = '{job}' AND status = 'written' ORDER BY shard"
+    ) == [
+        (5, 1),
+        (10, 1),
+    ]
+    assert fetch(db, TARGET) == before
+    openai_server._request_faults.clear()  # the endpoint is back
+    finish(db, job, texts, fake_time)
+    assert billed_once(texts, openai_server)
