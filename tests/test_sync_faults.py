@@ -21,6 +21,8 @@ import embedsql
 from embedsql.cli import cli
 from embedsql.errors import EmbedsqlError, RemoteError
 from embedsql.events import Event, Progress
+from embedsql.runners.failures import learned_token_limit
+from embedsql.runners.openai import needs_key
 
 import fake_openai.embeddings
 from fake_openai import FakeOpenAI, expected_vector
@@ -633,3 +635,32 @@ def test_a_service_failure_in_a_later_shard(tmp_path: Path, openai_server: FakeO
     openai_server._request_faults.clear()  # the endpoint is back
     finish(db, job, texts, fake_time)
     assert billed_once(texts, openai_server)
+
+
+@pytest.mark.parametrize(
+    ("said", "limit"),
+    [
+        ("This model's maximum context length is 8192 tokens, however you requested 9000 tokens", 8192),
+        ("This model's maximum context length is 256 tokens. However, you requested 300 tokens in the input", 256),
+        ("Input validation error: `inputs` must have less than 512 tokens. Given: 600", 512),
+        ("'$.input' is invalid. Please check the API reference", None),
+    ],
+    ids=["OpenAI", "vLLM", "TEI", "no limit said"],
+)
+def test_the_limit_is_learned_from_each_servers_words(said: str, limit: int | None) -> None:
+    assert learned_token_limit(said) == limit
+
+
+@pytest.mark.parametrize(
+    ("base_url", "needed"),
+    [
+        (None, True),
+        ("https://api.openai.com/v1", True),
+        ("https://eu.api.openai.com/v1", True),
+        ("http://localhost:11434/v1", False),
+        ("localhost:8000/v1", False),
+        ("https://openai.com.example.org/v1", False),
+    ],
+)
+def test_only_openai_needs_a_key(base_url: str | None, needed: bool) -> None:
+    assert needs_key(base_url) is needed

@@ -33,11 +33,11 @@ NOT_SENT = "not_sent"
 CONTENT_STATUSES = frozenset({400, 413, 422})
 
 # How servers say an input is too long: OpenAI and vLLM ("maximum context length is 8192 tokens"),
-# TEI ("must have less than 512 tokens"), llama.cpp/Ollama ("input ... too large ... 512").
+# TEI ("must have less than 512 tokens"). Only words that name a token limit: a number in other words
+# (characters, bytes) is not one.
 _LIMIT_PATTERNS = (
     re.compile(r"maximum context length is (\d+) tokens"),
     re.compile(r"must have less than (\d+) tokens"),
-    re.compile(r"(?:input|context|sequence)[^.]*?(?:too (?:long|large)|exceeds?)[^.]*?\b(\d{3,6})\b"),
 )
 
 
