@@ -85,6 +85,11 @@ def finish(
     """Resume ``job``: it completes with the exact vector of every key."""
     result = embedsql.resume(job, db=db, **fake_time)
     assert (result.status, result.target_rows, result.failed_texts) == ("complete", len(texts), 0)
+    assert_exact(db, texts, model=model, dims=dims)
+
+
+def assert_exact(db: Path, texts: dict[int, str], *, model: str = MODEL, dims: int = 1536) -> None:
+    """docs_embeddings holds the exact vector of every key."""
     vectors = vectors_by_key(db, "docs_embeddings")
     assert sorted(vectors) == sorted(texts)  # type: ignore[type-var]
     for key, vector in vectors.items():
@@ -145,7 +150,9 @@ def test_a_model_the_server_lacks(tmp_path: Path, openai_server: FakeOpenAI, fak
     assert fetch(db, TARGET) == before
     assert status(db, job) == "prepared"
     openai_server.models[MODEL] = 1536
-    finish(db, job, texts, fake_time)
+    resumed = CliRunner().invoke(cli, ["resume", job, "--db", str(db)])
+    assert resumed.exit_code == 0, resumed.output
+    assert_exact(db, texts)
     assert billed_once(texts, openai_server)
 
 
