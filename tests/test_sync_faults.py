@@ -340,14 +340,23 @@ def _after(server: FakeOpenAI, answered: int, arm: Callable[[], None]) -> None:
     server.rewrite_answers("POST", EMBEDDINGS, counting, times=answered)
 
 
+OUTAGES = {
+    503: "OpenAI had a server error (503 while trying to embed the texts at {base}): The server is overloaded or not "
+    "ready yet.",
+    0: "could not reach the OpenAI API at {base} to embed the texts (APIConnectionError). Check the network and "
+    "OPENAI_BASE_URL.",
+}
+
+
+@pytest.mark.parametrize("answer", list(OUTAGES), ids=["503", "connection closed"])
 @pytest.mark.parametrize("moment", [0, 2], ids=["from the start", "after 2 requests"])
 @pytest.mark.parametrize("concurrency", [1, 3])
 def test_an_outage_longer_than_the_retries(
-    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime, moment: int, concurrency: int
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime, moment: int, concurrency: int, answer: int
 ) -> None:
     db, texts = warehouse(tmp_path, fake_time)
     before = fetch(db, TARGET)
-    _after(openai_server, moment, lambda: openai_server.outage("POST", EMBEDDINGS, 3 * 3600))
+    _after(openai_server, moment, lambda: openai_server.outage("POST", EMBEDDINGS, 3 * 3600, status=answer))
 
     progress: list[Progress] = []
     error = fails(openai_server, db, fake_time, concurrency=concurrency, on_event=progress_of(progress))
@@ -357,10 +366,7 @@ def test_an_outage_longer_than_the_retries(
     # Progress counts the texts embedded, not those the outage kept from being sent.
     assert progress[-1].done == 10 * moment
     assert progress[-1].total == N - OLD
-    assert str(error) == (
-        f"OpenAI had a server error (503 while trying to embed the texts at {openai_server.base_url}): The server "
-        f"is overloaded or not ready yet. {KEEPS.format(job=job)}"
-    )
+    assert str(error) == f"{OUTAGES[answer].format(base=openai_server.base_url)} {KEEPS.format(job=job)}"
     assert fetch(db, TARGET) == before
     assert status(db, job) == "prepared"
     # The vectors of the requests answered before the outage are in the cache already.
