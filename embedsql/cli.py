@@ -160,6 +160,7 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
 @_setting_option("openai_base_url", metavar="URL")
 @_setting_option("concurrency")
 @_setting_option("max_inputs_per_request")
+@_setting_option("max_input_tokens")
 @_setting_option("on_long")
 @_setting_option("max_attempts")
 @_setting_option("max_enqueued_tokens")
@@ -182,6 +183,7 @@ def run_command(
     openai_base_url: str | None,
     concurrency: int | None,
     max_inputs_per_request: int | None,
+    max_input_tokens: int | None,
     on_long: str | None,
     max_attempts: int | None,
     max_enqueued_tokens: int | None,
@@ -213,6 +215,7 @@ def run_command(
         openai_base_url=openai_base_url,
         concurrency=concurrency,
         max_inputs_per_request=max_inputs_per_request,
+        max_input_tokens=max_input_tokens,
         on_long=on_long,
         max_attempts=max_attempts,
         max_enqueued_tokens=max_enqueued_tokens,

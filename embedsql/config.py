@@ -156,6 +156,15 @@ class Settings:
         flag="--max-inputs-per-request",
         help="Inputs in one sync request",
     )
+    # None: the model's own limit (8,192 for a model embedsql does not know). A server's refusal of a
+    # longer input says its limit, and the error line says to set it.
+    max_input_tokens: int | None = setting(
+        env="EMBEDSQL_MAX_INPUT_TOKENS",
+        least=1,
+        flag="--max-input-tokens",
+        help="Tokens one input may hold, for a model embedsql does not know (what --on-long applies)",
+        default_text="the model's, else 8192",
+    )
     # truncate is token-accurate.
     on_long: str = setting(
         "truncate",

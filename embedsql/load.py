@@ -22,6 +22,7 @@ from .cache import ensure_cache, insert_new_vectors
 from .failpoints import failpoint
 from .models import recorded_choice
 from .results import Failure, iter_results
+from .runners.failures import NOT_SENT
 from .shards import ShardLimits, ShardWriter
 from .store import JobStore
 from .tokens import count_tokens
@@ -102,8 +103,13 @@ def _load_one(
     else:
         failures = [Failure(c, None, *batch_failure) for c in sorted(sent)]
     failpoint("load")
+    # Inputs a failing service never got are sent again as they were: that uses up no attempt.
+    not_sent = {f.custom_id for f in failures if f.code == NOT_SENT}
+    failures = [f for f in failures if f.code != NOT_SENT]
     again = [f for f in failures if is_transient(f)] if shard.attempt < store.max_attempts else []
     retry_ids = {f.custom_id for f in again}
+    if not_sent:
+        _write_retry(store, con, shard, not_sent, attempt=shard.attempt)
     if failures:
         con.executemany(
             "INSERT INTO embedsql.errors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -133,8 +139,16 @@ def _load_one(
     )
 
 
-def _write_retry(store: JobStore, con: duckdb.DuckDBPyConnection, shard: ledger.Shard, custom_ids: set[str]) -> None:
-    """Copy the request lines of ``custom_ids`` into a shard of the next attempt and record it."""
+def _write_retry(
+    store: JobStore,
+    con: duckdb.DuckDBPyConnection,
+    shard: ledger.Shard,
+    custom_ids: set[str],
+    *,
+    attempt: int | None = None,
+) -> None:
+    """Copy the request lines of ``custom_ids`` into a shard of ``attempt`` (the next one unless given) and
+    record it."""
     job = store.job
     number = 1 + int(
         con.execute("SELECT max(shard) FROM embedsql.shards WHERE job_id = ?", [job.job_id]).fetchall()[0][0]
@@ -158,7 +172,7 @@ def _write_retry(store: JobStore, con: duckdb.DuckDBPyConnection, shard: ledger.
         limits=limits,
         shape=lambda batch: (batch, count_tokens(model, batch.column("text").to_pylist())),
         first_shard=number,
-        attempt=shard.attempt + 1,
+        attempt=shard.attempt + 1 if attempt is None else attempt,
     )
     ledger.insert_shards(con, writer.write_all([batch]))
 

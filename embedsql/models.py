@@ -79,7 +79,8 @@ def choose_model(settings: Settings) -> ModelChoice:
         info = MODELS.get(settings.model)
         if info is None and settings.runner == "sync":
             # Another server's model (Ollama, vLLM, TEI...): its size comes from its first answer.
-            return ModelChoice(compatible_model(settings.model), settings.dimensions or 0, "set by --model")
+            info = compatible_model(settings.model, max_tokens=settings.max_input_tokens)
+            return ModelChoice(info, settings.dimensions or 0, "set by --model")
         if info is None:
             raise ConfigError(
                 f"unknown model {settings.model!r}. Known models: {', '.join(MODELS)}. Check --model / EMBEDSQL_MODEL."
@@ -104,10 +105,16 @@ def recorded_choice(model: str, dimensions: int, reason: str = "recorded in the 
     return ModelChoice(info, int(dimensions), reason)
 
 
-def compatible_model(name: str) -> ModelInfo:
-    """A model this embedsql does not know, served by an OpenAI-compatible server (sync runner)."""
+def compatible_model(name: str, *, max_tokens: int | None = None) -> ModelInfo:
+    """A model this embedsql does not know, served by an OpenAI-compatible server (sync runner), taking
+    ``max_tokens`` per input (``--max-input-tokens``; unknown: OpenAI's 8,192)."""
     return MODELS.get(name) or ModelInfo(
-        name=name, provider="compatible", dimensions=0, max_tokens=8192, tokenizer="cl100k_base", reducible=True
+        name=name,
+        provider="compatible",
+        dimensions=0,
+        max_tokens=max_tokens or 8192,
+        tokenizer="cl100k_base",
+        reducible=True,
     )
 
 

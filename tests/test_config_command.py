@@ -39,6 +39,7 @@ def test_config_command_shows_each_value_and_its_source(monkeypatch: pytest.Monk
         "runner                  (not set)  [default; env EMBEDSQL_RUNNER]\n"
         "concurrency             4  [default; env EMBEDSQL_CONCURRENCY]\n"
         "max_inputs_per_request  2048  [default; env EMBEDSQL_MAX_INPUTS_PER_REQUEST]\n"
+        "max_input_tokens        (not set)  [default; env EMBEDSQL_MAX_INPUT_TOKENS]\n"
         "on_long                 truncate  [default; env EMBEDSQL_ON_LONG]\n"
         "max_attempts            3  [default; env EMBEDSQL_MAX_ATTEMPTS]\n"
         "max_enqueued_tokens     (not set)  [default; env EMBEDSQL_MAX_ENQUEUED_TOKENS]\n"

@@ -168,7 +168,8 @@ def test_a_dotenv_key_without_a_value_is_ignored(tmp_path: Path) -> None:
             'colour = "blue"',
             "unknown setting 'colour' in embedsql.toml; known settings: db, dbt_project, dbt_target, model, "
             "dimensions, work_dir, keep_files, max_shard_lines, max_shard_bytes, runner, concurrency, "
-            "max_inputs_per_request, on_long, max_attempts, max_enqueued_tokens, poll_interval, max_poll_interval, "
+            "max_inputs_per_request, max_input_tokens, on_long, max_attempts, max_enqueued_tokens, poll_interval, "
+            "max_poll_interval, "
             "lock_wait, memory_limit, prices, openai_api_key, openai_base_url, openai_org_id, openai_project_id, "
             "openai_timeout, openai_max_retries",
         ),

@@ -143,7 +143,8 @@ def test_a_rate_limited_key(tmp_path: Path, openai_server: FakeOpenAI) -> None:
     assert result.exit_code == 1
     job_id = fetch(db, "SELECT job_id FROM embedsql.jobs WHERE status = 'prepared'")[0][0]
     assert result.stderr.splitlines()[-1] == (
-        "Error: OpenAI kept answering 429 (rate limit) while trying to upload the shard: Rate limit reached for "
+        f"Error: OpenAI kept answering 429 (rate limit) while trying to upload the shard at {openai_server.base_url}: "
+        "Rate limit reached for "
         "requests. Please try again in 1s. Wait a while before going on. Job "
         f"{job_id} keeps its place: continue it with `embedsql resume {job_id}`."
     )

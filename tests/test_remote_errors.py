@@ -83,15 +83,15 @@ CASES: dict[type[openai.APIError], tuple[openai.APIError, str, bool, int | None]
     ),
     openai.PermissionDeniedError: (
         _status(openai.PermissionDeniedError, 403),
-        "OpenAI denied access (403 while trying to upload the shard): The server says no. Check that the key's "
-        "project may use the Batch API and this model.",
+        f"OpenAI denied access (403 while trying to upload the shard at {BASE}): The server says no. Check that "
+        "the key's project may use the Batch API and this model.",
         False,
         403,
     ),
     openai.RateLimitError: (
         _status(openai.RateLimitError, 429),
-        "OpenAI kept answering 429 (rate limit) while trying to upload the shard: The server says no. Wait a "
-        "while before going on.",
+        f"OpenAI kept answering 429 (rate limit) while trying to upload the shard at {BASE}: The server says no. "
+        "Wait a while before going on.",
         True,
         429,
     ),
@@ -104,31 +104,31 @@ CASES: dict[type[openai.APIError], tuple[openai.APIError, str, bool, int | None]
     ),
     openai.BadRequestError: (
         _status(openai.BadRequestError, 400),
-        "OpenAI refused the request (400 while trying to upload the shard): The server says no.",
+        f"OpenAI refused the request (400 while trying to upload the shard at {BASE}): The server says no.",
         False,
         400,
     ),
     openai.UnprocessableEntityError: (
         _status(openai.UnprocessableEntityError, 422),
-        "OpenAI refused the request (422 while trying to upload the shard): The server says no.",
+        f"OpenAI refused the request (422 while trying to upload the shard at {BASE}): The server says no.",
         False,
         422,
     ),
     openai.ConflictError: (
         _status(openai.ConflictError, 409),
-        "OpenAI answered 409 (conflict) while trying to upload the shard: The server says no.",
+        f"OpenAI answered 409 (conflict) while trying to upload the shard at {BASE}: The server says no.",
         True,
         409,
     ),
     openai.InternalServerError: (
         _status(openai.InternalServerError, 503),
-        "OpenAI had a server error (503 while trying to upload the shard): The server says no.",
+        f"OpenAI had a server error (503 while trying to upload the shard at {BASE}): The server says no.",
         True,
         503,
     ),
     openai.APIStatusError: (
         _status(openai.APIStatusError, 418),
-        "OpenAI answered 418 while trying to upload the shard: The server says no.",
+        f"OpenAI answered 418 while trying to upload the shard at {BASE}: The server says no.",
         False,
         418,
     ),

@@ -42,15 +42,17 @@ def runner_name(choice: ModelChoice, settings: Settings) -> str:
     """The runner a job uses: as configured, else the local model's own or the Batch API."""
     local = choice.model.provider == "local"
     name = settings.runner or ("local" if local else "batch")
-    if (name == "local") != local:
+    if name == "local" and not local:
         raise ConfigError(
-            f"the {name} runner cannot run model {choice.model.name}: the local runner runs only "
-            f"{LOCAL_MODEL.name}, which runs only there. Fix --runner / EMBEDSQL_RUNNER or --model."
+            f"the local runner cannot run model {choice.model.name}: it runs only {LOCAL_MODEL.name}. "
+            "Fix --runner / EMBEDSQL_RUNNER or --model."
         )
+    # Any model runs on a compatible server (sync), the bundled one included when a server serves it.
     if name == "batch" and choice.model.provider != "openai":
         raise ConfigError(
             f"model {choice.model.name} is not an OpenAI model, so the Batch API cannot run it; "
-            "use --runner sync with --base-url pointing at its server."
+            + ("use --runner local, or " if local else "use ")
+            + "--runner sync with --base-url pointing at its server."
         )
     return name
 
@@ -66,7 +68,7 @@ def discover_dimensions(choice: ModelChoice, settings: Settings) -> ModelChoice:
 
     with OpenAIClient(settings) as api:
         answer = api.embed_request(["dimension probe"], model=choice.model.name, dimensions=None)
-    size = int(answer.vectors.shape[1])
+    size = len(answer.vectors[0])
     return ModelChoice(dataclasses.replace(choice.model, dimensions=size), size, choice.reason)
 
 

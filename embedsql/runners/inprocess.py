@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import StorageError
+from ..errors import RemoteError, StorageError
 from ..events import EventHandler, Progress
 from ..failpoints import failpoint
 from ..ledger import Shard, ShardStatus
@@ -31,7 +31,8 @@ def drive_shards(runner: ShardRunner, store: JobStore, on_event: EventHandler) -
     together with others (see ``load_shards``) once ``LOAD_LINES`` lines are computed, and at the end.
 
     A shard whose output and error files both exist was computed before a crash and is only loaded.
-    Loading can add retry shards; the loop runs until none is left.
+    Loading can add retry shards; the loop runs until none is left. A runner that raises ``RemoteError``
+    (the service failed) may have written its files first: what they hold is loaded, then the error goes on.
     """
     shards = store.shards()
     while True:
@@ -50,6 +51,10 @@ def drive_shards(runner: ShardRunner, store: JobStore, on_event: EventHandler) -
                     runner.run_shard(store.path(shard), output, errors, on_lines=progress.advance)
                 except OSError as e:
                     raise StorageError.writing("result files", store.directory, e) from e
+                except RemoteError:
+                    # The service failed: keep what it computed (paid for) before the job stops.
+                    load_shards(store, [*computed, shard] if output.exists() and errors.exists() else computed)
+                    raise
                 failpoint("computed")
             computed.append(shard)
             if sum(s.lines for s in computed) >= LOAD_LINES:

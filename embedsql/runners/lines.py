@@ -63,8 +63,8 @@ def output_line(request: dict[str, Any], vector: np.ndarray, tokens: int, model:
     }
 
 
-def error_line(request: Any, line_no: int, status: int, code: str | None, message: str) -> dict[str, Any]:
-    """An error-file line for ``request`` with the HTTP ``status`` the API answered."""
+def error_line(request: Any, line_no: int, status: int | None, code: str | None, message: str) -> dict[str, Any]:
+    """An error-file line for ``request`` with the HTTP ``status`` the API answered (None: no answer)."""
     custom_id = request.get("custom_id") if isinstance(request, dict) else None
     return {
         "id": f"batch_req_{uuid.uuid4().hex}",

@@ -7,6 +7,7 @@ reaches the user.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -14,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 import numpy as np
@@ -34,6 +36,7 @@ __all__ = [
     "RateLimits",
     "SyncAnswer",
     "UploadedFile",
+    "needs_key",
     "pack",
 ]
 
@@ -76,16 +79,20 @@ class OpenAIClient:
     APIs (upload, create, find, poll, cancel and download batches)."""
 
     def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
-        if not settings.openai_api_key:
+        key = settings.openai_api_key
+        if not key and not needs_key(settings.openai_base_url):
+            # A server of one's own (vLLM, Ollama, TEI) usually takes any key or none; the SDK demands one.
+            key = _NO_KEY
+        if not key:
             raise ConfigError(
                 f"model {settings.model or DEFAULT_OPENAI_MODEL} runs on the OpenAI API, which needs a key. "
                 "Set OPENAI_API_KEY in the environment or in .env, or use the offline model "
                 "(--model all-MiniLM-L6-v2)."
             )
-        self._key = settings.openai_api_key
+        self._key = key
         self._sleep = sleep
         self.client = openai.OpenAI(
-            api_key=settings.openai_api_key,
+            api_key=key,
             base_url=settings.openai_base_url,
             organization=settings.openai_org_id,
             project=settings.openai_project_id,
@@ -98,26 +105,87 @@ class OpenAIClient:
         limits, with the SDK's retries (for a few query texts; the sync runner paces itself)."""
         counts = count_tokens(compatible_model(model), texts)
         vectors = [
-            self.embed_request(texts[start:end], model=model, dimensions=dimensions, retries=True).vectors
+            vector
             for start, end in pack(counts, max_inputs=MAX_INPUTS_PER_REQUEST)
+            for vector in self.embed_request(texts[start:end], model=model, dimensions=dimensions, retries=True).vectors
         ]
-        return np.concatenate(vectors) if vectors else np.zeros((0, dimensions or 0), np.float32)
+        if len({len(v) for v in vectors}) > 1:
+            raise self._malformed("answered vectors of different lengths")
+        return np.stack(vectors) if vectors else np.zeros((0, dimensions or 0), np.float32)
 
     def embed_request(
         self, texts: list[str], *, model: str, dimensions: int | None, retries: bool = False
     ) -> SyncAnswer:
         """One synchronous embeddings request, with the rate-limit headers of the answer. SDK retries
         are off unless asked for: the sync runner paces and retries itself, on its own clock."""
-        kwargs: dict[str, Any] = {"model": model, "input": texts}
+        kwargs: dict[str, Any] = {"model": model, "input": texts, "encoding_format": "base64"}
         if dimensions is not None:
             kwargs["dimensions"] = dimensions
         client = self.client if retries else self.client.with_options(max_retries=0)
         raw = self._call("embed the texts", client.embeddings.with_raw_response.create, **kwargs)
-        response = raw.parse()
-        ordered = sorted(response.data, key=lambda d: d.index)
-        vectors = np.asarray([d.embedding for d in ordered], dtype=np.float32)
-        usage = getattr(response, "usage", None)
-        return SyncAnswer(vectors, int(getattr(usage, "prompt_tokens", 0) or 0), RateLimits.from_headers(raw.headers))
+        # Parsed here rather than by the SDK, which passes odd answers on as odd objects or tracebacks.
+        vectors, tokens = self._embeddings(raw.http_response, len(texts))
+        return SyncAnswer(vectors, tokens, RateLimits.from_headers(raw.headers))
+
+    def _embeddings(self, response: httpx2.Response, n: int) -> tuple[list[np.ndarray], int]:
+        """The vectors (in input order) and prompt tokens of an embeddings answer for ``n`` inputs, or the
+        service ``RemoteError`` that says what is wrong with it."""
+        content_type = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+        try:
+            body = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            page = "an HTML page" if "html" in content_type else "something"
+            raise self._malformed(f"answered {page} ({content_type}), not JSON") from None
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            said = self._redact(str(body["error"].get("message") or body["error"])).rstrip(".")
+            raise self._malformed(f"answered {response.status_code} with an error object ({said})")
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise self._malformed("answered JSON that is not an embeddings list")
+        if len(data) != n:
+            raise self._malformed(f"answered {len(data)} vector{'s' * (len(data) != 1)} for {n} input{'s' * (n != 1)}")
+        vectors: list[np.ndarray | None] = [None] * n
+        for item in data:
+            index = item.get("index") if isinstance(item, dict) else None
+            if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < n:
+                raise self._malformed(f"answered an item without a valid index ({_shown(index)})")
+            if vectors[index] is not None:
+                raise self._malformed(f"answered index {index} twice")
+            vectors[index] = self._vector(item.get("embedding"), index)
+        lengths = {len(v) for v in vectors if v is not None}
+        if lengths == {0}:
+            raise self._malformed("answered empty vectors")
+        usage = body.get("usage")
+        tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        return [v for v in vectors if v is not None], tokens if isinstance(tokens, int) else 0
+
+    def _vector(self, embedding: object, index: int) -> np.ndarray:
+        """One item's embedding, base64 (little-endian float32) or a list of numbers."""
+        if isinstance(embedding, str):
+            try:
+                packed = base64.b64decode(embedding, validate=True)
+            except ValueError:
+                packed = b"\x00"
+            if len(packed) % 4:
+                raise self._malformed(f"answered a vector that is not base64 float32 (item {index})")
+            return np.frombuffer(packed, dtype="<f4").astype(np.float32)
+        if isinstance(embedding, list) and all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in embedding
+        ):
+            return np.asarray(embedding, dtype=np.float32)
+        raise self._malformed(f"answered {_shown(embedding)} as the vector of item {index}")
+
+    def _malformed(self, what: str) -> RemoteError:
+        """The service failure of an answer that is not what the embeddings API answers."""
+        return RemoteError(
+            f"the server at {self.base_url} {what}. Check that OPENAI_BASE_URL / --base-url points at an "
+            "OpenAI-compatible embeddings API."
+        )
+
+    @property
+    def base_url(self) -> str:
+        """The API's address, as requests go to it."""
+        return str(self.client.base_url).rstrip("/")
 
     def upload(self, path: Path, name: str) -> UploadedFile:
         """Upload a shard as a batch input file named ``name`` and wait until it is processed."""
@@ -246,7 +314,7 @@ class OpenAIClient:
 
     def _translate(self, doing: str, error: openai.APIError) -> RemoteError:
         """One place that turns SDK errors into messages with the fix, and never the key."""
-        base = str(self.client.base_url).rstrip("/")
+        base = self.base_url
         if isinstance(error, openai.APITimeoutError):  # before its parent, APIConnectionError
             return RemoteError(
                 f"the OpenAI API at {base} did not answer in time to {doing} (APITimeoutError). Check the network "
@@ -282,39 +350,65 @@ class OpenAIClient:
             )
         if isinstance(error, openai.PermissionDeniedError):
             return answered(
-                f"OpenAI denied access ({status} while trying to {doing}): {said} "
+                f"OpenAI denied access ({status} while trying to {doing} at {base}): {said} "
                 "Check that the key's project may use the Batch API and this model."
             )
         if isinstance(error, openai.RateLimitError):
             return answered(
-                f"OpenAI kept answering {status} (rate limit) while trying to {doing}: {said} "
+                f"OpenAI kept answering {status} (rate limit) while trying to {doing} at {base}: {said} "
                 "Wait a while before going on.",
                 retryable=True,
             )
-        if isinstance(error, openai.NotFoundError):
+        if isinstance(error, openai.NotFoundError) or status == 405:
             return answered(
                 f"{base} has no such endpoint or model ({status} while trying to {doing}): {said} "
                 "Check OPENAI_BASE_URL and --model / EMBEDSQL_MODEL."
             )
         if isinstance(error, openai.BadRequestError | openai.UnprocessableEntityError):
-            return answered(f"OpenAI refused the request ({status} while trying to {doing}): {said}")
+            return answered(f"OpenAI refused the request ({status} while trying to {doing} at {base}): {said}")
         if isinstance(error, openai.ConflictError):
-            return answered(f"OpenAI answered {status} (conflict) while trying to {doing}: {said}", retryable=True)
+            return answered(
+                f"OpenAI answered {status} (conflict) while trying to {doing} at {base}: {said}", retryable=True
+            )
         if isinstance(error, openai.InternalServerError):
-            return answered(f"OpenAI had a server error ({status} while trying to {doing}): {said}", retryable=True)
+            return answered(
+                f"OpenAI had a server error ({status} while trying to {doing} at {base}): {said}", retryable=True
+            )
         return answered(
-            f"OpenAI answered {status} while trying to {doing}: {said}", retryable=status >= 500 or status in (408, 409)
+            f"OpenAI answered {status} while trying to {doing} at {base}: {said}",
+            retryable=status >= 500 or status in (408, 409),
         )
 
     def _server_message(self, error: openai.APIStatusError) -> str:
         body = error.body if isinstance(error.body, dict) else {}
-        message = body.get("message") or error.message
+        # OpenAI says it in "message"; FastAPI servers (vLLM, infinity-emb) in "detail".
+        detail = body.get("detail") if isinstance(body.get("detail"), str) else None
+        message = body.get("message") or detail or error.message
         return self._redact(str(message)).rstrip(".") + "."
 
     def _redact(self, text: str) -> str:
-        text = text.replace(self._key, "***")
+        if self._key != _NO_KEY:
+            text = text.replace(self._key, "***")
         # The API quotes keys masked in the middle (sk-abc***wxyz): keep no part of any.
         return re.sub(r"\bsk-[A-Za-z0-9_\-*]+", "sk-***", text)
+
+
+# Sent to a server of one's own that needs no key: the SDK will not go without one.
+_NO_KEY = "no-key"
+
+
+def needs_key(base_url: str | None) -> bool:
+    """Whether the API at ``base_url`` (None: OpenAI's) needs a key: OpenAI's does, another may not."""
+    if not base_url:
+        return True
+    host = urlsplit(base_url if "//" in base_url else f"//{base_url}").hostname or ""
+    return host == "openai.com" or host.endswith(".openai.com")
+
+
+def _shown(value: object) -> str:
+    """``value`` as a message shows it: short."""
+    text = json.dumps(value) if not isinstance(value, np.ndarray) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _info(batch: Any) -> BatchInfo:
@@ -389,7 +483,8 @@ class RateLimits:
 class SyncAnswer:
     """Vectors of one synchronous request, in input order, with its tokens and the limits left."""
 
-    vectors: np.ndarray
+    # One per input; all of one length unless the server gave some input a vector of another.
+    vectors: list[np.ndarray]
     tokens: int
     limits: RateLimits
 

@@ -4,8 +4,10 @@ For small jobs that should finish in seconds, and for servers that speak the emb
 have no Batch API (vLLM, Ollama, TEI, LiteLLM). The shard's inputs are packed into requests (at most
 ``max_inputs`` inputs and 300,000 tokens each), sent by ``concurrency`` threads, paced by the
 rate-limit headers of the answers (wait for the refill before sending what would be refused) and
-retried after a 429 or 5xx as the server asks (``retry-after``). A request that fails for good
-fails only its own inputs. The answers are written as Batch API output lines, like every runner's.
+retried after a 429 or 5xx as the server asks (``retry-after``). Whether a failure is a text's or the
+service's is decided as ``runners.failures`` says: a refused request is split until the refused texts
+are found; a service failure stops the shard and then the job. The answers are written as Batch API
+output lines, like every runner's.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from ..files import atomic_write
 from ..models import ModelInfo
 from ..store import JobStore
 from ..tokens import count_tokens
+from .failures import NOT_SENT, is_content, learned_token_limit, long_input_advice
 from .inprocess import drive_shards
 from .lines import error_line, output_line, read_requests, write_line
 from .openai import OpenAIClient, RateLimits, SyncAnswer, pack
@@ -56,6 +60,10 @@ class SyncRunner:
         self.max_inputs = max_inputs
         self.sleep = sleep
         self.gate = _RateGate(clock)
+        # The verdict of the probe request (see _probe), asked at most once.
+        self.probe_lock = threading.Lock()
+        self.probed = False
+        self.refused: RemoteError | None = None
 
     def drive(self, store: JobStore, on_event: EventHandler) -> None:
         """Embed every shard of the job in turn."""
@@ -66,49 +74,157 @@ class SyncRunner:
         self.api.close()
 
     def run_shard(self, shard: Path, output: Path, errors: Path, *, on_lines: Callable[[int], None]) -> None:
-        """Write ``output`` and ``errors`` for every request line of ``shard``."""
+        """Write ``output`` and ``errors`` for every request line of ``shard``.
+
+        A service failure (see ``runners.failures``) stops the sending: the files still get every vector
+        received and a ``NOT_SENT`` line for each input not sent, and then the failure is raised.
+        """
         requests = [request for chunk in read_requests(shard, 10_000) for _, request in chunk]
         packs = self._packs(requests)
+        stop = _Stop()
         # The error file lands first: both files present is what marks a shard computed.
         with (
             atomic_write(output, "w", encoding="utf-8") as out,
             atomic_write(errors, "w", encoding="utf-8") as err,
             ThreadPoolExecutor(max_workers=self.concurrency) as pool,
         ):
-            futures = {pool.submit(self._send, pack): pack for pack in packs}
+            futures = [pool.submit(self._embed, pack, stop) for pack in packs]
             for future in as_completed(futures):
-                pack = futures[future]
-                answer = future.result()
-                if isinstance(answer, RemoteError):
-                    for request in pack:
-                        write_line(err, error_line(request, 0, answer.status or 500, None, str(answer)))
-                else:
-                    counts = count_tokens(self.model, [r["body"]["input"] for r in pack])
-                    for request, vector, used in zip(pack, answer.vectors, counts, strict=True):
-                        write_line(out, output_line(request, vector, int(used), self.model.name))
-                on_lines(len(pack))
+                outcomes = future.result()
+                done = [(r, o) for r, o in outcomes if isinstance(o, np.ndarray)]
+                counts = count_tokens(self.model, [r["body"]["input"] for r, _ in done])
+                for (request, vector), used in zip(done, counts, strict=True):
+                    write_line(out, output_line(request, vector, int(used), self.model.name))
+                for request, outcome in outcomes:
+                    if isinstance(outcome, _Failed):
+                        line = error_line(request, 0, outcome.status, outcome.code, outcome.message)
+                        write_line(err, line)
+                on_lines(sum(1 for _, o in outcomes if not (isinstance(o, _Failed) and o.code == NOT_SENT)))
+        if stop.error is not None:
+            raise stop.error
 
     def _packs(self, requests: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """Requests grouped, in shard order, under the per-request input and token limits."""
         counts = count_tokens(self.model, [r["body"]["input"] for r in requests])
         return [requests[start:end] for start, end in pack(counts, max_inputs=self.max_inputs)]
 
-    def _send(self, pack: list[dict[str, Any]]) -> SyncAnswer | RemoteError:
-        texts = [r["body"]["input"] for r in pack]
+    def _embed(self, pack: list[dict[str, Any]], stop: _Stop) -> list[tuple[dict[str, Any], _Outcome]]:
+        """Each request of ``pack`` with its vector or its failure; a refused request is split in halves
+        until the inputs refused are found (see ``runners.failures``)."""
+        try:
+            answer = self._send([r["body"]["input"] for r in pack], stop)
+        except RemoteError as e:
+            if is_content(e) and len(pack) > 1:
+                half = len(pack) // 2
+                return self._embed(pack[:half], stop) + self._embed(pack[half:], stop)
+            refused = self._probe(stop) if is_content(e) else e
+            if refused is None:
+                return [(pack[0], _content_failure(e))]
+            stop.fail(refused)
+            answer = None
+        if answer is None:
+            return [(r, _NOT_SENT) for r in pack]
+        expected = self.dimensions or self.model.dimensions
+        lengths = {len(v) for v in answer.vectors}
+        if expected and lengths != {expected} and len(lengths) == 1:
+            stop.fail(
+                RemoteError(
+                    f"the server at {self.api.base_url} answered {lengths.pop()}-d vectors where {expected}-d were "
+                    f"asked for (model {self.model.name}). Check --model, --dimensions and --base-url."
+                )
+            )
+            return [(r, _NOT_SENT) for r in pack]
+        # A vector of another length than its neighbours' is that one text's failure.
+        return [
+            (r, v if not expected or len(v) == expected else _wrong_length(len(v), expected))
+            for r, v in zip(pack, answer.vectors, strict=True)
+        ]
+
+    def _probe(self, stop: _Stop) -> RemoteError | None:
+        """Whether the server refuses any request of this model and size, even one of a short text: the
+        service failure if it does (the refusal was not about the texts), else None. Asked once."""
+        with self.probe_lock:
+            if self.probed:
+                return self.refused
+            try:
+                if self._send([_PROBE], stop) is None:
+                    return stop.error
+            except RemoteError as e:
+                self.refused = (
+                    RemoteError(
+                        f"{e} Even a request of one short text is refused, so it is not about the texts: check "
+                        "--model, --dimensions / EMBEDSQL_DIMENSIONS and --base-url.",
+                        status=e.status,
+                    )
+                    if is_content(e)
+                    else e
+                )
+            self.probed = True
+            return self.refused
+
+    def _send(self, texts: list[str], stop: _Stop) -> SyncAnswer | None:
+        """One request, retried after a transient failure as the server asks; None if the shard was
+        stopped meanwhile (the request not sent)."""
         tokens = int(np.sum(count_tokens(self.model, texts)))
         for attempt in range(_RETRIES + 1):
             self.sleep(self.gate.wait_for(tokens))
+            if stop.error is not None:
+                self.gate.backoff(0.0, tokens)
+                return None
             try:
                 answer = self.api.embed_request(texts, model=self.model.name, dimensions=self.dimensions)
             except RemoteError as e:
                 if not e.retryable or attempt == _RETRIES:
                     self.gate.backoff(0.0, tokens)
-                    return e
+                    raise
                 self.gate.backoff(e.retry_after if e.retry_after is not None else min(2.0**attempt, 60.0), tokens)
                 continue
             self.gate.update(answer.limits, tokens)
             return answer
         raise AssertionError("unreachable")
+
+
+# The text of the probe request that tells a refused request from refused texts.
+_PROBE = "probe"
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """An input that got no vector: the error line it gets."""
+
+    status: int | None
+    code: str | None
+    message: str
+
+
+_Outcome = np.ndarray | _Failed
+_NOT_SENT = _Failed(None, NOT_SENT, "not sent: the service failed before this input was sent")
+
+
+def _wrong_length(length: int, expected: int) -> _Failed:
+    return _Failed(200, "invalid_vector", f"the server answered a {length}-d vector for this text, not {expected}-d")
+
+
+def _content_failure(error: RemoteError) -> _Failed:
+    """The failure of the one input that ``error`` refused, with the fix when the server said its limit."""
+    message = str(error)
+    limit = learned_token_limit(message)
+    if limit is not None:
+        return _Failed(error.status, "input_too_long", f"{message} {long_input_advice(limit)}")
+    return _Failed(error.status, None, message)
+
+
+class _Stop:
+    """The service failure that stopped a shard (the first one), seen by every sending thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.error: RemoteError | None = None
+
+    def fail(self, error: RemoteError) -> None:
+        with self.lock:
+            if self.error is None:
+                self.error = error
 
 
 class _Bucket:
