@@ -177,7 +177,7 @@ def _split(table: pa.Table, dimensions: int) -> Results:
 def wrong_length(got: int, dimensions: int, *, unit: str = "dimensions") -> str:
     """Why a vector of ``got`` ``unit`` is refused for a job of ``dimensions``: the words every runner uses."""
     return (
-        f"the server answered {got:,} {unit} for it, the job asked for {dimensions:,}; it embeds with another model "
+        f"the server answered {got} {unit} for it, the job asked for {dimensions}; it embeds with another model "
         "or size: check --model and --dimensions"
     )
 
