@@ -244,6 +244,15 @@ class BatchRunner:
         return True
 
     def _failed(self, store: JobStore, shard: Shard, info: BatchInfo, on_event: EventHandler) -> None:
+        """A batch that failed as a whole: over the enqueued-token limit, it is submitted again later;
+        refused in validation (its model, the key's access, the file), the job stops with the server's
+        reason and the shard goes back to "uploaded".
+
+        Validation says nothing about the texts, and nothing of the batch ran or was billed: failing
+        each text "for good" would finish the job with none of them written and send the user to fix
+        texts that are fine. Stopping keeps the job's place, and a resume once the cause is fixed
+        submits the same file again (an attempt of no text is used).
+        """
         codes = [code for code, _ in info.errors]
         if "token_limit_exceeded" in codes:
             on_event(
@@ -256,10 +265,6 @@ class BatchRunner:
             self._not_before[shard.shard] = self.clock() + _TOKEN_LIMIT_WAIT
             store.update(shard, status=ShardStatus.UPLOADED, batch_status="failed", batch_id=None, message=None)
             return
-        # A batch refused whole (its model, the key's access, the file) says nothing about the texts:
-        # failing each of them "for good" would finish the job with none written. The job stops with
-        # the service's reason, and the shard goes back to "uploaded", so that a resume after the
-        # cause is fixed submits it again (nothing of a failed batch ran or was billed).
         # The same reason for every line is said once.
         reasons = dict.fromkeys(f"{code}: {str(text).rstrip('.')}" for code, text in info.errors)
         message = "; ".join(reasons) or "the batch failed with no reason given"
