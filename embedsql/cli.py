@@ -23,7 +23,7 @@ from .events import BatchProgress, Event, Notice, Outage, Progress
 from .formats import FORMATS, render, visible
 from .jobs import RunResult, job_status, list_jobs
 from .ledger import interrupted
-from .load import about_the_text
+from .load import UNCOUNTED, about_the_text
 from .models import MODELS
 from .pipeline import MODES, cancel, resume, run
 from .results import WRONG_LENGTH
@@ -482,6 +482,11 @@ def _report(ctx: click.Context, result: RunResult) -> None:
         status = f"{first.status} " if first.status else ""
         if content:
             remedy = "fix those texts, and run again (the rest comes from the cache)."
+        elif first.code in UNCOUNTED:
+            remedy = (
+                "they never ran (the job was cancelled): run the same command again to embed them "
+                "(the rest comes from the cache)."
+            )
         elif first.code in (WRONG_LENGTH, "invalid_vector"):
             remedy = (
                 "the server answered unusable vectors: check --model and --dimensions, then run again "
