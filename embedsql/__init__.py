@@ -30,7 +30,7 @@ from .errors import (
     StorageError,
     TargetError,
 )
-from .events import BatchProgress, Notice, Progress
+from .events import BatchProgress, Notice, Outage, Progress
 
 if TYPE_CHECKING:
     from .config import Settings, load_settings
@@ -51,6 +51,7 @@ __all__ = [
     "JobSummary",
     "LoadError",
     "Notice",
+    "Outage",
     "Progress",
     "QueryError",
     "RemoteError",

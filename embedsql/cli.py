@@ -19,12 +19,14 @@ import pyarrow as pa
 from .config import ENV_VARS, SECRET_FIELDS, SETTINGS, Settings, decode_text, load_settings
 from .embed import sql as run_sql
 from .errors import Detached, EmbedsqlError
-from .events import BatchProgress, Event, Notice, Progress
+from .events import BatchProgress, Event, Notice, Outage, Progress
 from .formats import FORMATS, render, visible
 from .jobs import RunResult, job_status, list_jobs
 from .ledger import interrupted
+from .load import UNCOUNTED, about_the_text
 from .models import MODELS
 from .pipeline import MODES, cancel, resume, run
+from .results import WRONG_LENGTH
 from .search import search
 
 __all__ = ["STOPPED", "cli", "main"]
@@ -477,13 +479,32 @@ def _report(ctx: click.Context, result: RunResult) -> None:
             err=True,
         )
     if result.failed_texts:
-        first = result.failures[0]
+        # The texts' own fault (the server refused those inputs) first: that is what the user can fix.
+        content = [f for f in result.failures if about_the_text(f)]
+        first = (content or result.failures)[0]
         status = f"{first.status} " if first.status else ""
+        if content:
+            remedy = "fix those texts, and run again (the rest comes from the cache)."
+        elif first.code in UNCOUNTED:
+            remedy = (
+                "they never ran (the job was cancelled): run the same command again to embed them "
+                "(the rest comes from the cache)."
+            )
+        elif first.code in (WRONG_LENGTH, "invalid_vector"):
+            remedy = (
+                "the server answered unusable vectors: check --model and --dimensions, then run again "
+                "(the rest comes from the cache)."
+            )
+        else:
+            remedy = (
+                "the server failed on them every time it was asked: run the same command again later "
+                "(the rest comes from the cache)."
+            )
         click.echo(
             f"Error: {result.failed_texts:,} text(s) failed for good and their rows are not in "
-            f"{_visible(result.target)}; first: {status}{_visible(str(first.code))}: {_visible(str(first.message))} "
-            "See table embedsql.errors (job_id = "
-            f"'{result.job_id}'), fix those texts, and run again (the rest comes from the cache).",
+            f"{_visible(result.target)}; first: {status}{_visible(str(first.code))}: "
+            f"{_visible(str(first.message)).rstrip('.')}. See table embedsql.errors (job_id = "
+            f"'{result.job_id}'), {remedy}",
             err=True,
         )
         ctx.exit(1)
@@ -567,6 +588,8 @@ class _Display:
             self._progress(event)
         elif isinstance(event, BatchProgress):
             self._batches(event)
+        elif isinstance(event, Outage):
+            self._outage(event)
 
     def _progress(self, event: Progress) -> None:
         if event.total == 0:
@@ -620,6 +643,21 @@ class _Display:
             return
         # Off a terminal: a line when something changed, and at least every five minutes.
         state = (event.statuses, event.completed, event.failed)
+        now = time.monotonic()
+        if state != self.last_state or now - self.last_line >= 300:
+            self.last_state, self.last_line = state, now
+            click.echo(text, file=self.stream)
+
+    def _outage(self, event: Outage) -> None:
+        text = f"waiting for the API to come back ({event.answer}; retrying in {_duration(event.retry_in)})" + (
+            f" | down for {_duration(event.since)}" if event.since >= 1 else ""
+        )
+        if self.tty:
+            click.echo("\r\x1b[2K" + text, file=self.stream, nl=False)
+            self.live = True
+            return
+        # Off a terminal: when the outage begins or its answer changes, and at least every five minutes.
+        state: tuple[object, ...] = ("outage", event.answer)
         now = time.monotonic()
         if state != self.last_state or now - self.last_line >= 300:
             self.last_state, self.last_line = state, now

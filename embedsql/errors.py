@@ -108,16 +108,24 @@ class RemoteError(EmbedsqlError):
     """The OpenAI API refused or failed a request; the message never contains the API key.
 
     ``retryable`` tells a failure that may pass on its own (timeouts, 429, 5xx) from one that will not;
-    ``status`` is the HTTP status when there was one, ``retry_after`` the seconds the server asked for.
+    ``status`` is the HTTP status when there was one, ``retry_after`` the seconds the server asked for,
+    ``request`` the request that failed ("GET /v1/batches/batch_1") when known.
     """
 
     def __init__(
-        self, message: str, *, retryable: bool = False, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        status: int | None = None,
+        retry_after: float | None = None,
+        request: str | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after
+        self.request = request
 
 
 class Detached(KeyboardInterrupt):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["BatchProgress", "Event", "EventHandler", "Notice", "Progress", "ignore"]
+__all__ = ["BatchProgress", "Event", "EventHandler", "Notice", "Outage", "Progress", "ignore"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,18 @@ class BatchProgress:
     eta: float | None
 
 
-Event = Notice | Progress | BatchProgress
+@dataclass(frozen=True)
+class Outage:
+    """The API failed while a job waits on its batches (``answer``: "503 on GET /v1/batches/b1", or
+    "no connection to ..."); it is asked again in ``retry_in`` seconds. It has failed for ``since`` seconds;
+    the next ``BatchProgress`` means it answers again."""
+
+    answer: str
+    retry_in: float
+    since: float
+
+
+Event = Notice | Progress | BatchProgress | Outage
 EventHandler = Callable[[Event], None]
 
 

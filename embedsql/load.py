@@ -9,7 +9,7 @@ job, and DuckDB writes the vectors straight into the database file rather than t
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -27,34 +27,42 @@ from .shards import ShardLimits, ShardWriter
 from .store import JobStore
 from .tokens import count_tokens
 
-__all__ = ["LOAD_LINES", "is_transient", "load_shards"]
+__all__ = ["LOAD_LINES", "UNCOUNTED", "about_the_text", "is_transient", "load_shards", "uses_attempt"]
 
 # Lines loaded in one transaction, at least: a DuckDB row group, the size from which DuckDB writes a
 # transaction's new rows straight into the database file instead of through its write-ahead log.
 LOAD_LINES = 122_880
-# Failures that another attempt of the same line cannot fix.
-_PERMANENT_CODES = {"invalid_vector", "batch_failed"}
+# Lines the service did not run (its capacity, its cancel, its lost lines): nothing of the line's own
+# failed, so they are sent again as often as it takes and use up no attempt of their texts.
+UNCOUNTED = frozenset({"batch_expired", "batch_cancelled", "missing", NOT_SENT})
 
 
 def is_transient(failure: Failure) -> bool:
-    """Whether another attempt may succeed: server errors, rate limits, expiry, cancel, lost lines."""
-    if failure.code in _PERMANENT_CODES:
-        return False
-    if failure.status is None:  # expired, cancelled, missing
+    """Whether another attempt may succeed: the service did not run the line, or failed on it (5xx,
+    429, a vector that is zero, not finite or of another length). The rest (400, 422: the input itself)
+    fails for good at once. The one place that decides it, for every runner."""
+    if failure.code in UNCOUNTED or failure.status is None:
         return True
     return failure.status in (408, 409, 429) or failure.status >= 500 or 200 <= failure.status < 300
 
 
-def load_shards(
-    store: JobStore, shards: Sequence[ledger.Shard], *, batch_failures: Mapping[int, tuple[str, str]] | None = None
-) -> list[ledger.Shard]:
+def uses_attempt(failure: Failure) -> bool:
+    """Whether ``failure`` uses up one of its text's ``max_attempts``: only a failure of the text's own line."""
+    return failure.code not in UNCOUNTED
+
+
+def about_the_text(failure: Failure) -> bool:
+    """Whether the failure is about the text itself (the server refused that input), so that fixing the
+    text is the remedy; otherwise the server failed on it, and running again later is."""
+    return not is_transient(failure)
+
+
+def load_shards(store: JobStore, shards: Sequence[ledger.Shard]) -> list[ledger.Shard]:
     """Load the result files of ``shards`` (each shard's effects in the same transaction as its "loaded").
 
-    ``batch_failures`` (shard number -> code, message) fails every line of a shard whose batch
-    failed as a whole. Returns all shards of the job as they are afterwards, retry shards included
-    (read on the same connection: every connection opens the database again, ~30 ms).
+    Returns all shards of the job as they are afterwards, retry shards included (read on the same
+    connection: every connection opens the database again, ~30 ms).
     """
-    failed_batches = batch_failures or {}
     groups: list[list[ledger.Shard]] = [[]]
     for shard in shards:
         if sum(s.lines for s in groups[-1]) >= LOAD_LINES:
@@ -65,51 +73,44 @@ def load_shards(
             with ledger.transaction(con):
                 cache = ensure_cache(con, store.job.model, store.job.dimensions)
                 for shard in group:
-                    _load_one(store, con, cache, shard, failed_batches.get(shard.shard))
+                    _load_one(store, con, cache, shard)
         return ledger.job_shards(con, store.job.job_id)
 
 
-def _load_one(
-    store: JobStore,
-    con: duckdb.DuckDBPyConnection,
-    cache: str,
-    shard: ledger.Shard,
-    batch_failure: tuple[str, str] | None,
-) -> None:
+def _load_one(store: JobStore, con: duckdb.DuckDBPyConnection, cache: str, shard: ledger.Shard) -> None:
     job = store.job
     sent = _custom_ids(con, store.path(shard))
-    embedded = 0
-    if batch_failure is None:
-        # Texts of this shard that the cache holds already (another job stored them meanwhile),
-        # looked up once; then those stored from earlier batches of the answer.
-        known = _cached(con, cache, sent)
-        answered: set[str] = set()
-        failures: list[Failure] = []
-        reader = con.cursor()  # reads the files while `con` writes the cache, batch by batch
-        try:
-            for results in iter_results(reader, list(store.outputs(shard)), dimensions=job.dimensions):
-                ids, vectors = _only(results.custom_ids, results.vectors, sent)
-                known |= insert_new_vectors(con, cache, ids, vectors, known=known)
-                embedded += len(ids)
-                answered.update(ids.to_pylist())
-                answered.update(f.custom_id for f in results.failures)
-                failures += [f for f in results.failures if f.custom_id in sent]
-        finally:
-            reader.close()
-        failures += [
-            Failure(c, None, "missing", "the line is in neither the output nor the error file")
-            for c in sorted(sent - answered)
-        ]
-    else:
-        failures = [Failure(c, None, *batch_failure) for c in sorted(sent)]
+    # Texts of this shard that the cache holds already (another job stored them meanwhile), looked up
+    # once; then those stored from earlier batches of the answer.
+    known = _cached(con, cache, sent)
+    embedded: set[str] = set()
+    answered: set[str] = set()
+    found: dict[str, Failure] = {}
+    reader = con.cursor()  # reads the files while `con` writes the cache, batch by batch
+    try:
+        for results in iter_results(reader, list(store.outputs(shard)), dimensions=job.dimensions):
+            # A line the shard did not send is ignored; a line answered twice counts once.
+            ids, vectors = _only(results.custom_ids, results.vectors, sent - embedded)
+            known |= insert_new_vectors(con, cache, ids, vectors, known=known)
+            embedded.update(ids.to_pylist())
+            answered.update(ids.to_pylist())
+            answered.update(f.custom_id for f in results.failures)
+            for f in results.failures:
+                if f.custom_id in sent:
+                    found.setdefault(f.custom_id, f)
+    finally:
+        reader.close()
+    failures = [f for c, f in sorted(found.items()) if c not in embedded]
+    failures += [
+        Failure(c, None, "missing", "the line is in neither the output nor the error file")
+        for c in sorted(sent - answered)
+    ]
     failpoint("load")
-    # Inputs a failing service never got are sent again as they were: that uses up no attempt.
-    not_sent = {f.custom_id for f in failures if f.code == NOT_SENT}
+    # Inputs a failing service never got (the sync runner stopped) are sent again as they were: nothing of
+    # theirs failed, so they use up no attempt and get no row in embedsql.errors.
+    not_sent = {f.custom_id for f in failures if f.code == NOT_SENT} if store.max_attempts > 0 else set()
     failures = [f for f in failures if f.code != NOT_SENT]
-    again = [f for f in failures if is_transient(f)] if shard.attempt < store.max_attempts else []
-    retry_ids = {f.custom_id for f in again}
-    if not_sent:
-        _write_retry(store, con, shard, not_sent, attempt=shard.attempt)
+    retry_ids = _to_send_again(con, store, failures)
     if failures:
         con.executemany(
             "INSERT INTO embedsql.errors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -127,28 +128,49 @@ def _load_one(
                 for f in failures
             ],
         )
-    if retry_ids:
-        _write_retry(store, con, shard, retry_ids)
+    if retry_ids or not_sent:
+        _write_retry(store, con, shard, retry_ids | not_sent)
     ledger.update_shard(
         con,
         job.job_id,
         shard.shard,
         status=ledger.ShardStatus.LOADED,
-        embedded=embedded,
+        embedded=len(embedded),
         failed=len(failures) - len(retry_ids),
     )
 
 
-def _write_retry(
-    store: JobStore,
-    con: duckdb.DuckDBPyConnection,
-    shard: ledger.Shard,
-    custom_ids: set[str],
-    *,
-    attempt: int | None = None,
-) -> None:
-    """Copy the request lines of ``custom_ids`` into a shard of ``attempt`` (the next one unless given) and
-    record it."""
+def _to_send_again(con: duckdb.DuckDBPyConnection, store: JobStore, failures: list[Failure]) -> set[str]:
+    """The custom_ids of ``failures`` to send again: every line the service did not run, and each line
+    that failed on its own while its text has attempts left (attempts count per text, over the job)."""
+    if store.max_attempts <= 0:  # a cancelled job sends nothing more
+        return set()
+    transient = [f for f in failures if is_transient(f)]
+    counted = [f.custom_id for f in transient if uses_attempt(f)]
+    used = _attempts_used(con, store.job.job_id, counted) if counted else {}
+    return {f.custom_id for f in transient if not uses_attempt(f) or used.get(f.custom_id, 0) + 1 < store.max_attempts}
+
+
+def _attempts_used(con: duckdb.DuckDBPyConnection, job_id: str, custom_ids: list[str]) -> dict[str, int]:
+    """How many attempts each of ``custom_ids`` used up in this job before, from its earlier failures."""
+    con.register("_embedsql_failed", pa.table({"custom_id": pa.array(custom_ids, pa.string())}))
+    try:
+        rows = con.execute(
+            "SELECT custom_id, status, code, message FROM embedsql.errors WHERE job_id = ? "
+            "AND custom_id IN (SELECT custom_id FROM _embedsql_failed)",
+            [job_id],
+        ).fetchall()
+    finally:
+        con.unregister("_embedsql_failed")
+    used: dict[str, int] = {}
+    for row in rows:
+        if uses_attempt(Failure(*row)):
+            used[row[0]] = used.get(row[0], 0) + 1
+    return used
+
+
+def _write_retry(store: JobStore, con: duckdb.DuckDBPyConnection, shard: ledger.Shard, custom_ids: set[str]) -> None:
+    """Copy the request lines of ``custom_ids`` into a shard of the next attempt and record it."""
     job = store.job
     number = 1 + int(
         con.execute("SELECT max(shard) FROM embedsql.shards WHERE job_id = ?", [job.job_id]).fetchall()[0][0]
@@ -172,7 +194,7 @@ def _write_retry(
         limits=limits,
         shape=lambda batch: (batch, count_tokens(model, batch.column("text").to_pylist())),
         first_shard=number,
-        attempt=shard.attempt + 1 if attempt is None else attempt,
+        attempt=shard.attempt + 1,
     )
     ledger.insert_shards(con, writer.write_all([batch]))
 

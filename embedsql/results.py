@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +22,13 @@ import pyarrow.compute as pc
 from .duck import duck_message
 from .errors import LoadError
 
-__all__ = ["BATCH_ROWS", "Failure", "Results", "iter_results", "read_results"]
+__all__ = ["BATCH_ROWS", "WRONG_LENGTH", "Failure", "Results", "iter_results", "read_results", "wrong_length"]
 
 # Lines read at a time: 8,192 lines of 1536-d base64 output are ~70 MB of JSON and ~50 MB of vectors.
 BATCH_ROWS = 8_192
+
+# The code of a line whose vector has another length than the job's dimensions.
+WRONG_LENGTH = "wrong_dimensions"
 
 _SCHEMA = (
     "{'custom_id': 'VARCHAR', "
@@ -152,8 +155,10 @@ def _split(table: pa.Table, dimensions: int) -> Results:
     ids, vectors = [], []
     for part, decode in ((packed, _from_base64), (floats, _from_floats)):
         if part.num_rows:
-            ids.append(part["custom_id"].combine_chunks())
-            vectors.append(decode(part, dimensions))
+            part_ids, part_vectors, wrong = decode(part, dimensions)
+            ids.append(part_ids)
+            vectors.append(part_vectors)
+            failures += wrong
     if not ids:
         return Results(pa.array([], pa.string()), np.zeros((0, dimensions), np.float32), failures)
     all_ids = pa.concat_arrays(ids)
@@ -169,35 +174,53 @@ def _split(table: pa.Table, dimensions: int) -> Results:
     return Results(all_ids, matrix, failures)
 
 
-def _from_base64(part: pa.Table, dimensions: int) -> np.ndarray:
+def wrong_length(got: int, dimensions: int, *, unit: str = "dimensions") -> str:
+    """Why a vector of ``got`` ``unit`` is refused for a job of ``dimensions``: the words every runner uses."""
+    return (
+        f"the server answered {got} {unit} for it, the job asked for {dimensions}; it embeds with another model "
+        "or size: check --model and --dimensions"
+    )
+
+
+def _from_base64(part: pa.Table, dimensions: int) -> tuple[pa.Array, np.ndarray, list[Failure]]:
+    lengths = pc.binary_length(part["packed"]).to_numpy(zero_copy_only=False)
+    part, failures = _refuse_wrong(
+        part,
+        lengths != dimensions * 4,
+        lambda n: (
+            wrong_length(n // 4, dimensions)
+            if n % 4 == 0
+            else wrong_length(n, dimensions * 4, unit="bytes of float32 data")
+        ),
+        lengths,
+    )
     column = part["packed"].combine_chunks()
-    lengths = pc.binary_length(column).to_numpy(zero_copy_only=False)
-    wrong = lengths != dimensions * 4
-    if wrong.any():
-        _wrong_size(part, wrong, [f"{n} bytes of float32 data" for n in lengths], dimensions)
+    if not len(column):
+        return part["custom_id"].combine_chunks(), np.zeros((0, dimensions), np.float32), failures
     _, offsets, data = column.buffers()
     width = np.int64 if pa.types.is_large_binary(column.type) else np.int32
     start = np.frombuffer(offsets, width)[column.offset]
-    return np.frombuffer(data, "<f4", count=len(column) * dimensions, offset=int(start)).reshape(-1, dimensions)
+    matrix = np.frombuffer(data, "<f4", count=len(column) * dimensions, offset=int(start)).reshape(-1, dimensions)
+    return part["custom_id"].combine_chunks(), matrix, failures
 
 
-def _from_floats(part: pa.Table, dimensions: int) -> np.ndarray:
-    column = part["floats"].combine_chunks()
-    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
-    wrong = lengths != dimensions
-    if wrong.any():
-        _wrong_size(part, wrong, [f"{n} dimensions" for n in lengths], dimensions)
-    flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    return flat.reshape(-1, dimensions)
+def _from_floats(part: pa.Table, dimensions: int) -> tuple[pa.Array, np.ndarray, list[Failure]]:
+    lengths = pc.list_value_length(part["floats"]).to_numpy(zero_copy_only=False)
+    part, failures = _refuse_wrong(part, lengths != dimensions, lambda n: wrong_length(n, dimensions), lengths)
+    flat = part["floats"].combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return part["custom_id"].combine_chunks(), flat.reshape(-1, dimensions), failures
 
 
-def _wrong_size(part: pa.Table, wrong: np.ndarray, sizes: list[str], dimensions: int) -> None:
-    first = int(np.flatnonzero(wrong)[0])
-    custom_id = part["custom_id"][first].as_py()
-    raise LoadError(
-        f"result for custom_id {custom_id!r} has {sizes[first]}, but the job asked for {dimensions} "
-        "dimensions. The server answered with another model or size; check --model and --dimensions."
-    )
+def _refuse_wrong(
+    part: pa.Table, wrong: np.ndarray, why: Callable[[int], str], lengths: np.ndarray
+) -> tuple[pa.Table, list[Failure]]:
+    """The lines of ``part`` whose vector has the right length, and a failure for each other one: a
+    line of the wrong length fails alone, the rest of the file loads."""
+    if not wrong.any():
+        return part, []
+    ids = part["custom_id"].filter(pa.array(wrong)).to_pylist()
+    failures = [Failure(c, 200, WRONG_LENGTH, why(n)) for c, n in zip(ids, lengths[wrong].tolist(), strict=True)]
+    return part.filter(pa.array(~wrong)), failures
 
 
 def _why(row: dict[str, object]) -> str:

@@ -148,11 +148,13 @@ def test_a_completed_batch_without_its_output_file_is_sent_again(
     assert_exact_table(db, "docs_embeddings", texts, "id")
 
 
-def test_a_batch_that_fails_validation_is_reported_with_the_servers_message(
+def test_a_batch_that_fails_validation_stops_the_job_with_the_servers_message_and_keeps_its_place(
     tmp_path: Path, openai_server: FakeOpenAI
 ) -> None:
-    db, _ = small_db(tmp_path / "d.duckdb", n=3)
-    del openai_server.models[MODEL]  # the organisation has no access to the model
+    """A batch refused whole is the service's failure, not the texts': no text fails for good, the job
+    stops with the server's reason, and once the cause is fixed a resume submits the shard again."""
+    db, texts = small_db(tmp_path / "d.duckdb", n=3)
+    model = openai_server.models.pop(MODEL)  # the organisation has no access to the model
 
     result = CliRunner().invoke(
         cli, ["run", "select id, body from docs", "--db", str(db)], env={"EMBEDSQL_POLL_INTERVAL": "0"}
@@ -160,12 +162,24 @@ def test_a_batch_that_fails_validation_is_reported_with_the_servers_message(
 
     assert result.exit_code == 1
     (batch,) = openai_server.batches.values()
-    server_message = batch["errors"]["data"][0]["message"]
-    assert f"failed validation: model_not_found: {server_message}" in result.stderr
-    assert (
-        "Error: 3 text(s) failed for good and their rows are not in docs_embeddings; first: batch_failed: "
-        f"model_not_found: {server_message}" in result.stderr
+    server_message = batch["errors"]["data"][0]["message"].rstrip(".")
+    job_id = fetch(db, "SELECT job_id FROM embedsql.jobs")[0][0]
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: batch {batch['id']} (shard 1) failed validation: model_not_found: {server_message}. Nothing of it "
+        "ran; fix the cause (the model, the key's access to it), then continue. "
+        f"Job {job_id} keeps its place: continue it with `embedsql resume {job_id}`."
     )
+    assert fetch(db, "SELECT status, batch_id, batch_status FROM embedsql.shards") == [("uploaded", None, "failed")]
+    assert fetch(db, "SELECT count(*) FROM embedsql.errors") == [(0,)]
+    assert fetch(db, "SELECT status FROM embedsql.jobs") == [("prepared",)]
+
+    openai_server.models[MODEL] = model
+    resumed = CliRunner().invoke(cli, ["resume", job_id, "--db", str(db)], env={"EMBEDSQL_POLL_INTERVAL": "0"})
+
+    assert resumed.exit_code == 0, resumed.output
+    assert openai_server.batches_created == 2
+    assert openai_server.inputs_by_text == Counter(dict.fromkeys(texts.values(), 1))
+    assert_exact_table(db, "docs_embeddings", texts, "id")
 
 
 def test_a_wrong_key_is_one_clear_line_and_never_echoed(tmp_path: Path, openai_server: FakeOpenAI) -> None:

@@ -108,6 +108,10 @@ def test_cancel_keeps_what_was_finished_and_a_rerun_pays_only_for_the_rest(
     cancelled = CliRunner().invoke(cli, ["cancel", job_id, "--db", str(db)], env=env)
 
     assert cancelled.exit_code == 1  # the never-run lines are reported as failed for good
+    assert cancelled.stderr.splitlines()[-1].endswith(
+        "they never ran (the job was cancelled): run the same command again to embed them (the rest comes from the "
+        "cache)."
+    )
     assert cancelled.stdout.startswith(f"Job {job_id} cancelled: docs_embeddings in {db} was not written.\n")
     assert "  embedded                20\n" in cancelled.stdout
     (batch,) = openai_server.batches.values()

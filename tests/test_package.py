@@ -39,6 +39,7 @@ def test_public_api_is_pinned() -> None:
         "JobSummary",
         "LoadError",
         "Notice",
+        "Outage",
         "Progress",
         "QueryError",
         "RemoteError",

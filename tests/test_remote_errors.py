@@ -90,13 +90,17 @@ CASES: dict[type[openai.APIError], tuple[openai.APIError, str, bool, int | None]
     ),
     openai.RateLimitError: (
         _status(openai.RateLimitError, 429),
-        f"OpenAI kept answering 429 (rate limit) while trying to upload the shard at {BASE}: The server says no. "
+        f"OpenAI answered 429 (rate limit) while trying to upload the shard at {BASE}: The server says no. "
         "Wait a while before going on.",
         True,
         429,
     ),
     openai.NotFoundError: (
-        _status(openai.NotFoundError, 404),
+        openai.NotFoundError(
+            "Error code: 404",
+            response=httpx2.Response(404, json={"error": BODY}, request=httpx2.Request("POST", f"{BASE}/embeddings")),
+            body=BODY,
+        ),
         f"{BASE} has no such endpoint or model (404 while trying to upload the shard): The server says no. Check "
         "OPENAI_BASE_URL and --model / EMBEDSQL_MODEL.",
         False,
@@ -151,6 +155,40 @@ def test_each_sdk_exception_maps_to_its_own_message(cls: type[openai.APIError]) 
         client.close()
 
     assert (str(translated), translated.retryable, translated.status) == (message, retryable, status)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("POST", "/files", 404), ("POST", "/files", 405), ("GET", "/files", 404), ("POST", "/batches", 405)],
+)
+def test_a_server_without_a_batch_api_is_named_with_the_way_round_it(method: str, path: str, status: int) -> None:
+    answer = httpx2.Response(status, json={"detail": "Not Found"}, request=httpx2.Request(method, f"{BASE}{path}"))
+    error = openai.APIStatusError(f"Error code: {status}", response=answer, body={"detail": "Not Found"})
+    client = OpenAIClient(load_settings({"openai_api_key": "sk-test-0123456789", "openai_base_url": BASE}, environ={}))
+    try:
+        translated = client._translate("upload the shard", error)
+    finally:
+        client.close()
+
+    assert (str(translated), translated.retryable, translated.request) == (
+        f"{BASE} has no Batch API ({status} on {method} /v1{path}): it serves no Files or Batches endpoint. "
+        "Use --runner sync to embed through its /v1/embeddings.",
+        False,
+        f"{method} /v1{path}",
+    )
+
+
+def test_a_429_is_said_to_have_been_kept_up_only_when_the_request_was_tried_again() -> None:
+    request = httpx2.Request("POST", URL, headers={"x-stainless-retry-count": "2"})
+    answer = httpx2.Response(429, json={"error": BODY}, request=request)
+    error = openai.RateLimitError("Error code: 429", response=answer, body=BODY)
+    client = OpenAIClient(load_settings({"openai_api_key": "sk-test-0123456789", "openai_base_url": BASE}, environ={}))
+    try:
+        translated = client._translate("upload the shard", error)
+    finally:
+        client.close()
+
+    assert str(translated).startswith("OpenAI kept answering 429 (rate limit) while trying to upload the shard: ")
 
 
 def test_messages_of_different_classes_differ() -> None:

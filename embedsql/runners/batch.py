@@ -9,6 +9,11 @@ A file id is recorded as soon as the upload returns; before a batch is created t
 ``creating``, so that after a crash the batch is looked up by its metadata (job, shard, submission)
 and adopted instead of created twice. The scheduler keeps the tokens of batches in flight under the
 enqueued-token budget, and treats ``token_limit_exceeded`` as "wait and resubmit".
+
+While batches run, the API failing (connection, timeout, 429, 5xx on a poll, a list or a download) is
+waited out with capped exponential backoff, said on the status line, for up to a batch's own 24-hour
+window on the runner's clock; an error that waiting cannot fix (401, 403, 404) stops at once. Either
+way the job keeps its place.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from ..errors import DatabaseError, RemoteError
-from ..events import BatchProgress, EventHandler, Notice
+from ..events import BatchProgress, EventHandler, Notice, Outage
 from ..failpoints import failpoint
 from ..jobs import ShardTotals
 from ..ledger import Shard, ShardStatus
@@ -32,6 +37,11 @@ __all__ = ["BatchRunner"]
 _TO_SUBMIT = (ShardStatus.WRITTEN, ShardStatus.UPLOADING, ShardStatus.UPLOADED, ShardStatus.CREATING)
 # Seconds to wait before resubmitting a shard refused for the enqueued-token limit.
 _TOKEN_LIMIT_WAIT = 60.0
+# An outage while batches run: the first wait, and the most between two tries (seconds).
+_OUTAGE_FIRST_WAIT = 1.0
+_OUTAGE_MAX_WAIT = 300.0
+# Outages are waited out this long: a batch's completion window (24 h), after which it has ended anyway.
+_OUTAGE_LIMIT = 24 * 3600.0
 
 
 class BatchRunner:
@@ -58,6 +68,9 @@ class BatchRunner:
         self.sleep = sleep
         self.clock = clock
         self._not_before: dict[int, float] = {}
+        # When the API began failing (runner's clock), and the next wait; None while it answers.
+        self._outage_since: float | None = None
+        self._outage_wait = _OUTAGE_FIRST_WAIT
 
     def close(self) -> None:
         """Close the API's connections."""
@@ -92,7 +105,7 @@ class BatchRunner:
             self.sleep(interval)
             try:
                 for shard in in_flight:
-                    changed |= self._poll(store, shard, on_event)
+                    changed |= self._poll_through_outages(store, shard, on_event)
             except DatabaseError as e:
                 if not e.locked:
                     raise
@@ -103,12 +116,7 @@ class BatchRunner:
         downloaded = [s for s in shards if s.status == ShardStatus.DOWNLOADED]
         if not downloaded:
             return False
-        failed = {
-            s.shard: ("batch_failed", s.message or "the batch failed validation")
-            for s in downloaded
-            if s.batch_status == "failed"
-        }
-        load_shards(store, downloaded, batch_failures=failed)
+        load_shards(store, downloaded)
         return True
 
     def _submit_what_fits(self, store: JobStore, shards: list[Shard], on_event: EventHandler) -> bool:
@@ -179,6 +187,41 @@ class BatchRunner:
         )
         return True
 
+    def _poll_through_outages(self, store: JobStore, shard: Shard, on_event: EventHandler) -> bool:
+        """Poll ``shard`` (and download its results once done), waiting out an outage of the API."""
+        while True:
+            try:
+                changed = self._poll(store, shard, on_event)
+            except RemoteError as e:
+                self._wait_out(e, on_event)
+                continue
+            self._outage_since, self._outage_wait = None, _OUTAGE_FIRST_WAIT
+            return changed
+
+    def _wait_out(self, error: RemoteError, on_event: EventHandler) -> None:
+        """Wait before asking again after ``error``; raise it if waiting cannot help or has lasted too long."""
+        if not error.retryable:
+            raise error
+        now = self.clock()
+        if self._outage_since is None:
+            self._outage_since, self._outage_wait = now, _OUTAGE_FIRST_WAIT
+        down = now - self._outage_since
+        wait = min(max(self._outage_wait, error.retry_after or 0.0), _OUTAGE_MAX_WAIT)
+        if down + wait > _OUTAGE_LIMIT:
+            raise RemoteError(
+                f"{error} It kept failing for {down / 3600:.0f} hours while the job waited on its batches, "
+                "beyond a batch's 24-hour window.",
+                retryable=True,
+                status=error.status,
+                request=error.request,
+            ) from error
+        answer = (
+            f"{error.status or 'no answer'} on {error.request}" if error.request else str(error.status or "no answer")
+        )
+        on_event(Outage(answer, wait, down))
+        self.sleep(wait)
+        self._outage_wait = min(wait * 2, _OUTAGE_MAX_WAIT)
+
     def _poll(self, store: JobStore, shard: Shard, on_event: EventHandler) -> bool:
         assert shard.batch_id is not None
         info = self.api.retrieve(shard.batch_id)
@@ -201,6 +244,15 @@ class BatchRunner:
         return True
 
     def _failed(self, store: JobStore, shard: Shard, info: BatchInfo, on_event: EventHandler) -> None:
+        """A batch that failed as a whole: over the enqueued-token limit, it is submitted again later;
+        refused in validation (its model, the key's access, the file), the job stops with the server's
+        reason and the shard goes back to "uploaded".
+
+        Validation says nothing about the texts, and nothing of the batch ran or was billed: failing
+        each text "for good" would finish the job with none of them written and send the user to fix
+        texts that are fine. Stopping keeps the job's place, and a resume once the cause is fixed
+        submits the same file again (an attempt of no text is used).
+        """
         codes = [code for code, _ in info.errors]
         if "token_limit_exceeded" in codes:
             on_event(
@@ -213,9 +265,14 @@ class BatchRunner:
             self._not_before[shard.shard] = self.clock() + _TOKEN_LIMIT_WAIT
             store.update(shard, status=ShardStatus.UPLOADED, batch_status="failed", batch_id=None, message=None)
             return
-        message = "; ".join(f"{code}: {text}" for code, text in info.errors) or "the batch failed with no reason given"
-        on_event(Notice(f"Batch {info.id} (shard {shard.shard}) failed validation: {message}"))
-        store.update(shard, status=ShardStatus.DOWNLOADED, batch_status="failed", message=message)
+        # The same reason for every line is said once.
+        reasons = dict.fromkeys(f"{code}: {str(text).rstrip('.')}" for code, text in info.errors)
+        message = "; ".join(reasons) or "the batch failed with no reason given"
+        store.update(shard, status=ShardStatus.UPLOADED, batch_status="failed", batch_id=None, message=message)
+        raise RemoteError(
+            f"batch {info.id} (shard {shard.shard}) failed validation: {message}. Nothing of it ran; "
+            "fix the cause (the model, the key's access to it), then continue."
+        )
 
     def _download(self, store: JobStore, shard: Shard, info: BatchInfo) -> None:
         output, errors = store.outputs(shard)

@@ -187,17 +187,30 @@ class OpenAIClient:
         """The API's address, as requests go to it."""
         return str(self.client.base_url).rstrip("/")
 
-    def upload(self, path: Path, name: str) -> UploadedFile:
-        """Upload a shard as a batch input file named ``name`` and wait until it is processed."""
+    def upload(self, path: Path, name: str, *, wait_limit: float = 600.0) -> UploadedFile:
+        """Upload a shard as a batch input file named ``name`` and wait until it is processed.
+
+        A file object without ``status`` (the Files API of servers that do not process files) is ready
+        at once; one that stays in another state for ``wait_limit`` seconds of waiting stops the run.
+        """
         with open(path, "rb") as f:
             uploaded = self._call("upload the shard", self.client.files.create, file=(name, f), purpose="batch")
         # A file is not usable for a batch until it is processed; creating one earlier is refused.
-        wait = 0.5
-        while getattr(uploaded, "status", "processed") not in ("processed", "error"):
+        wait, waited = 0.5, 0.0
+        while (getattr(uploaded, "status", None) or "processed") not in ("processed", "error"):
+            if waited >= wait_limit:
+                base = str(self.client.base_url).rstrip("/")
+                raise RemoteError(
+                    f"the file {uploaded.id} uploaded to {base} was still {uploaded.status!r} after {waited:g} s, "
+                    "not 'processed'; the server does not get it ready for a batch. Try again later, or use "
+                    "--runner sync.",
+                    retryable=True,
+                )
             self._sleep(wait)
+            waited += wait
             wait = min(wait * 2, 10.0)
             uploaded = self._call("check the uploaded file", self.client.files.retrieve, uploaded.id)
-        if uploaded.status == "error":
+        if getattr(uploaded, "status", None) == "error":
             raise RemoteError(f"OpenAI could not process the uploaded file {name}: {uploaded.status_details}")
         return UploadedFile(uploaded.id, int(uploaded.created_at))
 
@@ -215,9 +228,13 @@ class OpenAIClient:
         """A processed batch input file named ``name``, uploaded before (the newest if several)."""
         try:  # iterating the pages makes requests too
             files = [f for f in self.client.files.list(purpose="batch") if f.filename == name]
+        except openai.APIStatusError as e:
+            if e.status_code in (404, 405):
+                return None  # a server that cannot list files: upload again (a file costs nothing; a batch would)
+            raise self._translate("list files", e) from None
         except openai.APIError as e:
             raise self._translate("list files", e) from None
-        ready = [f for f in files if f.status == "processed"]
+        ready = [f for f in files if (getattr(f, "status", None) or "processed") == "processed"]
         if not ready:
             return None
         newest = max(ready, key=lambda f: f.created_at)
@@ -288,6 +305,7 @@ class OpenAIClient:
                         f"could not download file {file_id} after {tries} tries ({self._redact(str(e))}). "
                         "Check the network.",
                         retryable=True,
+                        request=f"GET {self.client.base_url.path.rstrip('/')}/files/{file_id}/content",
                     ) from None
                 self._sleep(2.0 * attempt)
                 continue
@@ -314,6 +332,13 @@ class OpenAIClient:
 
     def _translate(self, doing: str, error: openai.APIError) -> RemoteError:
         """One place that turns SDK errors into messages with the fix, and never the key."""
+        translated = self._describe(doing, error)
+        request = getattr(error, "request", None)
+        if request is not None:
+            translated.request = f"{request.method} {request.url.path}"
+        return translated
+
+    def _describe(self, doing: str, error: openai.APIError) -> RemoteError:
         base = self.base_url
         if isinstance(error, openai.APITimeoutError):  # before its parent, APIConnectionError
             return RemoteError(
@@ -353,11 +378,24 @@ class OpenAIClient:
                 f"OpenAI denied access ({status} while trying to {doing} at {base}): {said} "
                 "Check that the key's project may use the Batch API and this model."
             )
+        request = getattr(error, "request", None)
         if isinstance(error, openai.RateLimitError):
+            # The SDK numbers its tries in a header: "kept answering" only when it really asked again.
+            retried = request is not None and request.headers.get("x-stainless-retry-count", "0") not in ("", "0")
             return answered(
-                f"OpenAI kept answering {status} (rate limit) while trying to {doing} at {base}: {said} "
-                "Wait a while before going on.",
+                f"OpenAI {'kept answering' if retried else 'answered'} {status} (rate limit) while trying to {doing} "
+                f"at {base}: "
+                f"{said} Wait a while before going on.",
                 retryable=True,
+            )
+        if (
+            status in (404, 405)
+            and request is not None
+            and request.url.path.rstrip("/").endswith(("/files", "/batches"))
+        ):
+            return answered(
+                f"{base} has no Batch API ({status} on {request.method} {request.url.path}): it serves no "
+                "Files or Batches endpoint. Use --runner sync to embed through its /v1/embeddings."
             )
         if isinstance(error, openai.NotFoundError) or status == 405:
             return answered(
