@@ -425,8 +425,9 @@ def test_an_outage_longer_than_a_batchs_window_stops_the_job_with_its_place_kept
 
     ((job_id, shard_status),) = fetch(db, "SELECT job_id, status FROM embedsql.shards")
     assert str(caught.value) == (
-        "OpenAI had a server error (503 while trying to check the batch): The server is overloaded or not ready "
-        "yet. It kept failing for 24 hours while the job waited on its batches, beyond a batch's 24-hour window. "
+        f"OpenAI had a server error (503 while trying to check the batch at {openai_server.base_url}): The server "
+        "is overloaded or not ready yet. It kept failing for 24 hours while the job waited on its batches, beyond "
+        "a batch's 24-hour window. "
         f"Job {job_id} keeps its place: continue it with `embedsql resume {job_id}`."
     )
     assert shard_status == "submitted"

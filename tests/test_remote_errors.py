@@ -188,7 +188,9 @@ def test_a_429_is_said_to_have_been_kept_up_only_when_the_request_was_tried_agai
     finally:
         client.close()
 
-    assert str(translated).startswith("OpenAI kept answering 429 (rate limit) while trying to upload the shard: ")
+    assert str(translated).startswith(
+        f"OpenAI kept answering 429 (rate limit) while trying to upload the shard at {BASE}: "
+    )
 
 
 def test_messages_of_different_classes_differ() -> None:

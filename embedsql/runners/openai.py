@@ -114,15 +114,19 @@ class OpenAIClient:
         return np.stack(vectors) if vectors else np.zeros((0, dimensions or 0), np.float32)
 
     def embed_request(
-        self, texts: list[str], *, model: str, dimensions: int | None, retries: bool = False
+        self, texts: list[str], *, model: str, dimensions: int | None, retries: bool = False, tried: int = 0
     ) -> SyncAnswer:
         """One synchronous embeddings request, with the rate-limit headers of the answer. SDK retries
-        are off unless asked for: the sync runner paces and retries itself, on its own clock."""
+        are off unless asked for: the sync runner paces and retries itself, on its own clock, and says how
+        often it ``tried`` the same texts before (a 429 after tries is one the server kept answering)."""
         kwargs: dict[str, Any] = {"model": model, "input": texts, "encoding_format": "base64"}
         if dimensions is not None:
             kwargs["dimensions"] = dimensions
         client = self.client if retries else self.client.with_options(max_retries=0)
-        raw = self._call("embed the texts", client.embeddings.with_raw_response.create, **kwargs)
+        try:
+            raw = client.embeddings.with_raw_response.create(**kwargs)
+        except openai.APIError as e:
+            raise self._translate("embed the texts", e, retried=tried > 0) from None
         # Parsed here rather than by the SDK, which passes odd answers on as odd objects or tracebacks.
         vectors, tokens = self._embeddings(raw.http_response, len(texts))
         return SyncAnswer(vectors, tokens, RateLimits.from_headers(raw.headers))
@@ -330,15 +334,15 @@ class OpenAIClient:
         except openai.APIError as e:
             raise self._translate(doing, e) from None
 
-    def _translate(self, doing: str, error: openai.APIError) -> RemoteError:
+    def _translate(self, doing: str, error: openai.APIError, *, retried: bool = False) -> RemoteError:
         """One place that turns SDK errors into messages with the fix, and never the key."""
-        translated = self._describe(doing, error)
+        translated = self._describe(doing, error, retried=retried)
         request = getattr(error, "request", None)
         if request is not None:
             translated.request = f"{request.method} {request.url.path}"
         return translated
 
-    def _describe(self, doing: str, error: openai.APIError) -> RemoteError:
+    def _describe(self, doing: str, error: openai.APIError, *, retried: bool) -> RemoteError:
         base = self.base_url
         if isinstance(error, openai.APITimeoutError):  # before its parent, APIConnectionError
             return RemoteError(
@@ -381,7 +385,9 @@ class OpenAIClient:
         request = getattr(error, "request", None)
         if isinstance(error, openai.RateLimitError):
             # The SDK numbers its tries in a header: "kept answering" only when it really asked again.
-            retried = request is not None and request.headers.get("x-stainless-retry-count", "0") not in ("", "0")
+            retried = retried or (
+                request is not None and request.headers.get("x-stainless-retry-count", "0") not in ("", "0")
+            )
             return answered(
                 f"OpenAI {'kept answering' if retried else 'answered'} {status} (rate limit) while trying to {doing} "
                 f"at {base}: "

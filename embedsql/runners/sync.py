@@ -26,6 +26,7 @@ from ..errors import RemoteError
 from ..events import EventHandler
 from ..files import atomic_write
 from ..models import ModelInfo
+from ..results import WRONG_LENGTH, wrong_length
 from ..store import JobStore
 from ..tokens import count_tokens
 from .failures import NOT_SENT, is_content, learned_token_limit, long_input_advice
@@ -172,7 +173,7 @@ class SyncRunner:
                 self.gate.backoff(0.0, tokens)
                 return None
             try:
-                answer = self.api.embed_request(texts, model=self.model.name, dimensions=self.dimensions)
+                answer = self.api.embed_request(texts, model=self.model.name, dimensions=self.dimensions, tried=attempt)
             except RemoteError as e:
                 if not e.retryable or attempt == _RETRIES:
                     self.gate.backoff(0.0, tokens)
@@ -202,7 +203,7 @@ _NOT_SENT = _Failed(None, NOT_SENT, "not sent: the service failed before this in
 
 
 def _wrong_length(length: int, expected: int) -> _Failed:
-    return _Failed(200, "invalid_vector", f"the server answered a {length}-d vector for this text, not {expected}-d")
+    return _Failed(200, WRONG_LENGTH, wrong_length(length, expected))
 
 
 def _content_failure(error: RemoteError) -> _Failed:
