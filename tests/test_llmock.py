@@ -518,3 +518,56 @@ def test_killed_between_remote_steps_then_resumed(tmp_path: Path, llmock: LLMock
     # files), but a batch created before the kill is found by its metadata, not created twice.
     assert llmock.statuses("POST", "/v1/batches") == [200] * 3
     assert_exact(db, texts)
+
+
+# llmock ignores `dimensions`: it always answers 1536 numbers
+
+
+@pytest.mark.parametrize("runner", ["sync", "batch"])
+def test_vectors_of_another_size_than_asked_are_refused_not_stored(tmp_path: Path, llmock: LLMock, runner: str) -> None:
+    db = tmp_path / "d.duckdb"
+    texts = docs(db, n=4)
+
+    refused = run(db, runner, "--dimensions", "256")
+
+    assert refused.exit_code == 1, refused.output
+    assert isinstance(refused.exception, SystemExit), refused.exception
+    assert "Traceback" not in refused.output
+    (error,) = [line for line in refused.stderr.splitlines() if line.startswith("Error: ")]
+    assert "but the job asked for 256 dimensions. The server answered with another model or size; " in error
+    assert error.endswith("check --model and --dimensions.")
+    assert not table_exists(db)
+
+    again = run(db, runner)  # the size this server gives
+
+    assert again.exit_code == 0, again.output
+    assert_exact(db, texts)
+
+
+# llmock refuses to cancel a finished batch with 400, where OpenAI answers 409
+
+
+def test_cancel_after_the_batch_finished_keeps_what_it_finished(tmp_path: Path, llmock: LLMock) -> None:
+    db = tmp_path / "d.duckdb"
+    texts = docs(db, n=8)
+    submitted = run(db, "batch", "--no-wait")
+    assert submitted.exit_code == 0, submitted.output
+    job = job_id(db)
+    (batch_id,) = [b for (b,) in fetch(db, f"SELECT batch_id FROM embedsql.shards WHERE job_id = '{job}'")]
+    deadline = time.monotonic() + 60  # llmock finishes a batch 3 s after its creation
+    while httpx.get(f"{llmock.base_url}/batches/{batch_id}").json()["status"] != "completed":
+        assert time.monotonic() < deadline, "llmock never finished the batch"
+        time.sleep(0.1)
+
+    cancelled = embed("cancel", job, "--db", str(db))
+
+    assert "Traceback" not in cancelled.output
+    assert isinstance(cancelled.exception, SystemExit | None), cancelled.exception
+    if cancelled.exit_code == 0:
+        finished = run(db, "batch")  # what the batch finished is in the cache
+    else:
+        assert_kept_place(cancelled, db)
+        finished = embed("resume", job, "--db", str(db))
+    assert finished.exit_code == 0, finished.output
+    assert llmock.statuses("POST", "/v1/batches") == [200]  # nothing paid for twice
+    assert_exact(db, texts)
