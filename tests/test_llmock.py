@@ -3,11 +3,21 @@ test extra), in its own process on 127.0.0.1, under both runners, with and witho
 
 llmock serves /v1/embeddings, Files and Batches. Its vectors are derived from the text alone (see
 ``llmock_vector``), so every test asserts the exact table. Faults are scripted through its control API
-(``/_llmock/scenario``: an error status N times, or until cleared, on the requests whose path matches) or
-sampled at a rate given when it starts (``--error-rate 429=0.2``). Where llmock differs from OpenAI
-(no ``GET /v1/files``, ``dimensions`` ignored, a batch done in about 3 s without ever being
-``in_progress``), embedsql must still end with the exact table, or in a kept place that ``embedsql resume``
-finishes.
+(``/_llmock/scenario``: an error status N times, or until cleared, on the requests whose path matches; a
+held answer) or sampled at rates given when it starts (``--error-rate 429=0.2``); quotas too are set at
+start (``--rpm``, ``--tpm``).
+
+Where llmock differs from OpenAI's documented behaviour, embedsql must still end with the exact table,
+or in a kept place that ``embedsql resume`` finishes, or with a one-line error:
+
+- no ``GET /v1/files`` (405): a file whose upload was not recorded cannot be looked up;
+- ``dimensions`` is ignored: every vector has 1536 numbers, not unit length;
+- a batch goes from ``validating`` straight to ``completed`` about 3 s after its creation (the first
+  read after that finishes it), never ``in_progress`` or ``finalizing``; its output has no final newline;
+- cancelling a finished batch is answered 400, where OpenAI answers 409; an unfinished one is
+  ``cancelled`` at once, with no output;
+- its error answers carry ``retry-after`` in whole seconds (1 by default for 429 and 503) and
+  ``retry-after-ms``; its token quota counts a quarter of the request's bytes, not tokens.
 
 No test waits a fixed time: waits are polls of a condition (the server answering, a fault seen in its
 journal), bounded by a deadline far beyond what they need.
@@ -107,10 +117,15 @@ class LLMock:
         self.process.kill()
         self.process.wait()
 
-    def fail(self, path: str, status: int, *, times: int | None = 1) -> None:
+    def fail(self, path: str, status: int, *, times: int | None = 1, retry_after: float = 0.0) -> None:
         """The next ``times`` requests whose path matches ``path`` (shell wildcards) get ``status``; None:
-        every one, until ``clear``. ``retry-after: 0``: both runners may retry at once."""
-        behavior = {"type": "fail", "status": status, "times": times, "retry_after": 0, "match": {"path": path}}
+        every one, until ``clear``.
+
+        The answer says ``retry-after: ceil(retry_after)`` and ``retry-after-ms``. The sync runner reads the
+        first: 0 lets it retry at once. The SDK, which retries the batch runner's requests, reads the second
+        but ignores 0 for its own backoff (0.5 s, doubling): batch tests pass 0.01."""
+        behavior = {"type": "fail", "status": status, "times": times, "retry_after": retry_after}
+        behavior["match"] = {"path": path}
         httpx.post(f"{self.url}/_llmock/scenario", json={"behaviors": [behavior]}).raise_for_status()
 
     def delay(self, path: str, seconds: float) -> None:
@@ -347,7 +362,7 @@ def test_sync_request_that_hangs_is_timed_out_and_sent_again(
     texts = docs(db, n=10)
     llmock = start_llmock()  # its own: the held request stays open after the test
     llmock.delay("/v1/embeddings", 600)  # held far longer than the timeout: only the timeout ends it
-    monkeypatch.setenv("EMBEDSQL_OPENAI_TIMEOUT", "3")
+    monkeypatch.setenv("EMBEDSQL_OPENAI_TIMEOUT", "2")
 
     result = run(db, "sync", "--max-inputs-per-request", "5", "--concurrency", "1")
 
@@ -391,10 +406,10 @@ def test_batch_fault_at_every_remote_step_still_gives_the_exact_table(
     db = tmp_path / "d.duckdb"
     texts = docs(db)
     monkeypatch.setenv("EMBEDSQL_MAX_SHARD_LINES", "10")
-    llmock.fail("/v1/files", 500)  # an upload
-    llmock.fail("/v1/batches", 503)  # a create, sent once: the batch is looked up before a second one
-    llmock.fail("/v1/batches/batch_*", 429)  # a poll
-    llmock.fail("/v1/files/*/content", 502)  # a download
+    llmock.fail("/v1/files", 500, retry_after=0.01)  # an upload
+    llmock.fail("/v1/batches", 503, retry_after=0.01)  # a create, sent once: looked up before a second one
+    llmock.fail("/v1/batches/batch_*", 429, retry_after=0.01)  # a poll
+    llmock.fail("/v1/files/*/content", 502, retry_after=0.01)  # a download
 
     result = run(db, "batch")
 
@@ -412,7 +427,7 @@ def test_batch_outage_while_polling_ends_in_the_exact_table_or_a_kept_place(
 ) -> None:
     db = tmp_path / "d.duckdb"
     texts = docs(db, n=12)
-    llmock.fail("/v1/batches/batch_*", 503, times=None)
+    llmock.fail("/v1/batches/batch_*", 503, times=None, retry_after=0.01)
     # The outage ends once the SDK's own retries of a poll are spent (1 + 4 tries): what embedsql does
     # then is its own. A job that waits it out finishes; one that stops must keep its place.
     finished = threading.Event()
@@ -446,6 +461,20 @@ def test_batch_outage_while_polling_ends_in_the_exact_table_or_a_kept_place(
 # Faults sampled at a rate: a different run every time, the same table at the end
 
 
+def test_sync_reads_llmocks_rate_limit_headers(tmp_path: Path, start_llmock: Callable[..., LLMock]) -> None:
+    db = tmp_path / "d.duckdb"
+    texts = docs(db)
+    # Far above what the job needs, so no test waits for a minute's refill: the headers (x-ratelimit-*,
+    # resets written as llmock writes them, "1m0s") must be read without a refusal or an error.
+    server = start_llmock("--rpm", "1000", "--tpm", "1000000")
+
+    result = run(db, "sync", "--max-inputs-per-request", "5", "--concurrency", "2")
+
+    assert result.exit_code == 0, result.output
+    assert server.statuses("POST", "/v1/embeddings") == [200] * 5
+    assert_exact(db, texts)
+
+
 def test_sync_under_random_429_and_5xx(tmp_path: Path, start_llmock: Callable[..., LLMock]) -> None:
     db = tmp_path / "d.duckdb"
     texts = docs(db, n=30)
@@ -462,7 +491,7 @@ def test_batch_under_random_429_and_5xx(
     tmp_path: Path, start_llmock: Callable[..., LLMock], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = tmp_path / "d.duckdb"
-    texts = docs(db)
+    texts = docs(db, n=20)
     monkeypatch.setenv("EMBEDSQL_MAX_SHARD_LINES", "10")
     # Every request is at risk, the control API's excepted: uploads, creates, polls, lists, downloads.
     server = start_llmock("--error-rate", "429=0.1", "--error-rate", "500=0.05", "--error-rate", "503=0.05")
@@ -470,7 +499,7 @@ def test_batch_under_random_429_and_5xx(
     result = run(db, "batch")
 
     resume_until_done(result, db)
-    assert server.statuses("POST", "/v1/batches").count(200) == 3
+    assert server.statuses("POST", "/v1/batches").count(200) == 2
     assert_exact(db, texts)
 
 
