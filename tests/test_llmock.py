@@ -25,6 +25,7 @@ journal), bounded by a deadline far beyond what they need.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import random
@@ -103,9 +104,11 @@ class LLMock:
             if self.process.poll() is not None:
                 return False
             try:
-                return httpx.get(f"{self.url}/health", timeout=5).status_code == 200
+                if httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
+                    return True
             except httpx.HTTPError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         self.stop()
         raise AssertionError(f"llmock did not answer on port {self.port} within {STARTUP_DEADLINE:g} s")
 
@@ -160,8 +163,6 @@ class LLMock:
 
 
 def _matches(path: str, pattern: str) -> bool:
-    import fnmatch
-
     return fnmatch.fnmatchcase(path, pattern)
 
 
