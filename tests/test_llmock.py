@@ -464,24 +464,13 @@ def test_batch_outage_while_polling_ends_in_the_exact_table_or_a_kept_place(
 # Faults sampled at a rate: a different run every time, the same table at the end
 
 
-def test_sync_reads_llmocks_rate_limit_headers(tmp_path: Path, start_llmock: Callable[..., LLMock]) -> None:
-    db = tmp_path / "d.duckdb"
-    texts = docs(db)
-    # Far above what the job needs, so no test waits for a minute's refill: the headers (x-ratelimit-*,
-    # resets written as llmock writes them, "1m0s") must be read without a refusal or an error.
-    server = start_llmock("--rpm", "1000", "--tpm", "1000000")
-
-    result = run(db, "sync", "--max-inputs-per-request", "5", "--concurrency", "2")
-
-    assert result.exit_code == 0, result.output
-    assert server.statuses("POST", "/v1/embeddings") == [200] * 5
-    assert_exact(db, texts)
-
-
 def test_sync_under_random_429_and_5xx(tmp_path: Path, start_llmock: Callable[..., LLMock]) -> None:
     db = tmp_path / "d.duckdb"
     texts = docs(db, n=30)
-    server = start_llmock("--error-rate", "429=0.15", "--error-rate", "500=0.1", "--error-rate", "503=0.1")
+    # Quotas far above what the job needs, so no test waits for a minute's refill: the rate-limit headers
+    # they add (resets written as llmock writes them, "1m0s") must be read without a refusal or an error.
+    quotas = ("--rpm", "1000", "--tpm", "1000000")
+    server = start_llmock(*quotas, "--error-rate", "429=0.15", "--error-rate", "500=0.1", "--error-rate", "503=0.1")
 
     result = run(db, "sync", "--max-inputs-per-request", "5", "--concurrency", "2")
 
