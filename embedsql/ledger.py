@@ -440,6 +440,11 @@ def set_job_status(con: duckdb.DuckDBPyConnection, job_id: str, status: str) -> 
     con.execute(f"UPDATE embedsql.jobs SET status = ?, finished_at = {finished} WHERE job_id = ?", [status, job_id])
 
 
+def failed_for_good(con: duckdb.DuckDBPyConnection, job_id: str) -> bool:
+    """Whether some text of the job failed for good (it will not be sent again)."""
+    return bool(con.execute("SELECT 1 FROM embedsql.errors WHERE job_id = ? AND final LIMIT 1", [job_id]).fetchall())
+
+
 def update_shard(con: duckdb.DuckDBPyConnection, job_id: str, shard: int, **fields: Any) -> None:
     """Set ``fields`` of one shard's ledger row."""
     unknown = set(fields) - set(_SHARD_FIELDS)

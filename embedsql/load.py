@@ -21,7 +21,7 @@ from . import ledger
 from .cache import ensure_cache, insert_new_vectors
 from .failpoints import failpoint
 from .models import recorded_choice
-from .results import Failure, iter_results
+from .results import WRONG_LENGTH, Failure, iter_results
 from .runners.failures import NOT_SENT
 from .shards import ShardLimits, ShardWriter
 from .store import JobStore
@@ -110,7 +110,12 @@ def _load_one(store: JobStore, con: duckdb.DuckDBPyConnection, cache: str, shard
     # theirs failed, so they use up no attempt and get no row in embedsql.errors.
     not_sent = {f.custom_id for f in failures if f.code == NOT_SENT} if store.max_attempts > 0 else set()
     failures = [f for f in failures if f.code != NOT_SENT]
-    retry_ids = _to_send_again(con, store, failures)
+    # Every vector of a first answer of the wrong length: the server embeds with another model or size, and
+    # asking again would only pay for the same answer. (A retry shard holds only lines that failed before.)
+    wrong_size = (
+        shard.attempt == 1 and not embedded and bool(failures) and all(f.code == WRONG_LENGTH for f in failures)
+    )
+    retry_ids = set() if wrong_size else _to_send_again(con, store, failures)
     if failures:
         con.executemany(
             "INSERT INTO embedsql.errors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -39,7 +39,7 @@ from .runners import Runner, create_runner, discover_dimensions, enqueued_budget
 from .shards import ShardLimits
 from .source import Query, inspect_query
 from .store import JobStore
-from .target import TargetName, check_target, default_target, materialise, parse_target
+from .target import TargetName, check_target, default_target, exists, materialise, parse_target
 from .warehouse import build_example_warehouse
 from .workdirs import (
     job_folder,
@@ -457,9 +457,10 @@ def _drive_and_finish(
                 model=job.model,
                 dimensions=job.dimensions,
                 job_id=job.job_id,
+                create_empty=not ledger.failed_for_good(con, job.job_id),
             )
             # What the table holds now: more than the job wrote when an upsert kept other rows.
-            held = con.execute(f"SELECT count(*) FROM {target.sql}").fetchall()[0][0]
+            held = con.execute(f"SELECT count(*) FROM {target.sql}").fetchall()[0][0] if exists(con, target) else 0
             ledger.set_job_status(con, job.job_id, "complete")
             ledger.drop_older_snapshots(con, job, same_target=lambda name: parse_target(name).key == target.key)
             failpoint("materialise")

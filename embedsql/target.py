@@ -34,6 +34,7 @@ __all__ = [
     "TargetRecord",
     "check_target",
     "default_target",
+    "exists",
     "materialise",
     "parse_target",
     "recorded_target",
@@ -228,12 +229,15 @@ def materialise(
     model: str,
     dimensions: int,
     job_id: str,
+    create_empty: bool = True,
 ) -> int:
     """Write the job's vectors into the target (call inside a transaction); returns rows written.
 
     A target that no longer fits the job (see ``check_target``) is refused and left as it is.
     ``replace`` makes the table exactly the query's rows that have a vector. ``upsert`` replaces the
     rows of the query's keys (dropping those whose text now has no vector) and keeps all others.
+    ``create_empty=False``: a target that does not exist is not created when no row has a vector (a job
+    whose texts all failed leaves no empty table of its size in the way of the next run).
     """
     # Checked again here, in the transaction that writes: while the job waited, the table may have
     # been rewritten with another model's vectors, or replaced by a table of the user's.
@@ -241,9 +245,11 @@ def materialise(
     keys = ", ".join(f"r.{quote(k)}" for k in query.key_columns)
     joined = f"{rows_table} r JOIN {cache} c ON c.text_hash = r.{quote(snapshot_columns(query.key_columns).hash)}"
     select = f"SELECT {keys}, c.embedding FROM {joined}"
+    if not create_empty and not exists(con, name) and not con.execute(f"SELECT 1 FROM {joined} LIMIT 1").fetchall():
+        return 0
     if name.schema:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.schema)}")
-    if mode == "replace" or not _exists(con, name):
+    if mode == "replace" or not exists(con, name):
         con.execute(f"CREATE OR REPLACE TABLE {name.sql} AS {select}")
     else:
         match = " AND ".join(f"t.{quote(k)} = r.{quote(k)}" for k in query.key_columns)
@@ -317,7 +323,8 @@ def _column(con: duckdb.DuckDBPyConnection, sql: str, *parameters: str) -> list[
     return [value for (value,) in con.execute(sql, list(parameters)).fetchall()]
 
 
-def _exists(con: duckdb.DuckDBPyConnection, name: TargetName) -> bool:
+def exists(con: duckdb.DuckDBPyConnection, name: TargetName) -> bool:
+    """Whether table ``name`` exists."""
     return _lookup(con, name)[1] == "table"
 
 

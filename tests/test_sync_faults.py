@@ -225,7 +225,7 @@ MALFORMED: dict[str, tuple[Callable[[int, Any], Any], str]] = {
         "answered JSON that is not an embeddings list",
     ),
     "empty data": (_items(lambda data: []), "answered 0 vectors for 10 inputs"),
-    "short vectors": (_items(_short), "answered 12-d vectors where 1536-d were asked for (model "),
+    "short vectors": (_items(_short), "answered 12 dimensions for every text, the job asked for 1536 (model "),
     "a null vector": (
         _items(lambda data: [{**data[0], "embedding": None}, *data[1:]]),
         "answered null as the vector of item 0",
@@ -256,7 +256,7 @@ def test_a_malformed_answer_stops_the_job(
 
     job = job_of(db)
     suffix = (
-        "Check --model, --dimensions and --base-url."
+        "it embeds with another model or size: check --model, --dimensions and --base-url."
         if fault == "short vectors"
         else "Check that OPENAI_BASE_URL / --base-url points at an OpenAI-compatible embeddings API."
     )

@@ -285,6 +285,13 @@ class OpenAIClient:
             return _info(self.client.with_options(max_retries=0).batches.cancel(batch_id))
         except openai.ConflictError:
             return self.retrieve(batch_id)
+        except openai.BadRequestError as e:
+            # Other servers refuse to cancel a finished batch with 400 ("already in terminal status"): if it
+            # finished, that is the same answer; if not, the refusal stands.
+            info = self.retrieve(batch_id)
+            if info.terminal:
+                return info
+            raise self._translate("cancel the batch", e) from None
         except openai.APIError as e:
             raise self._translate("cancel the batch", e) from None
 

@@ -130,8 +130,9 @@ class SyncRunner:
         if expected and lengths != {expected} and len(lengths) == 1:
             stop.fail(
                 RemoteError(
-                    f"the server at {self.api.base_url} answered {lengths.pop()}-d vectors where {expected}-d were "
-                    f"asked for (model {self.model.name}). Check --model, --dimensions and --base-url."
+                    f"the server at {self.api.base_url} answered {lengths.pop()} dimensions for every text, the job "
+                    f"asked for {expected} (model {self.model.name}); it embeds with another model or size: check "
+                    "--model, --dimensions and --base-url."
                 )
             )
             return [(r, _NOT_SENT) for r in pack]
