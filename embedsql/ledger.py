@@ -34,6 +34,7 @@ __all__ = [
     "drop_older_snapshots",
     "ensure_schema",
     "explained",
+    "failed_for_good",
     "find_pending_job",
     "get_job",
     "has_ledger",
