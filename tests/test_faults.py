@@ -186,12 +186,15 @@ def test_a_malformed_key(tmp_path: Path, key: str) -> None:
     assert "abc" not in result.stderr
 
 
-def test_the_key_never_appears_anywhere(tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime) -> None:
+@pytest.mark.parametrize("runner", ["batch", "sync"])
+def test_the_key_never_appears_anywhere(
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime, runner: str
+) -> None:
     db = tmp_path / "d.duckdb"
     texts = docs(db, n=12)
     key = openai_server.api_key
     outputs = []
-    env = {"EMBEDSQL_POLL_INTERVAL": "0", "EMBEDSQL_KEEP_FILES": "true"}
+    env = {"EMBEDSQL_POLL_INTERVAL": "0", "EMBEDSQL_KEEP_FILES": "true", "EMBEDSQL_RUNNER": runner}
     outputs.append(CliRunner().invoke(cli, ["run", QUERY, "--db", str(db), "--dry-run"], env=env).output)
     openai_server.fail_lines([texts[3]], status=400, code="invalid_input", message="Bad input.", times=5)
     outputs.append(CliRunner().invoke(cli, ["run", QUERY, "--db", str(db)], env=env).output)  # fails a line
@@ -212,6 +215,7 @@ def test_the_key_never_appears_anywhere(tmp_path: Path, openai_server: FakeOpenA
                 into="y",
                 openai_api_key=attempt_key,
                 openai_max_retries=0,
+                runner=runner,
                 **fake_time,
             )
         except embedsql.EmbedsqlError as e:
