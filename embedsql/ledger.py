@@ -48,7 +48,7 @@ __all__ = [
     "update_shard",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,8 @@ class Job:
     cached_texts: int
     tokens: int
     truncated: int = 0
+    # The API a sync or batch job was sent to, when not OpenAI's own: resume and cancel go there too.
+    base_url: str | None = None
 
 
 class ShardStatus(StrEnum):
@@ -332,7 +334,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     try:
         with transaction(con):
             con.execute(ddl)
-            con.execute("INSERT OR IGNORE INTO embedsql.meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            # Version 1 -> 2: jobs record the API they were sent to.
+            con.execute("ALTER TABLE embedsql.jobs ADD COLUMN IF NOT EXISTS base_url VARCHAR")
+            con.execute("INSERT OR REPLACE INTO embedsql.meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
     except duckdb.OutOfMemoryException:
         raise  # not a read-only database: the memory limit, which the pipeline explains
     except duckdb.Error as e:

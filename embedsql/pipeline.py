@@ -11,6 +11,7 @@ Which runner a job uses is decided in ``embedsql.runners``; what a job did is re
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -239,6 +240,7 @@ def resume(
     settings = arguments.call_settings(settings, overrides, function=resume)
     with ledger.explained(settings.db):
         job = _open_job(settings, job_id, doing="resume")
+        settings = _sent_to(job, settings)
         choice = recorded_choice(job.model, job.dimensions)
         runner = create_runner(choice, settings, job.runner, wait=wait, sleep=sleep, clock=clock)
         on_event(Notice(f"Resuming job {job_id} ({job.model}, {job.dimensions}-d) into {parse_target(job.target)}."))
@@ -262,6 +264,7 @@ def cancel(
     settings = arguments.call_settings(settings, overrides, function=cancel)
     with ledger.explained(settings.db):
         job = _open_job(settings, job_id, doing="cancel")
+        settings = _sent_to(job, settings)
         store = JobStore(settings.db, job, max_attempts=0, lock_wait=settings.lock_wait)
         with store.running():
             if job.runner == "batch":
@@ -273,6 +276,15 @@ def cancel(
                 return job_result(con, job, status="cancelled", db=settings.db, started=started)
             finally:
                 con.close()
+
+
+def _sent_to(job: ledger.Job, settings: Settings) -> Settings:
+    """``settings`` for going on with ``job``: at the API it was sent to, unless OPENAI_BASE_URL / --base-url
+    now names one (a server that moved). Without this, a job sent to a server of one's own would go on at
+    OpenAI's, with the texts and the key."""
+    if job.base_url is None or settings.openai_base_url is not None:
+        return settings
+    return dataclasses.replace(settings, openai_base_url=job.base_url)
 
 
 def _cancel_batches(
@@ -382,6 +394,7 @@ def plan_job(
         cached_texts=plan.cached_texts,
         tokens=plan.tokens,
         truncated=plan.truncated,
+        base_url=settings.openai_base_url if spec.runner != "local" else None,
     )
     ledger.insert_job(con, job)
     ledger.insert_shards(con, plan.shards)
@@ -483,7 +496,7 @@ def _detached(job: ledger.Job) -> Detached:
 _KEPT = {
     "batch": "Its batches (if any) keep running at OpenAI; nothing is lost.",
     "local": "The texts the local model embedded so far are kept; resuming embeds only the rest.",
-    "sync": "The vectors received so far are kept; resuming requests only the rest.",
+    "sync": "The shards the server finished are kept; resuming requests only the rest (the shard under way again).",
 }
 
 

@@ -178,7 +178,8 @@ def test_ctrl_c_during_a_sync_job_keeps_the_vectors_received(tmp_path: Path, ope
     job_id = fetch(db, "SELECT job_id FROM embedsql.jobs")[0][0]
     assert (stopped.returncode, stopped.stdout) == (130, "")
     assert stopped.stderr.endswith(
-        f"Detached from job {job_id}. The vectors received so far are kept; resuming requests only the rest.\n"
+        f"Detached from job {job_id}. The shards the server finished are kept; resuming requests only the rest "
+        "(the shard under way again).\n"
         f"Continue with: embedsql resume {job_id}\n"
     ), stopped.stderr
     assert sum(openai_server.inputs_by_text.values()) == 20  # two shards of 10 texts received when Ctrl-C came

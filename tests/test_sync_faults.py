@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -686,3 +687,61 @@ def test_the_limit_is_learned_from_each_servers_words(said: str, limit: int | No
 )
 def test_only_openai_needs_a_key(base_url: str | None, needed: bool) -> None:
     assert needs_key(base_url) is needed
+
+
+# ---------------------------------------------------------------------------------------- where a job goes on
+
+
+def test_a_job_goes_on_at_the_server_it_was_sent_to(
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--base-url given only to `run`: resume and cancel go on there, never at OpenAI's own API."""
+    db, texts = warehouse(tmp_path, fake_time)
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    openai_server.outage("POST", EMBEDDINGS, 3600)
+
+    error = fails(openai_server, db, fake_time, concurrency=1, openai_base_url=openai_server.base_url)
+
+    job = job_of(db)
+    assert str(error).startswith(
+        f"OpenAI had a server error (503 while trying to embed the texts at {openai_server.base_url})"
+    )
+    assert fetch(db, f"SELECT base_url FROM embedsql.jobs WHERE job_id = '{job}'") == [(openai_server.base_url,)]
+    openai_server.advance(3600)  # the server is back
+    served = len(openai_server.requests)
+    finish(db, job, texts, fake_time)
+    assert len(openai_server.requests) > served
+    assert billed_once(texts, openai_server)
+
+
+def test_a_server_that_moved_is_named_when_the_job_goes_on(
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, texts = warehouse(tmp_path, fake_time)
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    fails(openai_server, db, fake_time, concurrency=1, openai_base_url="http://127.0.0.1:9/v1")  # nothing there
+    job = job_of(db)
+
+    result = embedsql.resume(job, db=db, openai_base_url=openai_server.base_url, **fake_time)
+
+    assert (result.status, result.target_rows) == ("complete", len(texts))
+    assert_exact(db, texts)
+
+
+def test_a_ledger_of_version_1_gains_the_address_of_each_job(
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime
+) -> None:
+    db, texts = warehouse(tmp_path, fake_time)
+    con = duckdb.connect(str(db))
+    try:  # the ledger as embedsql 0.1 with schema version 1 left it
+        con.execute("ALTER TABLE embedsql.jobs DROP COLUMN base_url")
+        con.execute("UPDATE embedsql.meta SET value = '1' WHERE key = 'schema_version'")
+    finally:
+        con.close()
+
+    result = embedsql.run(QUERY, db=db, runner="sync", **fake_time)
+
+    assert (result.status, result.target_rows) == ("complete", len(texts))
+    assert fetch(db, "SELECT value FROM embedsql.meta WHERE key = 'schema_version'") == [("2",)]
+    assert fetch(db, "SELECT count(*), count(base_url) FROM embedsql.jobs") == [(2, 1)]
+    assert_exact(db, texts)

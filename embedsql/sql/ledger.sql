@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS embedsql.jobs (
     distinct_texts BIGINT NOT NULL,
     cached_texts   BIGINT NOT NULL,       -- distinct texts the cache already held at prepare time
     tokens         BIGINT NOT NULL,       -- tokens of the texts to embed
-    truncated      BIGINT NOT NULL DEFAULT 0  -- texts cut to the model's token limit
+    truncated      BIGINT NOT NULL DEFAULT 0, -- texts cut to the model's token limit
+    base_url       VARCHAR                -- the API the job was sent to (--base-url); NULL: OpenAI's own
 );
 
 -- One row per batch input file of a job.
