@@ -390,7 +390,7 @@ def test_a_ledger_from_a_newer_embedsql_is_refused(db: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == (
         "Error: the embedsql ledger in 'warehouse.duckdb' has schema version 99, newer than this embedsql "
-        "understands (1). Upgrade embedsql (pip install -U embedsql)."
+        "understands (2). Upgrade embedsql (pip install -U embedsql)."
     )
 
 
