@@ -401,6 +401,20 @@ _JOB_FIELDS = [f.name for f in fields(Job)]
 _SHARD_FIELDS = [f.name for f in fields(Shard)]
 
 
+def _job_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The fields of ``Job`` that the ledger's jobs table has: a ledger of an older schema, read by a
+    command that only reads (``jobs``, ``status``) and so does not bring it up to date, lacks the newer ones
+    (their defaults stand)."""
+    present = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'embedsql' AND table_name = 'jobs' "
+            "AND database_name = current_database()"
+        ).fetchall()
+    }
+    return [f for f in _JOB_FIELDS if f in present]
+
+
 def insert_job(con: duckdb.DuckDBPyConnection, job: Job) -> None:
     """Record a new job."""
     _insert(con, "embedsql.jobs", _JOB_FIELDS, [[getattr(job, f) for f in _JOB_FIELDS]])
@@ -408,7 +422,7 @@ def insert_job(con: duckdb.DuckDBPyConnection, job: Job) -> None:
 
 def get_job(con: duckdb.DuckDBPyConnection, job_id: str) -> Job:
     """The job ``job_id``, or a ``JobError`` that lists recent ones."""
-    rows = _select(con, "embedsql.jobs", _JOB_FIELDS, "job_id = ?", [job_id])
+    rows = _select(con, "embedsql.jobs", _job_columns(con), "job_id = ?", [job_id])
     if rows:
         return Job(**rows[0])
     recent = [r[0] for r in con.execute("SELECT job_id FROM embedsql.jobs ORDER BY job_id DESC LIMIT 3").fetchall()]
@@ -432,7 +446,7 @@ def find_pending_job(con: duckdb.DuckDBPyConnection, fingerprint: str) -> Job | 
     rows = _select(
         con,
         "embedsql.jobs",
-        _JOB_FIELDS,
+        _job_columns(con),
         "fingerprint = ? AND status = 'prepared' ORDER BY job_id DESC LIMIT 1",
         [fingerprint],
     )

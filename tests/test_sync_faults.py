@@ -736,8 +736,16 @@ def test_a_ledger_of_version_1_gains_the_address_of_each_job(
     try:  # the ledger as embedsql 0.1 with schema version 1 left it
         con.execute("ALTER TABLE embedsql.jobs DROP COLUMN base_url")
         con.execute("UPDATE embedsql.meta SET value = '1' WHERE key = 'schema_version'")
+        (old_job,) = con.execute("SELECT job_id FROM embedsql.jobs").fetchone() or ("",)
     finally:
         con.close()
+    before = db.read_bytes()
+    # The commands that only read show it as it is, and leave it as it is.
+    listed = CliRunner().invoke(cli, ["jobs", "--db", str(db)])
+    shown = CliRunner().invoke(cli, ["status", old_job, "--db", str(db)])
+    assert (listed.exit_code, shown.exit_code) == (0, 0), listed.output + shown.output
+    assert old_job in listed.stdout
+    assert db.read_bytes() == before
 
     result = embedsql.run(QUERY, db=db, runner="sync", **fake_time)
 
