@@ -11,7 +11,7 @@ import base64
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from ..config import Settings
 from ..errors import ConfigError, RemoteError, StorageError
 from ..failpoints import failpoint
 from ..files import commit_file, part_path
-from ..models import DEFAULT_OPENAI_MODEL, compatible_model
+from ..models import DEFAULT_OPENAI_MODEL, ModelInfo, compatible_model
 from ..tokens import count_tokens
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "UploadedFile",
     "needs_key",
     "pack",
+    "utf8_lengths",
 ]
 
 _TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
@@ -99,14 +100,15 @@ class OpenAIClient:
             max_retries=settings.openai_max_retries,
             timeout=settings.openai_timeout,
         )
+        # The sync runner's requests: made once, as ``with_options`` copies the client each time.
+        self._no_retries = self.client.with_options(max_retries=0)
 
     def embed(self, texts: list[str], *, model: str, dimensions: int | None) -> np.ndarray:
         """Vectors of ``texts`` from the synchronous embeddings API, packed under the per-request
         limits, with the SDK's retries (for a few query texts; the sync runner paces itself)."""
-        counts = count_tokens(compatible_model(model), texts)
         vectors = [
             vector
-            for start, end in pack(counts, max_inputs=MAX_INPUTS_PER_REQUEST)
+            for start, end in pack(compatible_model(model), texts, max_inputs=MAX_INPUTS_PER_REQUEST)
             for vector in self.embed_request(texts[start:end], model=model, dimensions=dimensions, retries=True).vectors
         ]
         if len({len(v) for v in vectors}) > 1:
@@ -122,18 +124,17 @@ class OpenAIClient:
         kwargs: dict[str, Any] = {"model": model, "input": texts, "encoding_format": "base64"}
         if dimensions is not None:
             kwargs["dimensions"] = dimensions
-        client = self.client if retries else self.client.with_options(max_retries=0)
+        client = self.client if retries else self._no_retries
         try:
             raw = client.embeddings.with_raw_response.create(**kwargs)
         except openai.APIError as e:
             raise self._translate("embed the texts", e, retried=tried > 0) from None
         # Parsed here rather than by the SDK, which passes odd answers on as odd objects or tracebacks.
-        vectors, tokens = self._embeddings(raw.http_response, len(texts))
-        return SyncAnswer(vectors, tokens, RateLimits.from_headers(raw.headers))
+        return self._embeddings(raw.http_response, len(texts), RateLimits.from_headers(raw.headers))
 
-    def _embeddings(self, response: httpx2.Response, n: int) -> tuple[list[np.ndarray], int]:
-        """The vectors (in input order) and prompt tokens of an embeddings answer for ``n`` inputs, or the
-        service ``RemoteError`` that says what is wrong with it."""
+    def _embeddings(self, response: httpx2.Response, n: int, limits: RateLimits) -> SyncAnswer:
+        """The answer to an embeddings request of ``n`` inputs, or the service ``RemoteError`` that says
+        what is wrong with it."""
         content_type = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
         try:
             body = json.loads(response.content)
@@ -149,19 +150,28 @@ class OpenAIClient:
         if len(data) != n:
             raise self._malformed(f"answered {len(data)} vector{'s' * (len(data) != 1)} for {n} input{'s' * (n != 1)}")
         vectors: list[np.ndarray | None] = [None] * n
+        encoded: list[str | None] = [None] * n
         for item in data:
             index = item.get("index") if isinstance(item, dict) else None
             if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < n:
                 raise self._malformed(f"answered an item without a valid index ({_shown(index)})")
             if vectors[index] is not None:
                 raise self._malformed(f"answered index {index} twice")
-            vectors[index] = self._vector(item.get("embedding"), index)
+            embedding = item.get("embedding")
+            vectors[index] = self._vector(embedding, index)
+            if isinstance(embedding, str):
+                encoded[index] = embedding
         lengths = {len(v) for v in vectors if v is not None}
         if lengths == {0}:
             raise self._malformed("answered empty vectors")
         usage = body.get("usage")
         tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-        return [v for v in vectors if v is not None], tokens if isinstance(tokens, int) else 0
+        return SyncAnswer(
+            [v for v in vectors if v is not None],
+            encoded,
+            tokens if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0 else None,
+            limits,
+        )
 
     def _vector(self, embedding: object, index: int) -> np.ndarray:
         """One item's embedding, base64 (little-endian float32) or a list of numbers."""
@@ -172,7 +182,8 @@ class OpenAIClient:
                 packed = b"\x00"
             if len(packed) % 4:
                 raise self._malformed(f"answered a vector that is not base64 float32 (item {index})")
-            return np.frombuffer(packed, dtype="<f4").astype(np.float32)
+            # A view of the decoded bytes: a copy of 6 kB per text is what a runner can least afford.
+            return np.frombuffer(packed, dtype="<f4").astype(np.float32, copy=False)
         if isinstance(embedding, list) and all(
             isinstance(x, int | float) and not isinstance(x, bool) for x in embedding
         ):
@@ -485,20 +496,44 @@ MAX_INPUTS_PER_REQUEST = 2048
 MAX_TOKENS_PER_REQUEST = 300_000
 
 
-def pack(counts: np.ndarray, *, max_inputs: int) -> list[tuple[int, int]]:
-    """``(start, end)`` of consecutive inputs, given their token ``counts``, so that each request
-    holds at most ``max_inputs`` inputs and ``MAX_TOKENS_PER_REQUEST`` tokens (an input alone is
-    always a request)."""
+def pack(
+    model: ModelInfo, texts: Sequence[str], *, max_inputs: int, max_tokens: int = MAX_TOKENS_PER_REQUEST
+) -> list[tuple[int, int]]:
+    """``(start, end)`` of consecutive ``texts`` so that each request holds at most ``max_inputs``
+    inputs and ``max_tokens`` tokens in ``model``'s tokenizer (a text alone is always a request): each
+    request as long as the exact token counts allow.
+
+    Exact, but counted only where it must be: a cl100k token is at least one byte, so a run of texts
+    whose UTF-8 bytes stay within ``max_tokens`` fits without counting; only a request whose bytes
+    would exceed it has its texts counted (each text at most once).
+    """
+    n = len(texts)
+    if model.tokenizer != "cl100k_base":  # no bound known for other tokenizers: count everything
+        counts = count_tokens(model, texts)
+        sizes = counts
+    else:
+        counts = np.full(n, -1, dtype=np.int64)
+        sizes = utf8_lengths(texts)
+    # ends[i]: the bytes (or tokens) of texts[:i]
+    ends = np.concatenate(([0], np.cumsum(sizes)))
     bounds = []
-    start, tokens = 0, 0
-    for i, count in enumerate(counts):
-        if i > start and (i - start >= max_inputs or tokens + count > MAX_TOKENS_PER_REQUEST):
-            bounds.append((start, i))
-            start, tokens = i, 0
-        tokens += int(count)
-    if start < len(counts):
-        bounds.append((start, len(counts)))
+    start = 0
+    while start < n:
+        end = min(n, start + max_inputs)
+        if ends[end] - ends[start] > max_tokens:
+            uncounted = start + np.flatnonzero(counts[start:end] < 0)
+            if len(uncounted):
+                counts[uncounted] = count_tokens(model, [texts[int(i)] for i in uncounted])
+            fits = int(np.searchsorted(np.cumsum(counts[start:end]), max_tokens, side="right"))
+            end = start + max(fits, 1)
+        bounds.append((start, end))
+        start = end
     return bounds
+
+
+def utf8_lengths(texts: Sequence[str]) -> np.ndarray:
+    """The UTF-8 bytes of each text (int64 array); an ASCII text's length is its bytes, without encoding it."""
+    return np.fromiter((len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts), np.int64, len(texts))
 
 
 @dataclass(frozen=True)
@@ -536,7 +571,11 @@ class SyncAnswer:
 
     # One per input; all of one length unless the server gave some input a vector of another.
     vectors: list[np.ndarray]
-    tokens: int
+    # Each vector's base64 text as the server wrote it (None where it answered a list of numbers), so
+    # that a runner writing base64 need not encode it again.
+    encoded: list[str | None]
+    # The request's prompt tokens as the server billed them; None when it did not say.
+    tokens: int | None
     limits: RateLimits
 
 

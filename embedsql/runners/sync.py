@@ -7,7 +7,11 @@ rate-limit headers of the answers (wait for the refill before sending what would
 retried after a 429 or 5xx as the server asks (``retry-after``). Whether a failure is a text's or the
 service's is decided as ``runners.failures`` says: a refused request is split until the refused texts
 are found; a service failure stops the shard and then the job. The answers are written as Batch API
-output lines, like every runner's.
+output lines, like every runner's, each with its share of the tokens the server billed.
+
+Tokens are counted only where a count must be exact: packing counts the texts of a request whose
+bytes could exceed the limit (``pack``), pacing counts a request's texts once the server says it
+limits tokens, and the lines' usage is the server's own figure.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,7 +36,7 @@ from ..tokens import count_tokens
 from .failures import NOT_SENT, is_content, learned_token_limit, long_input_advice
 from .inprocess import drive_shards
 from .lines import error_line, output_line, read_requests, write_line
-from .openai import OpenAIClient, RateLimits, SyncAnswer, pack
+from .openai import OpenAIClient, RateLimits, SyncAnswer, pack, utf8_lengths
 
 __all__ = ["SyncRunner"]
 
@@ -81,7 +85,7 @@ class SyncRunner:
         received and a ``NOT_SENT`` line for each input not sent, and then the failure is raised.
         """
         requests = [request for chunk in read_requests(shard, 10_000) for _, request in chunk]
-        packs = self._packs(requests)
+        bounds = pack(self.model, [r["body"]["input"] for r in requests], max_inputs=self.max_inputs)
         stop = _Stop()
         # The error file lands first: both files present is what marks a shard computed.
         with (
@@ -89,31 +93,41 @@ class SyncRunner:
             atomic_write(errors, "w", encoding="utf-8") as err,
             ThreadPoolExecutor(max_workers=self.concurrency) as pool,
         ):
-            futures = [pool.submit(self._embed, pack, stop) for pack in packs]
+            futures = [pool.submit(self._lines, requests[start:end], stop) for start, end in bounds]
             for future in as_completed(futures):
-                outcomes = future.result()
-                done = [(r, o) for r, o in outcomes if isinstance(o, np.ndarray)]
-                counts = count_tokens(self.model, [r["body"]["input"] for r, _ in done])
-                for (request, vector), used in zip(done, counts, strict=True):
-                    write_line(out, output_line(request, vector, int(used), self.model.name))
-                for request, outcome in outcomes:
-                    if isinstance(outcome, _Failed):
-                        line = error_line(request, 0, outcome.status, outcome.code, outcome.message)
-                        write_line(err, line)
-                on_lines(sum(1 for _, o in outcomes if not (isinstance(o, _Failed) and o.code == NOT_SENT)))
+                written, failed, answered = future.result()
+                # One write per request: each system call lets the sending threads take the GIL, and
+                # getting it back waits out their switch interval.
+                out.write(written)
+                for line in failed:
+                    write_line(err, line)
+                on_lines(answered)
         if stop.error is not None:
             raise stop.error
 
-    def _packs(self, requests: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-        """Requests grouped, in shard order, under the per-request input and token limits."""
-        counts = count_tokens(self.model, [r["body"]["input"] for r in requests])
-        return [requests[start:end] for start, end in pack(counts, max_inputs=self.max_inputs)]
+    def _lines(self, pack: list[dict[str, Any]], stop: _Stop) -> tuple[str, list[dict[str, Any]], int]:
+        """The output lines of ``pack`` (as one text), its error lines, and how many inputs got an answer.
+
+        Made by the sending thread itself: the thread that writes the files then only writes.
+        """
+        outcomes = self._embed(pack, stop)
+        written = "".join(
+            output_line(request, o.vector, o.tokens, self.model.name, encoded=o.encoded)
+            for request, o in outcomes
+            if isinstance(o, _Done)
+        )
+        failed = [
+            error_line(request, 0, o.status, o.code, o.message) for request, o in outcomes if isinstance(o, _Failed)
+        ]
+        answered = sum(1 for _, o in outcomes if not (isinstance(o, _Failed) and o.code == NOT_SENT))
+        return written, failed, answered
 
     def _embed(self, pack: list[dict[str, Any]], stop: _Stop) -> list[tuple[dict[str, Any], _Outcome]]:
         """Each request of ``pack`` with its vector or its failure; a refused request is split in halves
         until the inputs refused are found (see ``runners.failures``)."""
+        texts = [r["body"]["input"] for r in pack]
         try:
-            answer = self._send([r["body"]["input"] for r in pack], stop)
+            answer = self._send(texts, stop)
         except RemoteError as e:
             if is_content(e) and len(pack) > 1:
                 half = len(pack) // 2
@@ -136,10 +150,11 @@ class SyncRunner:
                 )
             )
             return [(r, _NOT_SENT) for r in pack]
+        tokens = _usage(self.model, texts, answer.tokens)
         # A vector of another length than its neighbours' is that one text's failure.
         return [
-            (r, v if not expected or len(v) == expected else _wrong_length(len(v), expected))
-            for r, v in zip(pack, answer.vectors, strict=True)
+            (r, _Done(v, e, t) if not expected or len(v) == expected else _wrong_length(len(v), expected))
+            for r, v, e, t in zip(pack, answer.vectors, answer.encoded, tokens, strict=True)
         ]
 
     def _probe(self, stop: _Stop) -> RemoteError | None:
@@ -167,8 +182,12 @@ class SyncRunner:
     def _send(self, texts: list[str], stop: _Stop) -> SyncAnswer | None:
         """One request, retried after a transient failure as the server asks; None if the shard was
         stopped meanwhile (the request not sent)."""
-        tokens = int(np.sum(count_tokens(self.model, texts)))
+        tokens = 0
         for attempt in range(_RETRIES + 1):
+            # Counted only once the server has said it limits tokens, and then exactly: an estimate too
+            # low would be refused, one too high would waste what the limit allows.
+            if not tokens and self.gate.limits_tokens:
+                tokens = int(np.sum(count_tokens(self.model, texts)))
             self.sleep(self.gate.wait_for(tokens))
             if stop.error is not None:
                 self.gate.backoff(0.0, tokens)
@@ -186,6 +205,22 @@ class SyncRunner:
         raise AssertionError("unreachable")
 
 
+def _usage(model: ModelInfo, texts: list[str], billed: int | None) -> list[int]:
+    """The tokens of each text's output line: what the server ``billed`` for the request, shared out in
+    proportion to the texts' UTF-8 bytes (largest remainders), so that the lines add up to exactly
+    that; when the server did not say, each text's own count."""
+    if billed is None:
+        return [int(n) for n in count_tokens(model, texts)]
+    sizes = utf8_lengths(texts)
+    total = int(sizes.sum())
+    if total == 0:
+        sizes, total = np.ones(len(texts), dtype=np.int64), len(texts)
+    shares, remainders = np.divmod(sizes * billed, total)
+    # The tokens left over go one each to the texts with the largest remainders (the first on a tie).
+    shares[np.argsort(-remainders, kind="stable")[: billed - int(shares.sum())]] += 1
+    return shares.tolist()
+
+
 # The text of the probe request that tells a refused request from refused texts.
 _PROBE = "probe"
 
@@ -199,7 +234,15 @@ class _Failed:
     message: str
 
 
-_Outcome = np.ndarray | _Failed
+class _Done(NamedTuple):
+    """An input that got its vector: what its output line says."""
+
+    vector: np.ndarray
+    encoded: str | None  # the vector's base64 text as the server sent it
+    tokens: int
+
+
+_Outcome = _Done | _Failed
 _NOT_SENT = _Failed(None, NOT_SENT, "not sent: the service failed before this input was sent")
 
 
@@ -277,6 +320,11 @@ class _RateGate:
         self.tokens = _Bucket()
         self.requests = _Bucket()
         self.not_before = 0.0
+
+    @property
+    def limits_tokens(self) -> bool:
+        """Whether the server has said that it limits tokens per minute."""
+        return self.tokens.limit is not None
 
     def wait_for(self, tokens: int) -> float:
         with self.lock:
