@@ -16,7 +16,8 @@ Stages (``--stage``, repeatable; default all):
 5. local    the bundled model's texts/s on 2 cores, against plain onnxruntime
 6. search   top-10 latency (bench.search), against DuckDB's own query
 7. cost     billed tokens of the movies quickstart and its re-run, against one request per row
-8. sync     the sync runner's pacing against a rate limit (bench.sync)
+8. sync     the sync runner's texts/s against a bare openai SDK client on a fast local server, at 1
+            and 8 connections, and its pacing against a rate limit (bench.sync)
 
 Default sizes: prepare the movies table and 100k and 1M short and long texts; load 100k and 1M
 base64 lines and 100k float lines; end to end 1M texts; memory 100k and 1M rows (reusing what
@@ -60,7 +61,7 @@ def plan(args: argparse.Namespace) -> dict[str, dict]:
             "local": {"short": 256, "long": 16, "rounds": 2},
             "search": {"cases": [(100_000, 384), (10_000, 1536)], "repeat": 3},
             "cost": {},
-            "sync": {"texts": 2_000, "tpm": 10_000},
+            "sync": {"texts": 2_000, "rounds": 1, "pacing_texts": 2_000, "tpm": 10_000},
         }
     sizes = args.rows or [100_000, 1_000_000]
     return {
@@ -71,7 +72,7 @@ def plan(args: argparse.Namespace) -> dict[str, dict]:
         "local": {"short": 1639, "long": 128, "rounds": 3},
         "search": {"cases": [(1_000_000, 384), (100_000, 1536)], "repeat": 5},
         "cost": {},
-        "sync": {"texts": 6_000, "tpm": 20_000},
+        "sync": {"texts": 20_000, "rounds": 2, "pacing_texts": 6_000, "tpm": 20_000},
     }
 
 
@@ -106,7 +107,7 @@ def run(stage: str, options: dict, args: argparse.Namespace) -> StageResult:
         return cost.run_stage()
     from . import sync
 
-    return sync.run_stage(options["texts"], options["tpm"])
+    return sync.run_stage(**options)
 
 
 def summary(goals: list[Goal]) -> list[str]:
