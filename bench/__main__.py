@@ -61,7 +61,7 @@ def plan(args: argparse.Namespace) -> dict[str, dict]:
             "local": {"short": 256, "long": 16, "rounds": 2},
             "search": {"cases": [(100_000, 384), (10_000, 1536)], "repeat": 3},
             "cost": {},
-            "sync": {"texts": 2_000, "rounds": 1, "pacing_texts": 2_000, "tpm": 10_000},
+            "sync": {"texts": 5_000, "rounds": 2, "pacing_texts": 2_000, "tpm": 10_000},
         }
     sizes = args.rows or [100_000, 1_000_000]
     return {
