@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -78,7 +79,8 @@ def test_texts_near_the_limit_in_bytes_are_sent_in_requests_the_server_takes(
     texts = {i: kinds[i % 4](i) if i % 4 < 3 else TIGHT * i for i in range(100)}
     texts_table(db, texts)
 
-    result = embedsql.run("select id, body from docs", db=db, runner="sync", concurrency=2)
+    # One thread: its requests hold as many inputs as the tokens allow (several threads share a shard's).
+    result = embedsql.run("select id, body from docs", db=db, runner="sync", concurrency=1)
 
     assert (result.target_rows, result.failed_texts) == (100, 0)
     served = [tokens for _, _, tokens in openai_server.embedding_requests]
@@ -148,3 +150,20 @@ def test_without_usage_in_the_answer_each_line_counts_its_own_text(tmp_path: Pat
     lines = run_shard(openai_server, tmp_path, texts, max_inputs=5)
 
     assert [usage(line) for line in lines] == [token_count(t) for t in texts]
+
+
+@pytest.mark.parametrize(("concurrency", "sizes"), [(1, [100]), (3, [34, 34, 32]), (4, [25] * 4), (8, [13] * 7 + [9])])
+def test_every_thread_gets_a_share_of_a_shard(
+    tmp_path: Path, openai_server: FakeOpenAI, concurrency: int, sizes: list[int]
+) -> None:
+    db = tmp_path / "d.duckdb"
+    texts = {i: f"text number {i}" for i in range(100)}
+    texts_table(db, texts)
+
+    result = embedsql.run("select id, body from docs", db=db, runner="sync", concurrency=concurrency)
+
+    assert (result.target_rows, result.failed_texts) == (100, 0)
+    assert sorted((n for _, n, _ in openai_server.embedding_requests), reverse=True) == sizes
+    vectors = vectors_by_key(db, "docs_embeddings")
+    for key, text in texts.items():
+        np.testing.assert_array_equal(vectors[key], expected_vector(MODEL, text, 1536))

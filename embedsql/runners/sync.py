@@ -85,7 +85,11 @@ class SyncRunner:
         received and a ``NOT_SENT`` line for each input not sent, and then the failure is raised.
         """
         requests = [request for chunk in read_requests(shard, 10_000) for _, request in chunk]
-        bounds = pack(self.model, [r["body"]["input"] for r in requests], max_inputs=self.max_inputs)
+        # Every thread gets a request: a shard of 4,096 lines in requests of 2,048 inputs would keep two
+        # of --concurrency threads busy and the rest idle.
+        per_thread = -(-len(requests) // self.concurrency)
+        inputs = max(1, min(self.max_inputs, per_thread))
+        bounds = pack(self.model, [r["body"]["input"] for r in requests], max_inputs=inputs)
         stop = _Stop()
         # The error file lands first: both files present is what marks a shard computed.
         with (
