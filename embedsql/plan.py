@@ -3,11 +3,16 @@
 Everything row-sized runs inside DuckDB (hashing, dedup, the anti-join with the cache, rendering
 request lines), and the query is read exactly once into a temporary table, so a query that is
 slow or not deterministic is neither re-run nor seen twice with different rows.
+
+A dry run counts every text's tokens (its price is the figure it exists for); a job to send
+counts exactly only the texts that could be over the model's limit and a sample, and estimates
+the rest (``token_estimate``): only those texts are read into Python.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +30,7 @@ from .ledger import Shard, disk_full
 from .models import ModelChoice
 from .shards import ShardLimits, ShardWriter
 from .source import Query, blank_sql, invalid_utf8, text_expression
+from .token_estimate import BUDGET_SHARE, TokenEstimate, sample_below
 from .tokens import count_tokens, truncate
 
 __all__ = ["Plan", "SnapshotColumns", "make_plan", "snapshot_columns"]
@@ -79,6 +85,8 @@ class Plan:
     # Texts cut to the model's token limit (--on-long truncate).
     truncated: int
     shards: list[Shard]
+    # Texts whose tokens are estimated in ``tokens`` and in the shards' (0: every count is exact).
+    estimated_texts: int = 0
 
 
 def make_plan(
@@ -92,13 +100,16 @@ def make_plan(
     directory: Path,
     limits: ShardLimits,
     on_long: str,
+    exact_tokens: bool = True,
     on_event: EventHandler = ignore,
 ) -> Plan:
     """Snapshot the query into ``rows_table`` and write the texts the cache lacks into shards.
 
     Call inside a transaction: on any error nothing of the plan stays in the database. Progress
     goes to ``on_event``: stage "plan" is DuckDB's percent of the statement of a step (``step``
-    names it), stage "shards" the texts written into shards of those to write.
+    names it), stage "shards" the texts written into shards of those to write. Without
+    ``exact_tokens``, the tokens of a cl100k_base model's texts are estimated (see the module's
+    docstring) and shards planned to a share of the token limit.
     """
     snapshot = snapshot_columns(query.key_columns)
     # The planning table holds the keys under embedsql's own names (k1, k2, ...): no user name, not
@@ -153,13 +164,23 @@ def make_plan(
     # One row per distinct text the cache lacks. Deduplicated on (hash, rowid) alone and joined back
     # for the text, so that no aggregate or sort ever holds the texts themselves: those stream from
     # the snapshot into the shards (1M texts of ~1 kB planned within DuckDB's 512MB). Shards hold
-    # their lines in no particular order; nothing depends on it.
+    # their lines in no particular order; nothing depends on it. Texts come to Python only to be
+    # counted: all of them for exact counts, else those longer than the limit in bytes and a sample.
+    # (A job small enough that its sample is all of it is counted exactly.)
+    below = None if exact_tokens or choice.model.tokenizer != "cl100k_base" else sample_below(distinct - cached)
+    estimate = None if below is None else TokenEstimate(choice.model.max_tokens)
+    text = "s.text"
+    if below is not None:
+        text = f"CASE WHEN strlen(s.text) > {int(choice.model.max_tokens)} OR s.hash < '{below}' THEN s.text END"
+        if limits.tokens is not None:
+            limits = dataclasses.replace(limits, tokens=max(1, int(limits.tokens * BUDGET_SHARE)))
     pending = f"""
-        SELECT s.hash AS custom_id, s.text AS text, {_request_line("s.hash", "s.text", choice)} AS line
+        SELECT s.hash AS custom_id, {text} AS text, CAST(strlen(s.text) AS BIGINT) AS bytes,
+               {_request_line("s.hash", "s.text", choice)} AS line
         FROM (SELECT min(rowid) AS first FROM {source.table} WHERE hash IS NOT NULL {unseen} GROUP BY hash) AS p
         JOIN {source.table} AS s ON s.rowid = p.first
     """
-    long_texts = _LongTexts(con, choice, on_long)
+    long_texts = _LongTexts(con, choice, on_long, estimate)
     writer = ShardWriter(directory, job_id=job_id, limits=limits, shape=long_texts.shape)
     reader = con.sql(pending).to_arrow_reader(_BATCH_ROWS)
     try:
@@ -187,6 +208,7 @@ def make_plan(
         tokens=sum(s.tokens for s in shards),
         truncated=long_texts.truncated,
         shards=shards,
+        estimated_texts=0 if estimate is None else estimate.estimated,
     )
 
 
@@ -253,20 +275,31 @@ class _TooLong(Exception):
 class _LongTexts:
     """Applies the --on-long policy to texts over the model's token limit, batch by batch."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, choice: ModelChoice, policy: str) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, choice: ModelChoice, policy: str, estimate: TokenEstimate | None
+    ) -> None:
         self.con = con
         self.choice = choice
         self.model = choice.model
         self.policy = policy
+        self.estimate = estimate
         self.truncated = 0
         self.skipped: list[str] = []
 
     def shape(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, np.ndarray]:
-        texts = batch.column("text").to_pylist()
-        counts = count_tokens(self.model, texts)
+        column = batch.column("text")
+        if self.estimate is None:
+            counts = count_tokens(self.model, column.to_pylist())
+        else:
+            # The texts left out (NULL) are estimated: at most their bytes, within the limit.
+            texts = column.to_pylist()
+            counted = np.flatnonzero(np.fromiter((t is not None for t in texts), dtype=bool, count=len(texts)))
+            exact = count_tokens(self.model, [texts[i] for i in counted])
+            counts = self.estimate.counts(_int64s(batch.column("bytes")), counted, exact)
         long = np.flatnonzero(counts > self.model.max_tokens)
         if len(long) == 0:
             return batch, counts
+        texts = column.to_pylist()
         ids = batch.column("custom_id")
         if self.policy == "error":
             first = int(long[np.argmax(counts[long])])
@@ -302,6 +335,12 @@ class _LongTexts:
             f"accepts, e.g. the text of key {key} ({e.tokens:,} tokens). Shorten them in the query, or pass "
             f"--on-long truncate (cut at {self.model.max_tokens:,} tokens) or --on-long skip (leave them out)."
         )
+
+
+def _int64s(array: pa.Array) -> np.ndarray:
+    """The values of a BIGINT column without NULLs, read from its buffer (``to_numpy`` imports pandas,
+    ~1 s)."""
+    return np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset : array.offset + len(array)]
 
 
 def _request_line(custom_id: str, text: str, choice: ModelChoice) -> str:
