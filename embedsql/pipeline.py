@@ -402,7 +402,8 @@ def plan_job(
     if dry_run:
         on_event(Notice(f"Dry run: shards written to {directory}; nothing was embedded."))
     else:
-        tokens = f", about {plan.tokens:,} tokens (estimated)" if plan.estimated_texts else f", {plan.tokens:,} tokens"
+        # A job that estimated its tokens says so: its figure is no count (its shards are counted when sent).
+        tokens = f", about {plan.tokens:,} tokens (estimated)" if plan.estimated_texts else ""
         on_event(Notice(f"Job {job_id}: {plan.total_rows:,} rows, {len(plan.shards)} shard(s) to embed{tokens}."))
     return job
 

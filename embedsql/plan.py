@@ -184,7 +184,7 @@ def make_plan(
     writer = ShardWriter(directory, job_id=job_id, limits=limits, shape=long_texts.shape)
     reader = con.sql(pending).to_arrow_reader(_BATCH_ROWS)
     try:
-        shards = writer.write_all(_counted(reader, distinct - cached, on_event))
+        shards = writer.write_all(_counted(_first_under(step, reader), distinct - cached, on_event))
     except _TooLong as e:
         reader.close()  # the connection serves no other query while a result is open
         raise long_texts.error(con, source, e) from None
@@ -224,6 +224,9 @@ class _Steps:
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        # Said at once: DuckDB knows no percent for the first second or so of a statement, and steps
+        # of under a second each add up to seconds at millions of rows.
+        self.on_event(Progress("plan", 0, 100, step=name))
         stop = threading.Event()
 
         def report() -> None:
@@ -239,6 +242,17 @@ class _Steps:
         finally:
             stop.set()
             thread.join()
+
+
+def _first_under(step: _Steps, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """The batches of ``reader``, the first one under a step of its own: DuckDB deduplicates the
+    texts before it yields any (seconds at millions of rows)."""
+    with step("finding the texts to send"):
+        first = next(iter(reader), None)
+    if first is None:
+        return
+    yield first
+    yield from reader
 
 
 def _counted(batches: Iterable[pa.RecordBatch], total: int, on_event: EventHandler) -> Iterator[pa.RecordBatch]:
