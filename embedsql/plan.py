@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -360,12 +361,16 @@ def _int64s(array: pa.Array) -> np.ndarray:
 def _request_line(custom_id: str, text: str, choice: ModelChoice) -> str:
     """SQL for the Batch API request line (with its newline) of the text ``text`` under ``custom_id``."""
     # base64 vectors are ~4x smaller to download than float lists; `dimensions` only when it shortens.
-    fields = f"'model': {literal(choice.model.name)}, 'encoding_format': 'base64'"
+    rest: dict[str, object] = {"model": choice.model.name, "encoding_format": "base64"}
     if choice.dimensions != choice.model.dimensions:
-        fields += f", 'dimensions': {int(choice.dimensions)}"
+        rest["dimensions"] = int(choice.dimensions)
+    # The line is the constant JSON around two JSON strings: to_json of a struct per row cost 3-4x
+    # the concatenation for short texts (0.15-0.5 s against 0.04-0.07 s for 100k), for the same bytes.
+    head = '{"custom_id":'
+    middle = ',"method":"POST","url":"/v1/embeddings","body":{"input":'
+    tail = "," + json.dumps(rest, ensure_ascii=False, separators=(",", ":"))[1:] + "}"
     return (
-        f"to_json({{'custom_id': {custom_id}, 'method': 'POST', 'url': '/v1/embeddings', "
-        f"'body': {{'input': {text}, {fields}}}}}) || chr(10)"
+        f"concat({literal(head)}, to_json({custom_id}), {literal(middle)}, to_json({text}), {literal(tail)}, chr(10))"
     )
 
 
