@@ -22,8 +22,8 @@ __all__ = ["BUDGET_SHARE", "TokenEstimate", "sample_below"]
 MARGIN = 1.25
 BUDGET_SHARE = 0.5
 # The sample: at least this many texts of a job (all of a smaller one), or this share of them.
-_SAMPLE_TEXTS = 1_000
-_SAMPLE_SHARE = 0.005
+_SAMPLE_TEXTS = 500
+_SAMPLE_SHARE = 0.002
 
 
 def sample_below(pending: int) -> str | None:

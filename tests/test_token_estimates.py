@@ -1,17 +1,19 @@
 """Tokens where they decide something: a job to send estimates most of its texts' tokens while it
 plans, counts exactly the texts that could be over the model's limit, and each shard before it is
-sent; a dry run counts every text. Jobs here have more texts than a plan counts whole (1,000)."""
+sent; a dry run counts every text. Jobs here have more texts than a plan counts whole (500)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 import embedsql
 from embedsql.cli import cli
+from embedsql.token_estimate import TokenEstimate
 
 from batch_jobs import assert_exact_table
 from batch_rules import ENCODING
@@ -138,3 +140,22 @@ def test_texts_over_the_limit_are_found_exactly_among_estimated_ones(
     del texts[N]
     if policy == "skip":
         assert_exact_table(db, "docs_embeddings", texts, "id")
+
+
+def test_an_estimate_is_bytes_times_the_sampled_ratio_with_its_margin_never_over_the_bytes() -> None:
+    estimate = TokenEstimate(max_tokens=8192)
+    sizes = np.array([100, 200, 9000, 50, 3])
+    # Counted: a sampled text (25 tokens in 100 bytes) and one over the limit in bytes (no sample).
+    counts = estimate.counts(sizes, np.array([0, 2]), np.array([25, 8500]))
+
+    # 25 / 100 x 1.25 = 0.3125 tokens a byte, rounded up.
+    assert counts.tolist() == [25, 63, 8500, 16, 1]
+    assert estimate.estimated == 3
+    # A later batch with a lower ratio keeps the job's: the higher of the two.
+    assert estimate.counts(np.array([100, 100]), np.array([0]), np.array([10])).tolist() == [10, 22]
+
+
+def test_without_a_sample_the_estimate_is_the_bound_itself() -> None:
+    none = np.array([], dtype=np.int64)
+
+    assert TokenEstimate(max_tokens=8192).counts(np.array([10, 20]), none, none).tolist() == [10, 20]
