@@ -3,7 +3,9 @@
     python -m bench.memory                                  # 100k and 1M rows
     python -m bench.memory --rows 1000000 --rows 10000000 --step prepare   # the issue's sizes (see below)
 
-Prepare is ``embedsql.run(..., dry_run=True)`` over a table of distinct short texts; load is
+Prepare is a real run's (``bench.prepare.prepare_job``: tokens estimated, the job committed) and
+the dry run's (``embedsql.run(..., dry_run=True)``: every text counted), each over a table of
+distinct short texts; load is
 ``embedsql.load.load_shards`` of a job over that many texts whose base64 output files are in place,
 then ``embedsql.resume`` of it for the target table (both as in ``bench.prepare`` and ``bench.load``,
 whose measurements this stage reuses when they ran in the same run). The peak is the child's
@@ -15,8 +17,8 @@ Goals: flat in rows (the largest size within 1.2x of the smallest) and under 1 G
 
 10M rows are opt-in: at 1536-d, 10M output lines are 82 GB of files plus 61 GB of cache and as
 much again of target table, which no disk here holds; ``--dimensions 256`` makes the load case
-fit (about 35 GB at 10M); the 10M prepare case takes about 3 minutes on 2 cores, most of it
-counting tokens (see bench.prepare's profile).
+fit (about 35 GB at 10M); the 10M prepare case takes minutes on 2 cores, most of it the dry
+run counting tokens (see bench.prepare's profile).
 """
 
 from __future__ import annotations
@@ -38,25 +40,43 @@ def run_stage(
     result = StageResult("4. Memory: peak RSS of prepare and of load, child process each")
     sizes = sorted(set(sizes))
     table: list[list[str]] = []
-    peaks: dict[str, list[tuple[int, float]]] = {step: [] for step in steps}
+    peaks: dict[str, list[tuple[int, float]]] = {
+        name: []
+        for step in steps
+        for name in (("prepare (job)", "prepare (dry run)") if step == "prepare" else (step,))
+    }
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         scratch = Path(tmp)
         free = shutil.disk_usage(scratch).free
         for rows in sizes:
             if "prepare" in steps:
                 _, _, p = prepare.measure_table(scratch, "short", rows, references=False)
-                peaks["prepare"].append((rows, p["rss_peak"]))
+                peaks["prepare (job)"].append((rows, p["rss_job_peak"]))
+                peaks["prepare (dry run)"].append((rows, p["rss_peak"]))
                 table.append(
                     [
                         f"{rows:,}",
-                        "prepare (short texts)",
+                        "prepare, job (short texts)",
+                        fmt_bytes(p["rss_job_base"]),
+                        fmt_bytes(p["rss_job_peak"]),
+                        "one call: bench.prepare.prepare_job",
+                    ]
+                )
+                table.append(
+                    [
+                        f"{rows:,}",
+                        "prepare, dry run (short texts)",
                         fmt_bytes(p["rss_base"]),
                         fmt_bytes(p["rss_peak"]),
                         "one call: embedsql.run(dry_run=True)",
                     ]
                 )
                 if echo:
-                    print(f"  memory {rows:,}: prepare {fmt_bytes(p['rss_peak'])}", flush=True)
+                    print(
+                        f"  memory {rows:,}: prepare, job {fmt_bytes(p['rss_job_peak'])}, "
+                        f"dry run {fmt_bytes(p['rss_peak'])}",
+                        flush=True,
+                    )
             if "load" not in steps:
                 continue
             needed = load.disk_needed(rows, dimensions)

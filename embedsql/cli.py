@@ -528,7 +528,7 @@ def _summary(result: RunResult) -> str:
         ]
         if result.truncated:
             lines.append(line("truncated", result.truncated, " texts cut to the model's token limit"))
-        lines.append(line("est. tokens", result.tokens))
+        lines.append(line("tokens", result.tokens, " (counted exactly)"))  # a job sent estimates its own
         if result.cost is not None:
             batch, standard = result.cost
             lines.append(

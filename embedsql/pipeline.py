@@ -368,6 +368,7 @@ def plan_job(
             directory=directory,
             limits=shard_limits(spec, settings),
             on_long=settings.on_long,
+            exact_tokens=dry_run,
             on_event=on_event,
         )
     except Exception:
@@ -401,7 +402,9 @@ def plan_job(
     if dry_run:
         on_event(Notice(f"Dry run: shards written to {directory}; nothing was embedded."))
     else:
-        on_event(Notice(f"Job {job_id}: {plan.total_rows:,} rows, {len(plan.shards)} shard(s) to embed."))
+        # A job that estimated its tokens says so: its figure is no count (its shards are counted when sent).
+        tokens = f", about {plan.tokens:,} tokens (estimated)" if plan.estimated_texts else ""
+        on_event(Notice(f"Job {job_id}: {plan.total_rows:,} rows, {len(plan.shards)} shard(s) to embed{tokens}."))
     return job
 
 

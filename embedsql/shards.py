@@ -3,13 +3,17 @@
 DuckDB renders each request line (``to_json`` escapes correctly and runs natively); this module
 only cuts the stream into files. A shard closes before it would pass the line, byte or token
 limit, so every file is valid Batch API input as written. Lines are copied from Arrow's buffers
-to the file without being decoded into Python strings.
+to the file without being decoded into Python strings. A finished shard is flushed to disk
+(fsync) and renamed into place on a thread of its own while the next one is written: the disk's
+flushes overlap the writing instead of adding to it (18 shards of 100k texts of ~1.3 kB waited
+0.3 s on fsync); ``write_all`` returns once every shard is in place.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,23 +71,27 @@ class ShardWriter:
         self._file: AtomicFile | None = None
         self._hash = hashlib.sha256()
         self._lines = self._bytes = self._tokens = 0
+        self._commits: list[Future[None]] = []
 
     def write_all(self, batches: Iterable[pa.RecordBatch]) -> list[Shard]:
-        """Write every batch, close the last shard and return all shards written."""
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            for batch in batches:
-                self._write_batch(batch)
-            self._close()
-        except OSError as e:
-            self._abort()
-            raise StorageError.writing("shard files", self.directory, e) from e
-        except BaseException:
-            self._abort()
-            raise
+        """Write every batch, close the last shard and return all shards written, each in place."""
+        with ThreadPoolExecutor(1, thread_name_prefix="embedsql-shard-commit") as committer:
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                for batch in batches:
+                    self._write_batch(batch, committer)
+                self._close(committer)
+                for commit in self._commits:
+                    commit.result()
+            except OSError as e:
+                self._abort()
+                raise StorageError.writing("shard files", self.directory, e) from e
+            except BaseException:
+                self._abort()
+                raise
         return self.shards
 
-    def _write_batch(self, batch: pa.RecordBatch) -> None:
+    def _write_batch(self, batch: pa.RecordBatch, committer: ThreadPoolExecutor) -> None:
         batch, counts = self.shape(batch)
         if batch.num_rows == 0:
             return
@@ -98,12 +106,12 @@ class ShardWriter:
                 if self._lines == 0:
                     fit = 1  # a line larger than a whole shard still gets a shard of its own
                 else:
-                    self._close()
+                    self._close(committer)
                     continue
             self._append(data[offsets[start] : offsets[start + fit]], fit, sizes, tokens, start)
             start += fit
             if start < n:
-                self._close()
+                self._close(committer)
 
     def _fitting(self, sizes: np.ndarray, tokens: np.ndarray) -> int:
         """How many of the next lines fit in the open shard."""
@@ -125,10 +133,10 @@ class ShardWriter:
         self._bytes += int(sizes[start : start + count].sum())
         self._tokens += int(tokens[start : start + count].sum())
 
-    def _close(self) -> None:
+    def _close(self, committer: ThreadPoolExecutor) -> None:
         if self._file is None:
             return
-        self._file.commit()
+        self._commits.append(committer.submit(_commit, self._file))
         self._file = None
         name = shard_name(self._next)
         self.shards.append(
@@ -147,9 +155,20 @@ class ShardWriter:
         self._lines = self._bytes = self._tokens = 0
 
     def _abort(self) -> None:
+        # Shards already handed over finish (or fail) on their thread, as a shard closed before an
+        # error always stayed: the caller removes the job's folder.
         if self._file is not None:
             self._file.abort()
             self._file = None
+
+
+def _commit(file: AtomicFile) -> None:
+    """Put ``file`` in place, or leave nothing of it."""
+    try:
+        file.commit()
+    except BaseException:
+        file.abort()
+        raise
 
 
 def _string_buffers(array: pa.Array) -> tuple[np.ndarray, memoryview]:

@@ -2,6 +2,11 @@
 
 ``tiktoken.get_encoding("cl100k_base")`` downloads its BPE table at run time, which fails offline,
 so the table ships in ``embedsql/models/`` (MIT, see NOTICE.md) and is checked against its hash.
+
+fastokens (the optional extra ``embedsql[fast]``) counts cl100k_base 3-4x faster than tiktoken
+(100k texts of ~1.3 kB: 2.6 s instead of 8.2 s on 2 cores) with the same counts
+(tests/test_tokens_fast.py), but loads its table in ~1 s against tiktoken's ~0.5 s: it is used,
+when installed, once a call has enough text to win that back.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 
 from .models import ModelInfo
 
-__all__ = ["cl100k_base", "count_tokens", "truncate"]
+__all__ = ["cl100k_base", "count_fast", "count_tiktoken", "count_tokens", "fast_cl100k_base", "truncate"]
 
 _CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 # cl100k_base's split pattern and special tokens, as tiktoken_ext.openai_public defines them.
@@ -69,7 +74,42 @@ _CHUNK_CHARS = 1_000_000
 _THREADED_CHARS = 50_000
 
 
+# Characters of text in one call from which fastokens (if installed) is loaded: its table takes
+# ~0.6 s more to load than tiktoken's, which counts ~8M characters of English in that time.
+_FAST_FROM_CHARS = 8_000_000
+
+
+@functools.cache
+def fast_cl100k_base():  # type: ignore[no-untyped-def]  # fastokens is optional, imported lazily
+    """cl100k_base in fastokens, from the bundled table; None when fastokens is not installed."""
+    try:
+        import fastokens
+    except ImportError:
+        return None
+    path = resources.files("embedsql") / "models" / "cl100k_base.tiktoken"
+    with resources.as_file(path) as file:
+        cl100k_base()  # checks the table against its hash, as fastokens does not
+        return fastokens.Tokenizer.from_tiktoken(str(file), pattern=_CL100K_PATTERN, special_tokens=_CL100K_SPECIAL)
+
+
 def _count_cl100k(texts: Sequence[str]) -> np.ndarray:
+    fast = fast_cl100k_base.cache_info().currsize > 0 or sum(map(len, texts)) >= _FAST_FROM_CHARS
+    if fast and fast_cl100k_base() is not None:
+        return count_fast(texts)
+    return count_tiktoken(texts)
+
+
+def count_fast(texts: Sequence[str]) -> np.ndarray:
+    """Tokens of each text in cl100k_base by fastokens (which must be installed)."""
+    # split_special_tokens: "<|endoftext|>" inside a text is plain text, as in encode_ordinary.
+    _, offsets = fast_cl100k_base().encode_batch_flat(list(texts), split_special_tokens=True)
+    return np.diff(np.frombuffer(offsets, dtype=np.uint64)).astype(np.int64)
+
+
+def count_tiktoken(texts: Sequence[str]) -> np.ndarray:
+    """Tokens of each text in cl100k_base by tiktoken."""
+    if not texts:
+        return np.zeros(0, dtype=np.int64)
     encoding = cl100k_base()
     separator = encoding.encode_single_token(_SEPARATOR)
 

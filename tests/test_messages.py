@@ -208,9 +208,19 @@ def test_planning_reports_progress_then_the_job(tmp_path: Path, monkeypatch: pyt
     planning = [e for e in events if isinstance(e, Progress) and e.stage == "plan"]
     assert planning[-1] == Progress("plan", 100, 100)
     assert all(0 <= e.done <= 99 and e.total == 100 for e in planning[:-1])
-    # DuckDB's percent is reported for the step running (when DuckDB reports one in time).
-    steps = ["reading the query", "checking the keys", "snapshotting the rows", "looking up the cache"]
-    assert {e.step for e in planning[:-1]} <= set(steps)
+    # Each step is said as it starts (0%), then DuckDB's percent for it (when DuckDB reports one in time).
+    steps = [
+        "reading the query",
+        "checking the keys",
+        "snapshotting the rows",
+        "looking up the cache",
+        "finding the texts to send",
+    ]
+    assert list(dict.fromkeys(e.step for e in planning[:-1])) == steps
+    first: dict[str, int] = {}
+    for e in planning[:-1]:
+        first.setdefault(e.step, e.done)
+    assert first == dict.fromkeys(steps, 0)
     # Writing the shards counts the texts written, up to the texts to send.
     shards = [e for e in events if isinstance(e, Progress) and e.stage == "shards"]
     assert [(e.done, e.total) for e in shards] == [(result.distinct_texts, result.distinct_texts)]

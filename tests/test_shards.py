@@ -47,7 +47,7 @@ def test_dry_run_shards_are_valid_batch_input_and_the_database_is_untouched(tmp_
         "  already cached           0\n"
         "  to embed             1,639 texts in 1 shard(s)\n"
         "  skipped rows             0\n"
-        f"  est. tokens         {tokens:,}\n"
+        f"  tokens              {tokens:,} (counted exactly)\n"
         f"  est. cost          ${tokens / 1e6 * 0.01:,.4f} on the Batch API "
         f"(${tokens / 1e6 * 0.02:,.4f} at standard prices)\n"
         f"  shards          .embedsql/warehouse.duckdb/{work_dir.name} (kept until the next dry run)\n"
@@ -165,7 +165,7 @@ def test_dry_run_prices_can_be_overridden_in_the_config_file(tmp_path: Path, mov
     )
 
     assert result.exit_code == 0, result.output
-    assert "  est. tokens         14,855\n" in result.stdout
+    assert "  tokens              14,855 (counted exactly)\n" in result.stdout
     assert "  est. cost          $0.0149 on the Batch API ($0.0446 at standard prices)\n" in result.stdout
 
 

@@ -8,7 +8,9 @@ Each remote step is bracketed by ledger writes (DESIGN.md, "Crash safety"):
 A file id is recorded as soon as the upload returns; before a batch is created the shard is marked
 ``creating``, so that after a crash the batch is looked up by its metadata (job, shard, submission)
 and adopted instead of created twice. The scheduler keeps the tokens of batches in flight under the
-enqueued-token budget, and treats ``token_limit_exceeded`` as "wait and resubmit".
+enqueued-token budget, and treats ``token_limit_exceeded`` as "wait and resubmit". A job's plan
+estimates its shards' tokens (``embedsql.token_estimate``): each shard is counted exactly from its
+file before it is first sent, and the ledger keeps that count, which the scheduler uses.
 
 While batches run, the API failing (connection, timeout, 429, 5xx on a poll, a list or a download) is
 waited out with capped exponential backoff, said on the status line, for up to a batch's own 24-hour
@@ -28,7 +30,10 @@ from ..failpoints import failpoint
 from ..jobs import ShardTotals
 from ..ledger import Shard, ShardStatus
 from ..load import load_shards
+from ..models import recorded_choice
 from ..store import JobStore
+from ..tokens import count_tokens
+from .lines import read_requests
 from .openai import BatchInfo, OpenAIClient
 
 __all__ = ["BatchRunner"]
@@ -68,6 +73,9 @@ class BatchRunner:
         self.sleep = sleep
         self.clock = clock
         self._not_before: dict[int, float] = {}
+        # Shards counted exactly by this process (a count survives in the ledger; counting again
+        # after a restart costs seconds, beside uploads and batches of hours).
+        self._counted: set[int] = set()
         # When the API began failing (runner's clock), and the next wait; None while it answers.
         self._outage_since: float | None = None
         self._outage_wait = _OUTAGE_FIRST_WAIT
@@ -129,6 +137,8 @@ class BatchRunner:
                 continue
             if self._not_before.get(shard.shard, 0.0) > now:
                 continue
+            if shard.status == ShardStatus.WRITTEN and shard.shard not in self._counted:
+                shard = self._count(store, shard, on_event)
             if busy and in_flight + shard.tokens > self.budget:
                 break  # keep shard order: the next one waits for room
             if not self._submit(store, shard, on_event):
@@ -136,6 +146,27 @@ class BatchRunner:
             in_flight += shard.tokens
             busy = submitted = True
         return submitted
+
+    def _count(self, store: JobStore, shard: Shard, on_event: EventHandler) -> Shard:
+        """``shard`` with its tokens counted exactly from its file, as the ledger now records them."""
+        model = recorded_choice(store.job.model, store.job.dimensions).model
+        tokens = 0
+        for chunk in read_requests(store.path(shard), 10_000):
+            tokens += int(
+                count_tokens(model, [request["body"]["input"] for _, request in chunk if "body" in request]).sum()
+            )
+        self._counted.add(shard.shard)
+        if tokens > self.budget:
+            on_event(
+                Notice(
+                    f"Shard {shard.shard} holds {tokens:,} tokens, more than the {self.budget:,} of "
+                    "--max-enqueued-tokens; it is sent alone, once no other batch runs."
+                )
+            )
+        if tokens == shard.tokens:
+            return shard
+        store.update(shard, tokens=tokens)
+        return _with(shard, tokens=tokens)
 
     def _submit(self, store: JobStore, shard: Shard, on_event: EventHandler) -> bool:
         job = store.job
