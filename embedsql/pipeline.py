@@ -175,7 +175,10 @@ def run(
         if choice.dimensions == 0:
             choice = discover_dimensions(choice, settings)
             on_event(Notice(f"Model {choice.model.name} answers with {choice.dimensions}-d vectors."))
-        # Made before anything is planned, so that a missing key stops the job before it starts.
+        # Made before anything is planned, so that a missing key stops the job before it starts. Importing
+        # the openai SDK takes a second or two: said, so that the first seconds are not silent.
+        if not dry_run and name != "local":
+            on_event(Progress("plan", 0, 100, step="starting the API client"))
         runner = None if dry_run else create_runner(choice, settings, name, wait=wait, sleep=sleep, clock=clock)
         job: ledger.Job | None = None
         try:

@@ -232,6 +232,28 @@ def test_planning_reports_progress_then_the_job(tmp_path: Path, monkeypatch: pyt
     assert re.fullmatch(f"Job {JOB_ID}: 30 rows, 1 shard\\(s\\) to embed\\.", notices[-1])
 
 
+@pytest.mark.parametrize("runner", ["sync", "batch"])
+def test_a_job_for_an_api_says_so_before_the_client_loads(
+    tmp_path: Path, openai_server: FakeOpenAI, runner: str
+) -> None:
+    db = docs_db(tmp_path / "d.duckdb")
+    events: list[Event] = []
+
+    embedsql.run(QUERY, db=db, runner=runner, model="text-embedding-3-small", on_event=events.append)
+
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert progress[0] == Progress("plan", 0, 100, step="starting the API client")
+    assert progress[1] == Progress("plan", 0, 100, step="reading the query")
+
+
+def test_a_local_job_loads_no_api_client(tmp_path: Path) -> None:
+    events: list[Event] = []
+
+    embedsql.run(QUERY, db=docs_db(tmp_path / "d.duckdb"), on_event=events.append)
+
+    assert not [e for e in events if isinstance(e, Progress) and e.step == "starting the API client"]
+
+
 @pytest.fixture
 def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """Another process that holds ``d.duckdb`` open for writing until its stdin closes."""
