@@ -48,7 +48,7 @@ __all__ = [
     "update_shard",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,8 @@ class Shard:
     remote_completed: int | None = None
     remote_failed: int | None = None
     message: str | None = None
+    # Prompt tokens the service billed for the shard's lines (their ``usage``), summed when it is loaded.
+    billed_tokens: int | None = None
 
 
 def connect(
@@ -336,6 +338,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             con.execute(ddl)
             # Version 1 -> 2: jobs record the API they were sent to.
             con.execute("ALTER TABLE embedsql.jobs ADD COLUMN IF NOT EXISTS base_url VARCHAR")
+            # Version 2 -> 3: shards record the prompt tokens billed for them.
+            con.execute("ALTER TABLE embedsql.shards ADD COLUMN IF NOT EXISTS billed_tokens BIGINT")
             con.execute("INSERT OR REPLACE INTO embedsql.meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
     except duckdb.OutOfMemoryException:
         raise  # not a read-only database: the memory limit, which the pipeline explains
@@ -402,17 +406,28 @@ _SHARD_FIELDS = [f.name for f in fields(Shard)]
 
 
 def _job_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The fields of ``Job`` that the ledger's jobs table has: a ledger of an older schema, read by a
+    """The fields of ``Job`` that the ledger's jobs table has (see ``_present``)."""
+    return _present(con, "jobs", _JOB_FIELDS)
+
+
+def _shard_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The fields of ``Shard`` that the ledger's shards table has (see ``_present``)."""
+    return _present(con, "shards", _SHARD_FIELDS)
+
+
+def _present(con: duckdb.DuckDBPyConnection, table: str, wanted: list[str]) -> list[str]:
+    """The fields of ``wanted`` that the ledger's ``table`` has: a ledger of an older schema, read by a
     command that only reads (``jobs``, ``status``) and so does not bring it up to date, lacks the newer ones
     (their defaults stand)."""
     present = {
         r[0]
         for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'embedsql' AND table_name = 'jobs' "
-            "AND database_name = current_database()"
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'embedsql' AND table_name = ? "
+            "AND database_name = current_database()",
+            [table],
         ).fetchall()
     }
-    return [f for f in _JOB_FIELDS if f in present]
+    return [f for f in wanted if f in present]
 
 
 def insert_job(con: duckdb.DuckDBPyConnection, job: Job) -> None:
@@ -494,7 +509,7 @@ def insert_shards(con: duckdb.DuckDBPyConnection, shards: Sequence[Shard]) -> No
 
 def job_shards(con: duckdb.DuckDBPyConnection, job_id: str) -> list[Shard]:
     """The shards of a job, in order."""
-    rows = _select(con, "embedsql.shards", _SHARD_FIELDS, "job_id = ? ORDER BY shard", [job_id])
+    rows = _select(con, "embedsql.shards", _shard_columns(con), "job_id = ? ORDER BY shard", [job_id])
     return [Shard(**{**r, "status": ShardStatus(r["status"])}) for r in rows]
 
 

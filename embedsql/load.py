@@ -86,6 +86,7 @@ def _load_one(store: JobStore, con: duckdb.DuckDBPyConnection, cache: str, shard
     embedded: set[str] = set()
     answered: set[str] = set()
     found: dict[str, Failure] = {}
+    billed: dict[str, int] = {}  # prompt tokens of each line the service billed, by custom_id
     reader = con.cursor()  # reads the files while `con` writes the cache, batch by batch
     try:
         for results in iter_results(reader, list(store.outputs(shard)), dimensions=job.dimensions):
@@ -98,6 +99,10 @@ def _load_one(store: JobStore, con: duckdb.DuckDBPyConnection, cache: str, shard
             for f in results.failures:
                 if f.custom_id in sent:
                     found.setdefault(f.custom_id, f)
+            # Each line of the shard billed once, at its first answer, whatever became of its vector.
+            for custom_id, tokens in zip(*results.billed.to_pydict().values(), strict=True):
+                if custom_id in sent:
+                    billed.setdefault(custom_id, tokens)
     finally:
         reader.close()
     failures = [f for c, f in sorted(found.items()) if c not in embedded]
@@ -142,6 +147,7 @@ def _load_one(store: JobStore, con: duckdb.DuckDBPyConnection, cache: str, shard
         status=ledger.ShardStatus.LOADED,
         embedded=len(embedded),
         failed=len(failures) - len(retry_ids),
+        billed_tokens=sum(billed.values()),
     )
 
 
