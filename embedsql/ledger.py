@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from .duck import damaged_file, duck_message, lock_conflict, missing_extension
+from .duck import damaged_file, duck_message, literal, lock_conflict, missing_extension, quote
 from .errors import DatabaseError, EmbedsqlError, JobError, QueryError, StorageError, os_error_fix
 from .warehouse import missing_database_message
 
@@ -46,9 +46,17 @@ __all__ = [
     "set_job_status",
     "transaction",
     "update_shard",
+    "writing_through",
 ]
 
 SCHEMA_VERSION = 3
+
+# Rows per row group of the tables that embedsql's pipeline connections write (cache, target, row
+# snapshot). DuckDB writes a big transaction into the database file a full row group at a time and
+# holds the group it is filling in memory: at its default, 122,880 rows, a group of 1536-d vectors is
+# 755 MB, over the memory limit, so it went to a spill file first and was written twice. 32,768 rows
+# of 1536-d vectors are 200 MB (of 3072-d, 400 MB). A multiple of DuckDB's vector size, 2,048.
+ROW_GROUP_ROWS = 32_768
 
 
 @dataclass(frozen=True)
@@ -148,7 +156,8 @@ def connect(
     caps DuckDB's memory (its default, 80% of RAM, lets the buffer pool grow with a job's rows; past
     the cap DuckDB spills to disk), float columns are written without ALP compression (which saves
     ~1.5% of the space of embeddings and costs ~60% more time to write them, 1536-d), and DuckDB
-    need not keep the order of rows that no ORDER BY asks for.
+    need not keep the order of rows that no ORDER BY asks for; the tables these connections write have
+    row groups of ``ROW_GROUP_ROWS`` rows (see ``_open``).
     """
     _check_database_file(path)
     deadline = time.monotonic() + wait
@@ -156,7 +165,7 @@ def connect(
     said = False
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = _open(path, read_only=read_only, row_groups=memory_limit is not None)
             break
         except duckdb.Error as e:
             message = duck_message(e)
@@ -198,6 +207,9 @@ def connect(
             # Reading result files in file order made DuckDB hold ~370 MB of decoded lines ahead of
             # the reader (and run out of memory at 512MB); embedsql orders explicitly where it matters.
             con.execute("SET preserve_insertion_order = false")
+            # A big insert's full row groups go to the database file one at a time, not five together
+            # (DuckDB's default: five groups of 1536-d vectors outgrew the limit and were spilled first).
+            con.execute("SET write_buffer_row_group_count = 1")
         if read_only or (not create_ledger and not has_ledger(con)):
             _check_version(con, path)
         else:
@@ -206,6 +218,34 @@ def connect(
         con.close()
         if damaged_file(e, path):
             raise _damaged(path, e) from e
+        raise
+    return con
+
+
+def _open(path: Path, *, read_only: bool, row_groups: bool) -> duckdb.DuckDBPyConnection:
+    """DuckDB's connection to the database at ``path``; with ``row_groups``, one whose new tables have
+    row groups of ``ROW_GROUP_ROWS`` rows. DuckDB takes a row group size only when it attaches a
+    database, so the file is attached to an in-memory connection and made the one that statements use,
+    named as ``duckdb.connect(path)`` names it (after the file) and with the spill folder it would use
+    (``<db>.tmp``); the in-memory database is detached, so that no name means another database."""
+    if not row_groups:
+        return duckdb.connect(str(path), read_only=read_only)
+    con = duckdb.connect()
+    try:
+        scratch = con.execute("SELECT current_database()").fetchall()[0][0]
+        try:
+            con.execute(f"ATTACH {literal(str(path))} (ROW_GROUP_SIZE {ROW_GROUP_ROWS}{', READ_ONLY' * read_only})")
+        except duckdb.BinderException:  # a file named like the in-memory database ("memory.duckdb")
+            con.close()
+            return duckdb.connect(str(path), read_only=read_only)
+        name = con.execute(
+            "SELECT database_name FROM duckdb_databases() WHERE NOT internal AND database_name <> ?", [scratch]
+        ).fetchall()[0][0]
+        con.execute(f"USE {quote(name)}")
+        con.execute(f"DETACH {quote(scratch)}")
+        con.execute(f"SET temp_directory = {literal(str(path) + '.tmp')}")
+    except BaseException:
+        con.close()
         raise
     return con
 
@@ -382,6 +422,20 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         if disk_full(e):
             raise _disk_full_error(e) from e
         raise
+
+
+@contextlib.contextmanager
+def writing_through(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Transactions that write many vectors (a load's, the target table's) committed straight into the
+    database file: DuckDB checkpoints at each COMMIT and skips its write-ahead log, which would
+    otherwise take the vectors at the commit and the database file once more at the next checkpoint.
+    As durable as a commit through the log: COMMIT returns once the checkpoint is on disk."""
+    con.execute("SET checkpoint_threshold = '1B'")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(duckdb.Error):  # a connection that failed may refuse even this
+            con.execute("RESET checkpoint_threshold")
 
 
 # How the operating system says that a disk (or the user's quota on it) is full, in DuckDB's messages.
