@@ -36,8 +36,9 @@ difference between the two runs: an estimate. The references read the same files
 - pure DuckDB (``duckdb_reference``, base64 only): the whole load done by DuckDB alone, as durable as
   embedsql's result, on a copy of the database: the files read natively (explicit-schema
   ``read_json``, ``from_base64``) and streamed through Arrow by one INSERT into a cache table keyed
-  like embedsql's, the target table made from the job's row snapshot joined with it, committed and
-  checkpointed, under embedsql's connection settings: the ceiling that the disk and DuckDB set.
+  like embedsql's, the target table made from the job's row snapshot joined with it, one transaction
+  committed and checkpointed, under embedsql's connection settings and commit: the ceiling that the
+  disk and DuckDB set.
 
 Each side's bytes written to storage (``write_bytes`` of /proc/self/io in the child that loads:
 database file, write-ahead log and spill files alike) are shown as a multiple of the vectors' own
@@ -238,11 +239,9 @@ def duckdb_reference(db: Path, job_id: str, outputs: list[Path], memory_limit: s
     reader = duckdb.connect()  # reads the files while the other connection writes
     written = written_bytes()
     started = time.perf_counter()
-    con = duckdb.connect(str(db))
+    con = ledger.connect(db, memory_limit=memory_limit)  # embedsql's settings, its row groups included
     try:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
-        con.execute("SET disabled_compression_methods = 'alp,alprd'")
-        con.execute("SET preserve_insertion_order = false")
+        con.execute("SET checkpoint_threshold = '1B'")  # the commit checkpoints, skipping the log
         lines = reader.sql(
             f"SELECT custom_id AS text_hash, from_base64(response.body.data[1].embedding) AS v "
             f"FROM read_json({files}, format = 'newline_delimited', columns = {schema})"
