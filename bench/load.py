@@ -37,8 +37,8 @@ difference between the two runs: an estimate. The references read the same files
   embedsql's result, on a copy of the database: the files read natively (explicit-schema
   ``read_json``, ``from_base64``) and streamed through Arrow by one INSERT into a cache table keyed
   like embedsql's, the target table made from the job's row snapshot joined with it, one transaction
-  committed and checkpointed, under embedsql's connection settings and commit: the ceiling that the
-  disk and DuckDB set.
+  committed and checkpointed, under embedsql's connection settings: the ceiling that the disk and
+  DuckDB set.
 
 Each side's bytes written to storage (``write_bytes`` of /proc/self/io in the child that loads:
 database file, write-ahead log and spill files alike) are shown as a multiple of the vectors' own
@@ -241,7 +241,6 @@ def duckdb_reference(db: Path, job_id: str, outputs: list[Path], memory_limit: s
     started = time.perf_counter()
     con = ledger.connect(db, memory_limit=memory_limit)  # embedsql's settings, its row groups included
     try:
-        con.execute("SET checkpoint_threshold = '1B'")  # the commit checkpoints, skipping the log
         lines = reader.sql(
             f"SELECT custom_id AS text_hash, from_base64(response.body.data[1].embedding) AS v "
             f"FROM read_json({files}, format = 'newline_delimited', columns = {schema})"

@@ -46,7 +46,6 @@ __all__ = [
     "set_job_status",
     "transaction",
     "update_shard",
-    "writing_through",
 ]
 
 SCHEMA_VERSION = 3
@@ -422,20 +421,6 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         if disk_full(e):
             raise _disk_full_error(e) from e
         raise
-
-
-@contextlib.contextmanager
-def writing_through(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Transactions that write many vectors (a load's, the target table's) committed straight into the
-    database file: DuckDB checkpoints at each COMMIT and skips its write-ahead log, which would
-    otherwise take the vectors at the commit and the database file once more at the next checkpoint.
-    As durable as a commit through the log: COMMIT returns once the checkpoint is on disk."""
-    con.execute("SET checkpoint_threshold = '1B'")
-    try:
-        yield
-    finally:
-        with contextlib.suppress(duckdb.Error):  # a connection that failed may refuse even this
-            con.execute("RESET checkpoint_threshold")
 
 
 # How the operating system says that a disk (or the user's quota on it) is full, in DuckDB's messages.

@@ -3,7 +3,7 @@ into new shards for the next attempt, and each shard marked loaded, in the same 
 
 Results are read a batch of lines at a time and shards are loaded together, a transaction per
 ``LOAD_LINES`` lines or more, so that memory grows neither with the size of the files nor with the
-job, and DuckDB writes the vectors once, straight into the database file, rather than through its
+job, and DuckDB writes most vectors once, straight into the database file, rather than through its
 log and again at a checkpoint.
 """
 
@@ -31,8 +31,8 @@ from .tokens import count_tokens
 __all__ = ["LOAD_LINES", "UNCOUNTED", "about_the_text", "is_transient", "load_shards", "uses_attempt"]
 
 # Lines loaded in one transaction, at least: several row groups (``ledger.ROW_GROUP_ROWS``), which
-# DuckDB writes straight into the database file while the transaction runs, and the rest at its
-# COMMIT, a checkpoint (``ledger.writing_through``); fewer commits, fewer checkpoints of the cache.
+# DuckDB writes straight into the database file while the transaction runs; only the rows of the
+# last, partial group go through its write-ahead log.
 LOAD_LINES = 122_880
 # Lines the service did not run (its capacity, its cancel, its lost lines): nothing of the line's own
 # failed, so they are sent again as often as it takes and use up no attempt of their texts.
@@ -70,7 +70,7 @@ def load_shards(store: JobStore, shards: Sequence[ledger.Shard]) -> list[ledger.
         if sum(s.lines for s in groups[-1]) >= LOAD_LINES:
             groups.append([])
         groups[-1].append(shard)
-    with store.connection() as con, ledger.writing_through(con):
+    with store.connection() as con:
         for group in filter(None, groups):
             with ledger.transaction(con):
                 cache = ensure_cache(con, store.job.model, store.job.dimensions)

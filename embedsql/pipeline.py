@@ -459,7 +459,7 @@ def _drive_and_finish(
         if any(s.status != ShardStatus.LOADED for s in ledger.job_shards(con, job.job_id)):
             return job_result(con, job, status="submitted", db=settings.db, started=started)
         target = parse_target(job.target)
-        with ledger.writing_through(con), ledger.transaction(con):
+        with ledger.transaction(con):
             written = materialise(
                 con,
                 target,
