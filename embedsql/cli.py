@@ -323,6 +323,7 @@ def jobs_command(ctx: click.Context, db: str | None, limit: int, fmt: str) -> No
             "model": [shown(j.model) for j in jobs],
             "rows": pa.array([j.rows for j in jobs], pa.int64()),
             "texts_to_embed": pa.array([j.texts_to_embed for j in jobs], pa.int64()),
+            "billed_tokens": pa.array([j.billed_tokens for j in jobs], pa.int64()),
             "created": [j.created_at.strftime("%Y-%m-%d %H:%M") for j in jobs],
         }
     )
@@ -411,6 +412,8 @@ def status_command(ctx: click.Context, job_id: str | None, db: str | None) -> No
     click.echo(f"  model       {_visible(job.model)} ({job.dimensions}-d), runner {job.runner}")
     click.echo(f"  rows        {job.total_rows:,} ({job.distinct_texts:,} distinct texts, {job.cached_texts:,} cached)")
     click.echo(f"  requests    {status.embedded:,} embedded, {status.failed:,} failed, of {status.lines:,}")
+    if status.billed_tokens is not None:
+        click.echo(f"  billed      {status.billed_tokens:,} tokens")
     click.echo(f"  shards      {_counts(status.shards)}")
     if status.batches:
         click.echo(f"  batches     {_counts(status.batches)}")
@@ -556,6 +559,8 @@ def _summary(result: RunResult) -> str:
     if result.truncated:
         lines.append(line("truncated", result.truncated, " texts cut to the model's token limit"))
     lines.append(line("skipped rows", skipped, reasons))
+    if result.billed_tokens is not None:
+        lines.append(line("billed tokens", result.billed_tokens, " (the usage the service reported)"))
     lines.append(line("time", f"{result.seconds:.1f} s"))
     return "\n".join(lines)
 

@@ -53,6 +53,9 @@ class ShardTotals:
     # Lines that batches not loaded yet report done, and failed (as last seen).
     remote_completed: int
     remote_failed: int
+    # Prompt tokens the service billed for the loaded shards (their lines' ``usage``); None when a shard
+    # was loaded by an embedsql that did not record them.
+    billed: int | None = None
 
     @classmethod
     def of(cls, shards: Sequence[ledger.Shard]) -> ShardTotals:
@@ -65,12 +68,19 @@ class ShardTotals:
             failed=sum(s.failed or 0 for s in loaded),
             remote_completed=sum(s.remote_completed or 0 for s in waiting),
             remote_failed=sum(s.remote_failed or 0 for s in waiting),
+            billed=None if any(s.billed_tokens is None for s in loaded) else sum(s.billed_tokens or 0 for s in loaded),
         )
 
     @property
     def done(self) -> int:
         """Lines with a vector, loaded or waiting to be."""
         return self.embedded + self.remote_completed
+
+
+def _billed(job: ledger.Job, totals: ShardTotals) -> int | None:
+    """The prompt tokens a service billed for ``job``; None for the bundled local model, which bills
+    nothing (its lines report the tokens it read all the same)."""
+    return None if job.runner == "local" else totals.billed
 
 
 # Shards of an unfinished job that are at the API, or on their way there.
@@ -114,6 +124,7 @@ class RunResult:
     skipped: dict[str, int]
     # Rows in the target table that this job wrote.
     target_rows: int
+    # Tokens of the texts to send, as the plan counted them.
     tokens: int
     # Texts cut to the model's token limit before they were sent.
     truncated: int
@@ -126,6 +137,8 @@ class RunResult:
     # Rows the target table holds once the job is complete: more than ``target_rows`` when an upsert
     # kept rows of other keys.
     table_rows: int = 0
+    # Prompt tokens the service billed for the job's lines, from their ``usage`` (``ShardTotals.billed``).
+    billed_tokens: int | None = None
 
 
 def job_result(
@@ -185,6 +198,7 @@ def job_result(
         seconds=0.0 if started is None else time.monotonic() - started,
         failures=failures,
         table_rows=table_rows,
+        billed_tokens=_billed(job, totals),
     )
 
 
@@ -201,6 +215,8 @@ class JobSummary:
     rows: int
     texts_to_embed: int
     created_at: datetime
+    # Prompt tokens billed so far (``ShardTotals.billed``).
+    billed_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +232,8 @@ class JobStatus:
     lines: int
     embedded: int
     failed: int
+    # Prompt tokens billed so far (``ShardTotals.billed``).
+    billed_tokens: int | None
     # The most frequent final errors: (code, message, count).
     top_errors: list[tuple[str | None, str | None, int]]
 
@@ -248,6 +266,7 @@ def list_jobs(db: str | os.PathLike[str], *, limit: int = 20) -> list[JobSummary
             job.total_rows,
             ShardTotals.of(its).lines,
             job.created_at,
+            _billed(job, ShardTotals.of(its)),
         )
         for job, its in zip(jobs, shards, strict=True)
     ]
@@ -289,5 +308,6 @@ def _job_status(db: Path, job_id: str | None) -> JobStatus:
         lines=totals.lines,
         embedded=totals.done,
         failed=totals.failed,
+        billed_tokens=_billed(job, totals),
         top_errors=[(code, message, int(n)) for code, message, n in errors],
     )

@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from .duck import damaged_file, duck_message, lock_conflict, missing_extension
+from .duck import damaged_file, duck_message, literal, lock_conflict, missing_extension, quote
 from .errors import DatabaseError, EmbedsqlError, JobError, QueryError, StorageError, os_error_fix
 from .warehouse import missing_database_message
 
@@ -48,7 +48,14 @@ __all__ = [
     "update_shard",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+# Rows per row group of the tables that embedsql's pipeline connections write (cache, target, row
+# snapshot). DuckDB writes a big transaction into the database file a full row group at a time and
+# holds the group it is filling in memory: at its default, 122,880 rows, a group of 1536-d vectors is
+# 755 MB, over the memory limit, so it went to a spill file first and was written twice. 32,768 rows
+# of 1536-d vectors are 200 MB (of 3072-d, 400 MB). A multiple of DuckDB's vector size, 2,048.
+ROW_GROUP_ROWS = 32_768
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,8 @@ class Shard:
     remote_completed: int | None = None
     remote_failed: int | None = None
     message: str | None = None
+    # Prompt tokens the service billed for the shard's lines (their ``usage``), summed when it is loaded.
+    billed_tokens: int | None = None
 
 
 def connect(
@@ -146,7 +155,8 @@ def connect(
     caps DuckDB's memory (its default, 80% of RAM, lets the buffer pool grow with a job's rows; past
     the cap DuckDB spills to disk), float columns are written without ALP compression (which saves
     ~1.5% of the space of embeddings and costs ~60% more time to write them, 1536-d), and DuckDB
-    need not keep the order of rows that no ORDER BY asks for.
+    need not keep the order of rows that no ORDER BY asks for; the tables these connections write have
+    row groups of ``ROW_GROUP_ROWS`` rows (see ``_open``).
     """
     _check_database_file(path)
     deadline = time.monotonic() + wait
@@ -154,7 +164,7 @@ def connect(
     said = False
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = _open(path, read_only=read_only, row_groups=memory_limit is not None)
             break
         except duckdb.Error as e:
             message = duck_message(e)
@@ -196,6 +206,9 @@ def connect(
             # Reading result files in file order made DuckDB hold ~370 MB of decoded lines ahead of
             # the reader (and run out of memory at 512MB); embedsql orders explicitly where it matters.
             con.execute("SET preserve_insertion_order = false")
+            # A big insert's full row groups go to the database file one at a time, not five together
+            # (DuckDB's default: five groups of 1536-d vectors outgrew the limit and were spilled first).
+            con.execute("SET write_buffer_row_group_count = 1")
         if read_only or (not create_ledger and not has_ledger(con)):
             _check_version(con, path)
         else:
@@ -204,6 +217,34 @@ def connect(
         con.close()
         if damaged_file(e, path):
             raise _damaged(path, e) from e
+        raise
+    return con
+
+
+def _open(path: Path, *, read_only: bool, row_groups: bool) -> duckdb.DuckDBPyConnection:
+    """DuckDB's connection to the database at ``path``; with ``row_groups``, one whose new tables have
+    row groups of ``ROW_GROUP_ROWS`` rows. DuckDB takes a row group size only when it attaches a
+    database, so the file is attached to an in-memory connection and made the one that statements use,
+    named as ``duckdb.connect(path)`` names it (after the file) and with the spill folder it would use
+    (``<db>.tmp``); the in-memory database is detached, so that no name means another database."""
+    if not row_groups:
+        return duckdb.connect(str(path), read_only=read_only)
+    con = duckdb.connect()
+    try:
+        scratch = con.execute("SELECT current_database()").fetchall()[0][0]
+        try:
+            con.execute(f"ATTACH {literal(str(path))} (ROW_GROUP_SIZE {ROW_GROUP_ROWS}{', READ_ONLY' * read_only})")
+        except duckdb.BinderException:  # a file named like the in-memory database ("memory.duckdb")
+            con.close()
+            return duckdb.connect(str(path), read_only=read_only)
+        name = con.execute(
+            "SELECT database_name FROM duckdb_databases() WHERE NOT internal AND database_name <> ?", [scratch]
+        ).fetchall()[0][0]
+        con.execute(f"USE {quote(name)}")
+        con.execute(f"DETACH {quote(scratch)}")
+        con.execute(f"SET temp_directory = {literal(str(path) + '.tmp')}")
+    except BaseException:
+        con.close()
         raise
     return con
 
@@ -336,6 +377,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             con.execute(ddl)
             # Version 1 -> 2: jobs record the API they were sent to.
             con.execute("ALTER TABLE embedsql.jobs ADD COLUMN IF NOT EXISTS base_url VARCHAR")
+            # Version 2 -> 3: shards record the prompt tokens billed for them.
+            con.execute("ALTER TABLE embedsql.shards ADD COLUMN IF NOT EXISTS billed_tokens BIGINT")
             con.execute("INSERT OR REPLACE INTO embedsql.meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
     except duckdb.OutOfMemoryException:
         raise  # not a read-only database: the memory limit, which the pipeline explains
@@ -402,17 +445,28 @@ _SHARD_FIELDS = [f.name for f in fields(Shard)]
 
 
 def _job_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The fields of ``Job`` that the ledger's jobs table has: a ledger of an older schema, read by a
+    """The fields of ``Job`` that the ledger's jobs table has (see ``_present``)."""
+    return _present(con, "jobs", _JOB_FIELDS)
+
+
+def _shard_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The fields of ``Shard`` that the ledger's shards table has (see ``_present``)."""
+    return _present(con, "shards", _SHARD_FIELDS)
+
+
+def _present(con: duckdb.DuckDBPyConnection, table: str, wanted: list[str]) -> list[str]:
+    """The fields of ``wanted`` that the ledger's ``table`` has: a ledger of an older schema, read by a
     command that only reads (``jobs``, ``status``) and so does not bring it up to date, lacks the newer ones
     (their defaults stand)."""
     present = {
         r[0]
         for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'embedsql' AND table_name = 'jobs' "
-            "AND database_name = current_database()"
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'embedsql' AND table_name = ? "
+            "AND database_name = current_database()",
+            [table],
         ).fetchall()
     }
-    return [f for f in _JOB_FIELDS if f in present]
+    return [f for f in wanted if f in present]
 
 
 def insert_job(con: duckdb.DuckDBPyConnection, job: Job) -> None:
@@ -494,7 +548,7 @@ def insert_shards(con: duckdb.DuckDBPyConnection, shards: Sequence[Shard]) -> No
 
 def job_shards(con: duckdb.DuckDBPyConnection, job_id: str) -> list[Shard]:
     """The shards of a job, in order."""
-    rows = _select(con, "embedsql.shards", _SHARD_FIELDS, "job_id = ? ORDER BY shard", [job_id])
+    rows = _select(con, "embedsql.shards", _shard_columns(con), "job_id = ? ORDER BY shard", [job_id])
     return [Shard(**{**r, "status": ShardStatus(r["status"])}) for r in rows]
 
 

@@ -3,7 +3,8 @@ into new shards for the next attempt, and each shard marked loaded, in the same 
 
 Results are read a batch of lines at a time and shards are loaded together, a transaction per
 ``LOAD_LINES`` lines or more, so that memory grows neither with the size of the files nor with the
-job, and DuckDB writes the vectors straight into the database file rather than through its log.
+job, and DuckDB writes most vectors once, straight into the database file, rather than through its
+log and again at a checkpoint.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from .tokens import count_tokens
 
 __all__ = ["LOAD_LINES", "UNCOUNTED", "about_the_text", "is_transient", "load_shards", "uses_attempt"]
 
-# Lines loaded in one transaction, at least: a DuckDB row group, the size from which DuckDB writes a
-# transaction's new rows straight into the database file instead of through its write-ahead log.
+# Lines loaded in one transaction, at least: several row groups (``ledger.ROW_GROUP_ROWS``), which
+# DuckDB writes straight into the database file while the transaction runs; only the rows of the
+# last, partial group go through its write-ahead log.
 LOAD_LINES = 122_880
 # Lines the service did not run (its capacity, its cancel, its lost lines): nothing of the line's own
 # failed, so they are sent again as often as it takes and use up no attempt of their texts.
@@ -86,6 +88,7 @@ def _load_one(store: JobStore, con: duckdb.DuckDBPyConnection, cache: str, shard
     embedded: set[str] = set()
     answered: set[str] = set()
     found: dict[str, Failure] = {}
+    billed: dict[str, int] = {}  # prompt tokens of each line the service billed, by custom_id
     reader = con.cursor()  # reads the files while `con` writes the cache, batch by batch
     try:
         for results in iter_results(reader, list(store.outputs(shard)), dimensions=job.dimensions):
@@ -98,6 +101,10 @@ def _load_one(store: JobStore, con: duckdb.DuckDBPyConnection, cache: str, shard
             for f in results.failures:
                 if f.custom_id in sent:
                     found.setdefault(f.custom_id, f)
+            # Each line of the shard billed once, at its first answer, whatever became of its vector.
+            for custom_id, tokens in zip(*results.billed.to_pydict().values(), strict=True):
+                if custom_id in sent:
+                    billed.setdefault(custom_id, tokens)
     finally:
         reader.close()
     failures = [f for c, f in sorted(found.items()) if c not in embedded]
@@ -142,6 +149,7 @@ def _load_one(store: JobStore, con: duckdb.DuckDBPyConnection, cache: str, shard
         status=ledger.ShardStatus.LOADED,
         embedded=len(embedded),
         failed=len(failures) - len(retry_ids),
+        billed_tokens=sum(billed.values()),
     )
 
 

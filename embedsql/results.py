@@ -33,9 +33,12 @@ WRONG_LENGTH = "wrong_dimensions"
 _SCHEMA = (
     "{'custom_id': 'VARCHAR', "
     "'response': 'STRUCT(status_code INTEGER, body STRUCT(data STRUCT(\"index\" INTEGER, embedding JSON)[], "
-    "error STRUCT(message VARCHAR, type VARCHAR, code VARCHAR)))', "
+    "error STRUCT(message VARCHAR, type VARCHAR, code VARCHAR), usage STRUCT(prompt_tokens BIGINT)))', "
     "'error': 'STRUCT(code VARCHAR, message VARCHAR)'}"
 )
+
+
+_NO_BILL = pa.table({"custom_id": pa.array([], pa.string()), "tokens": pa.array([], pa.int64())})
 
 
 @dataclass(frozen=True)
@@ -50,11 +53,14 @@ class Failure:
 
 @dataclass(frozen=True)
 class Results:
-    """Vectors by custom_id (row i of ``vectors`` belongs to ``custom_ids[i]``), and the failures."""
+    """Vectors by custom_id (row i of ``vectors`` belongs to ``custom_ids[i]``), and the failures;
+    ``billed`` is (custom_id, tokens) of each line that reports the prompt tokens the service billed
+    for it (``response.body.usage.prompt_tokens``), whether or not its vector is usable."""
 
     custom_ids: pa.Array
     vectors: np.ndarray
     failures: list[Failure] = field(default_factory=list)
+    billed: pa.Table = field(default_factory=lambda: _NO_BILL)
 
 
 def read_results(con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimensions: int) -> Results:
@@ -66,6 +72,7 @@ def read_results(con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimension
         pa.concat_arrays([p.custom_ids for p in parts]),
         np.concatenate([p.vectors for p in parts]),
         [f for p in parts for f in p.failures],
+        pa.concat_tables([p.billed for p in parts]),
     )
 
 
@@ -88,6 +95,7 @@ def iter_results(
                coalesce(response.body.error.code, response.body.error.type, error.code) AS code,
                coalesce(response.body.error.message, error.message) AS message,
                len(response.body.data) AS items,
+               response.body.usage.prompt_tokens AS tokens,
                json_type(response.body.data[1].embedding) AS kind,
                CASE WHEN json_type(response.body.data[1].embedding) = 'VARCHAR'
                     THEN from_base64(response.body.data[1].embedding ->> '$') END AS packed,
@@ -139,6 +147,7 @@ def _split(table: pa.Table, dimensions: int) -> Results:
     # A line that is not valid JSON comes back as a row of NULLs: its custom_id is unknown, so its
     # request counts as missing and is sent again.
     table = table.filter(pc.is_valid(table["custom_id"]))
+    billed = table.filter(pc.is_valid(table["tokens"])).select(["custom_id", "tokens"])
     ok = pc.and_(
         pc.fill_null(pc.and_(pc.greater_equal(table["status"], 200), pc.less(table["status"], 300)), False),
         pc.is_null(table["code"]),
@@ -160,7 +169,7 @@ def _split(table: pa.Table, dimensions: int) -> Results:
             vectors.append(part_vectors)
             failures += wrong
     if not ids:
-        return Results(pa.array([], pa.string()), np.zeros((0, dimensions), np.float32), failures)
+        return Results(pa.array([], pa.string()), np.zeros((0, dimensions), np.float32), failures, billed)
     all_ids = pa.concat_arrays(ids)
     matrix = np.concatenate(vectors)
     # A zero or non-finite vector has no direction: cosine similarity with it is NaN, and NaN sorts
@@ -171,7 +180,7 @@ def _split(table: pa.Table, dimensions: int) -> Results:
             failures.append(Failure(custom_id, 200, "invalid_vector", "the vector is zero or not finite"))
         keep = pa.array(~bad)
         all_ids, matrix = all_ids.filter(keep), matrix[~bad]
-    return Results(all_ids, matrix, failures)
+    return Results(all_ids, matrix, failures, billed)
 
 
 def wrong_length(got: int, dimensions: int, *, unit: str = "dimensions") -> str:

@@ -63,6 +63,7 @@ def test_no_wait_then_resume_gives_the_same_table(tmp_path: Path, openai_server:
         "  model       text-embedding-3-small (1536-d), runner batch\n"
         "  rows        40 (40 distinct texts, 0 cached)\n"
         "  requests    0 embedded, 0 failed, of 40\n"
+        "  billed      0 tokens\n"
         "  shards      1 submitted\n"
         "  batches     1 validating\n"
         f"Continue with: embedsql resume {job_id}\n"
@@ -84,12 +85,13 @@ def test_no_wait_then_resume_gives_the_same_table(tmp_path: Path, openai_server:
         "model": "text-embedding-3-small",
         "rows": 40,
         "texts_to_embed": 40,
+        "billed_tokens": sum(b.billed_tokens for b in openai_server.batches.values()),
     }
     assert created.startswith(job_id[:4] + "-" + job_id[4:6] + "-" + job_id[6:8] + " ")
     table = CliRunner().invoke(cli, ["jobs", "--db", str(db)]).stdout.splitlines()
     assert (
-        table[0]
-        == "job                   status    target           model                   rows  texts_to_embed  created"
+        table[0] == "job                   status    target           model                   rows  texts_to_embed"
+        "  billed_tokens  created"
     )
     assert table[2].startswith(f"{job_id}  complete  docs_embeddings  text-embedding-3-small    40              40  ")
 

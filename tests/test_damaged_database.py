@@ -112,8 +112,8 @@ LATER_COMMANDS = [
     (["sql", "select * from docs"], 1, None),
     (["sql", "select body from docs where id = 3"], 1, None),
     (["sql", "select 1 as one"], 0, "one\n---\n  1\n"),
-    (["jobs"], 0, "job  status  target  model  rows  texts_to_embed  created\n"
-                  "---  ------  ------  -----  ----  --------------  -------\n"),
+    (["jobs"], 0, "job  status  target  model  rows  texts_to_embed  billed_tokens  created\n"
+                  "---  ------  ------  -----  ----  --------------  -------------  -------\n"),
     (["status"], 1, "Error: this database has no jobs yet. Start one with `embedsql run SQL`.\n"),
     (["search", "alpha", "--table", "docs_embeddings"], 1,
      "Error: table docs_embeddings does not exist (--table docs_embeddings). embedsql has written no table in this "

@@ -81,7 +81,10 @@ def interrupted_at(
     ("args", "normal"),
     [
         (["sql", "select 42 as answer", "--db", "d.duckdb", "--format", "csv"], "answer\n42\n"),
-        (["jobs", "--db", "d.duckdb", "--format", "csv"], "job,status,target,model,rows,texts_to_embed,created\n"),
+        (
+            ["jobs", "--db", "d.duckdb", "--format", "csv"],
+            "job,status,target,model,rows,texts_to_embed,billed_tokens,created\n",
+        ),
         (["--version"], "embedsql, version 0.1.0\n"),
     ],
     ids=["sql", "jobs", "version"],

@@ -127,10 +127,10 @@ def test_jobs_and_status_show_a_job_whose_batches_are_submitted_as_submitted(
 @pytest.mark.parametrize(
     ("command", "code", "out", "err"),
     [
-        (["jobs"], 0, "job  status  target  model  rows  texts_to_embed  created\n"
-                       "---  ------  ------  -----  ----  --------------  -------\n", ""),
+        (["jobs"], 0, "job  status  target  model  rows  texts_to_embed  billed_tokens  created\n"
+                       "---  ------  ------  -----  ----  --------------  -------------  -------\n", ""),
         (["jobs", "--format", "json"], 0, "[]\n", ""),
-        (["jobs", "--format", "csv"], 0, "job,status,target,model,rows,texts_to_embed,created\n", ""),
+        (["jobs", "--format", "csv"], 0, "job,status,target,model,rows,texts_to_embed,billed_tokens,created\n", ""),
         (["status"], 1, "", "Error: this database has no jobs yet. Start one with `embedsql run SQL`.\n"),
         (["status", "20260101-000000-abcd"], 1, "",
          "Error: no job '20260101-000000-abcd' in this database. This database has no jobs yet. Start one with "

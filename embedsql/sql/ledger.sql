@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS embedsql.shards (
     remote_completed BIGINT,              -- request_counts as last seen
     remote_failed    BIGINT,
     message          VARCHAR,             -- why the batch failed, as the server said
+    billed_tokens    BIGINT,              -- prompt tokens billed for its lines (their usage), once loaded
     PRIMARY KEY (job_id, shard)
 );
 
