@@ -5,24 +5,28 @@
     python -m bench --stage prepare --stage load --rows 100000
     python -m bench.memory --rows 1000000 --rows 10000000 --step prepare      # opt-in: 10M rows
 
-Stages (``--stage``, repeatable; default all):
+Stages (``--stage``, repeatable; default all), each with the goal its summary line holds it to:
 
-1. prepare  query -> deduplicated shards, rows/s, against the notebook way and DuckDB's COPY
-2. load     Batch output files -> cache -> FLOAT[1536] table, lines/s, against pandas and the
-            fastest native read
+1. prepare  query -> planned, deduplicated shards, rows/s: a job's prepare (token estimates) and the
+            exact dry run, against the notebook way (pandas + json.dumps; goal >= 1.5x) and DuckDB's COPY
+2. load     Batch output files -> cache -> FLOAT[1536] table, lines/s and bytes written
+            (/proc/self/io), against a pure-DuckDB pipeline of the same durability (goal >= 0.9x its
+            rate, <= 2.5x the vector bytes written), the notebook way and the fastest native read
 3. e2e      N distinct texts -> table through the local OpenAI server's Batch API, stage breakdown
             (1536-d vectors unless --e2e-dimensions: see bench.e2e)
-4. memory   peak RSS of prepare and load in child processes, at each size
+4. memory   peak RSS of prepare and load in child processes, at each size (goal: the largest within
+            1.2x of the smallest, under 1 GiB)
 5. local    the bundled model's texts/s on 2 cores, against plain onnxruntime
 6. search   top-10 latency (bench.search), against DuckDB's own query
 7. cost     billed tokens of the movies quickstart and its re-run, against one request per row
-8. sync     the sync runner's texts/s against a bare openai SDK client on a fast local server, at 1
-            and 8 connections, and its pacing against a rate limit (bench.sync)
+8. sync     the sync runner's texts/s against a bare openai SDK client sending the same packed
+            requests to a fast local server (goal >= 0.8x), at 1 and 8 connections, and its pacing
+            against a rate limit (bench.sync)
 
 Default sizes: prepare the movies table and 100k and 1M short and long texts; load 100k and 1M
 base64 lines and 100k float lines; end to end 1M texts; memory 100k and 1M rows (reusing what
 prepare and load measured); 10M rows are opt-in through ``--rows`` (see bench.memory for why).
-Mind the memory: embedsql's load of 1M 1536-d lines peaks at ~18 GiB today (bench.load says where).
+Mind the disk: 1M lines of 1536-d vectors take ~20 GB (base64 output files, cache, table).
 ``--rows`` (repeatable) replaces the sizes of prepare, load (float at the smallest only), memory
 and end to end (the largest). Each stage prints its tables when it ends; a summary table of every
 goal (stage, figure, reference, ratio, goal, met?) comes last. A figure's ratio to its reference
