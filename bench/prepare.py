@@ -250,6 +250,7 @@ def measure_parts(db: Path, sql: str, *, model: str = MODEL) -> dict[str, float]
                     limits=shard_limits(spec, settings),
                     on_long=settings.on_long,
                     exact_tokens=exact,
+                    memory_limit=settings.memory_limit,
                 )
                 seconds[exact] = time.perf_counter() - started
             finally:

@@ -49,6 +49,7 @@ __all__ = [
     "decode_text",
     "load_settings",
     "setting",
+    "size_bytes",
     "user_path",
 ]
 
@@ -549,12 +550,18 @@ def _validate(settings: Settings) -> None:
             f"{ENV_VARS['openai_api_key']} (from {settings.sources.get('openai_api_key')}) is malformed: it holds "
             "spaces, line breaks or non-ASCII characters. Copy the key again from the OpenAI dashboard."
         )
-    size = _SIZE.fullmatch(settings.memory_limit or "")  # an empty value reads as None
-    if not size or float(size.group(1)) * _UNITS[size.group(2).upper()] >= _MAX_MEMORY:
+    size = size_bytes(settings.memory_limit or "")  # an empty value reads as None
+    if size is None or size >= _MAX_MEMORY:
         raise ConfigError(
             f"memory_limit must be a size like 512MB or 2GB, got {settings.memory_limit or ''!r} "
             f"(from {settings.sources.get('memory_limit', 'default')}). Fix {SETTINGS['memory_limit'].fix}."
         )
+
+
+def size_bytes(size: str) -> int | None:
+    """The bytes a DuckDB size like "512MB" or "2GiB" names; None when it is not one."""
+    match = _SIZE.fullmatch(size)
+    return None if match is None else int(float(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
 def _suggest(name: str) -> str:

@@ -372,6 +372,7 @@ def plan_job(
             limits=shard_limits(spec, settings),
             on_long=settings.on_long,
             exact_tokens=dry_run,
+            memory_limit=settings.memory_limit,
             on_event=on_event,
         )
     except Exception:

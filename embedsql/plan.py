@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from .cache import find_cache
+from .config import size_bytes
 from .duck import duck_message, literal, quote
 from .errors import InputError, QueryError
 from .events import EventHandler, Progress, ignore
@@ -39,6 +40,12 @@ __all__ = ["Plan", "SnapshotColumns", "make_plan", "snapshot_columns"]
 # Arrow batch size when streaming pending texts into shards: big enough to amortise Python work,
 # small enough that a batch of long texts stays in the tens of MB.
 _BATCH_ROWS = 20_000
+# The most of the user's memory_limit that DuckDB may take while planning. Planning needs little
+# (texts stream from the source table into shards; the one aggregate holds hashes): at 512MB the
+# source table filled the whole buffer pool once a job outgrew it, so the peak grew with the rows
+# (1M -> 3M short texts: 483 -> 762 MiB); at 256MB it stays flat (459 -> 513 MiB) and spills the
+# rest to the temporary folder, with no change at 100k (100k texts of ~1.3 kB peaked 100 MiB lower).
+_PLAN_MEMORY = "256MB"
 # Seconds between two reports of DuckDB's progress through a planning statement.
 _PROGRESS_EVERY = 1.0
 
@@ -102,6 +109,7 @@ def make_plan(
     limits: ShardLimits,
     on_long: str,
     exact_tokens: bool = True,
+    memory_limit: str | None = None,
     on_event: EventHandler = ignore,
 ) -> Plan:
     """Snapshot the query into ``rows_table`` and write the texts the cache lacks into shards.
@@ -110,8 +118,55 @@ def make_plan(
     goes to ``on_event``: stage "plan" is DuckDB's percent of the statement of a step (``step``
     names it), stage "shards" the texts written into shards of those to write. Without
     ``exact_tokens``, the tokens of a cl100k_base model's texts are estimated (see the module's
-    docstring) and shards planned to a share of the token limit.
+    docstring) and shards planned to a share of the token limit. ``memory_limit`` is the one ``con``
+    was opened with (``ledger.connect``): planning runs under the lower of it and ``_PLAN_MEMORY``,
+    and leaves it as it was.
     """
+    with _planning_memory(con, memory_limit):
+        return _plan(
+            con,
+            query,
+            job_id=job_id,
+            rows_table=rows_table,
+            choice=choice,
+            mode=mode,
+            directory=directory,
+            limits=limits,
+            on_long=on_long,
+            exact_tokens=exact_tokens,
+            on_event=on_event,
+        )
+
+
+@contextlib.contextmanager
+def _planning_memory(con: duckdb.DuckDBPyConnection, memory_limit: str | None) -> Iterator[None]:
+    """DuckDB's memory_limit at ``_PLAN_MEMORY`` while planning, when ``memory_limit`` is higher."""
+    limit = None if memory_limit is None else size_bytes(memory_limit)
+    plan_limit = size_bytes(_PLAN_MEMORY)
+    if memory_limit is None or limit is None or plan_limit is None or limit <= plan_limit:
+        yield
+        return
+    con.execute(f"SET memory_limit = {literal(_PLAN_MEMORY)}")
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = {literal(memory_limit)}")
+
+
+def _plan(
+    con: duckdb.DuckDBPyConnection,
+    query: Query,
+    *,
+    job_id: str,
+    rows_table: str,
+    choice: ModelChoice,
+    mode: str,
+    directory: Path,
+    limits: ShardLimits,
+    on_long: str,
+    exact_tokens: bool,
+    on_event: EventHandler,
+) -> Plan:
     snapshot = snapshot_columns(query.key_columns)
     # The planning table holds the keys under embedsql's own names (k1, k2, ...): no user name, not
     # even `rowid` or `n`, can stand for one of its columns. Only the snapshot gets the user's names.
