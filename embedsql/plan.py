@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import itertools
 import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import duckdb.func
 import numpy as np
 import pyarrow as pa
 
@@ -173,12 +176,12 @@ def _plan(
     source = _Source(_free("_embedsql_source", (t.lower() for t in query.tables)), len(query.key_columns))
     user_keys = ", ".join(f"{quote(k)} AS {own}" for k, own in zip(query.key_columns, source.keys, strict=True))
     step = _Steps(con, on_event)
-    with step("reading the query"):
+    with _text_hash_function(con), step("reading the query"):
         try:
             con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE {source.table} AS
                 SELECT {source.key_list}, skip,
-                       CASE WHEN skip IS NULL THEN substr(sha256(text), 1, 32) END AS hash,
+                       CASE WHEN skip IS NULL THEN {_hash_sql("text")} END AS hash,
                        CASE WHEN skip IS NULL THEN text END AS text
                 FROM (
                     SELECT {source.key_list}, text,
@@ -266,6 +269,61 @@ def _plan(
         shards=shards,
         estimated_texts=0 if estimate is None else estimate.estimated,
     )
+
+
+# Texts longer than this many bytes are hashed in Python, the others by DuckDB (see ``_hash_sql``).
+_PYTHON_HASH_BYTES = 200
+# The SQL function that hashes texts in Python while planning: a name no user function has.
+_HASH_FUNCTION = "_embedsql_text_hash"
+
+
+def _hash_sql(text: str) -> str:
+    """SQL for the cache key of the non-NULL text ``text``: ``substr(sha256(text), 1, 32)``, byte for byte.
+
+    DuckDB's sha256 ran at ~150 MB/s where hashlib runs at ~500 MB/s, and hashing was a third of
+    planning 100k texts of ~1.3 kB; but a call into Python costs more than DuckDB's hash of a short
+    text, so only the long ones go to Python (CASE hands the function only the rows it selects).
+    """
+    return (
+        f"CASE WHEN strlen({text}) > {_PYTHON_HASH_BYTES} THEN {_HASH_FUNCTION}({text}) "
+        f"ELSE substr(sha256({text}), 1, 32) END"
+    )
+
+
+@contextlib.contextmanager
+def _text_hash_function(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """``_HASH_FUNCTION`` registered on ``con`` while planning, and removed after, also on error."""
+    con.create_function(
+        _HASH_FUNCTION,
+        _text_hashes,
+        [duckdb.sqltype("VARCHAR")],
+        duckdb.sqltype("VARCHAR"),
+        type=duckdb.func.ARROW,
+        side_effects=False,
+    )
+    try:
+        yield
+    finally:
+        con.remove_function(_HASH_FUNCTION)
+
+
+def _text_hashes(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The first 32 hex digits of the sha256 of each text's UTF-8 bytes (NULL for NULL), read
+    straight from the array's buffers: no Python string is made of any text."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if texts.type not in (pa.string(), pa.large_string()):
+        texts = texts.cast(pa.large_string())
+    validity, offsets, data = texts.buffers()
+    width = np.int32 if texts.type == pa.string() else np.int64
+    ends = np.frombuffer(offsets, dtype=width)[texts.offset : texts.offset + len(texts) + 1].tolist()
+    view = memoryview(data) if data is not None else memoryview(b"")
+    sha256 = hashlib.sha256
+    hashes: list[str | None] = [sha256(view[a:b]).hexdigest()[:32] for a, b in itertools.pairwise(ends)]
+    if validity is not None and texts.null_count:
+        for i in np.flatnonzero(~np.asarray(texts.is_valid())).tolist():
+            hashes[i] = None
+    return pa.array(hashes, type=pa.string())
 
 
 class _Steps:
