@@ -25,6 +25,7 @@ from .errors import DatabaseError, EmbedsqlError, JobError, QueryError, StorageE
 from .warehouse import missing_database_message
 
 __all__ = [
+    "ROW_GROUP_ROWS",
     "SCHEMA_VERSION",
     "Job",
     "Shard",

@@ -153,7 +153,14 @@ def _planning_memory(con: duckdb.DuckDBPyConnection, memory_limit: str | None) -
     try:
         yield
     finally:
-        con.execute(f"SET memory_limit = {literal(memory_limit)}")
+        # On a cursor: after a failed statement ``con``'s transaction takes no statement until it is rolled
+        # back, which would hide the failure behind DuckDB's "transaction is aborted". The limit is the
+        # database's, whichever connection sets it.
+        cursor = con.cursor()
+        try:
+            cursor.execute(f"SET memory_limit = {literal(memory_limit)}")
+        finally:
+            cursor.close()
 
 
 def _plan(
@@ -176,12 +183,12 @@ def _plan(
     source = _Source(_free("_embedsql_source", (t.lower() for t in query.tables)), len(query.key_columns))
     user_keys = ", ".join(f"{quote(k)} AS {own}" for k, own in zip(query.key_columns, source.keys, strict=True))
     step = _Steps(con, on_event)
-    with _text_hash_function(con), step("reading the query"):
+    with _text_hash_function(con) as text_hash, step("reading the query"):
         try:
             con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE {source.table} AS
                 SELECT {source.key_list}, skip,
-                       CASE WHEN skip IS NULL THEN {_hash_sql("text")} END AS hash,
+                       CASE WHEN skip IS NULL THEN {_hash_sql("text", text_hash)} END AS hash,
                        CASE WHEN skip IS NULL THEN text END AS text
                 FROM (
                     SELECT {source.key_list}, text,
@@ -273,11 +280,13 @@ def _plan(
 
 # Texts longer than this many bytes are hashed in Python, the others by DuckDB (see ``_hash_sql``).
 _PYTHON_HASH_BYTES = 200
-# The SQL function that hashes texts in Python while planning: a name no user function has.
+# The SQL function that hashes texts in Python while planning: a name no user function has, numbered
+# per plan (see ``_text_hash_function``).
 _HASH_FUNCTION = "_embedsql_text_hash"
+_plans = itertools.count(1)
 
 
-def _hash_sql(text: str) -> str:
+def _hash_sql(text: str, function: str) -> str:
     """SQL for the cache key of the non-NULL text ``text``: ``substr(sha256(text), 1, 32)``, byte for byte.
 
     DuckDB's sha256 ran at ~150 MB/s where hashlib runs at ~500 MB/s, and hashing was a third of
@@ -285,16 +294,22 @@ def _hash_sql(text: str) -> str:
     text, so only the long ones go to Python (CASE hands the function only the rows it selects).
     """
     return (
-        f"CASE WHEN strlen({text}) > {_PYTHON_HASH_BYTES} THEN {_HASH_FUNCTION}({text}) "
+        f"CASE WHEN strlen({text}) > {_PYTHON_HASH_BYTES} THEN {function}({text}) "
         f"ELSE substr(sha256({text}), 1, 32) END"
     )
 
 
 @contextlib.contextmanager
-def _text_hash_function(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """``_HASH_FUNCTION`` registered on ``con`` while planning, and removed after, also on error."""
+def _text_hash_function(con: duckdb.DuckDBPyConnection) -> Iterator[str]:
+    """The name of a function that hashes texts (``_text_hashes``), registered on ``con`` while planning.
+
+    Removed after planning. When planning failed, ``con``'s transaction takes no statement until it is
+    rolled back, and the rollback drops the function with everything else of the plan; DuckDB's Python
+    side still knows the name then, so each plan registers a name of its own.
+    """
+    name = f"{_HASH_FUNCTION}_{next(_plans)}"
     con.create_function(
-        _HASH_FUNCTION,
+        name,
         _text_hashes,
         [duckdb.sqltype("VARCHAR")],
         duckdb.sqltype("VARCHAR"),
@@ -302,9 +317,12 @@ def _text_hash_function(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         side_effects=False,
     )
     try:
-        yield
-    finally:
-        con.remove_function(_HASH_FUNCTION)
+        yield name
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.remove_function(name)
+        raise
+    con.remove_function(name)
 
 
 def _text_hashes(texts: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["BUDGET_SHARE", "TokenEstimate", "sample_below"]
+__all__ = ["BUDGET_SHARE", "MARGIN", "TokenEstimate", "sample_below"]
 
 # The estimate's ratio is the sample's times this, and shards are planned to BUDGET_SHARE of the
 # budget: a shard's exact count passes the budget only if its texts hold 2.5x the tokens per

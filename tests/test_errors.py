@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from embedsql.cli import cli
+from embedsql.ledger import SCHEMA_VERSION
 from embedsql.local_model import LocalModel
 
 from helpers import fetch
@@ -390,7 +391,7 @@ def test_a_ledger_from_a_newer_embedsql_is_refused(db: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == (
         "Error: the embedsql ledger in 'warehouse.duckdb' has schema version 99, newer than this embedsql "
-        "understands (2). Upgrade embedsql (pip install -U embedsql)."
+        f"understands ({SCHEMA_VERSION}). Upgrade embedsql (pip install -U embedsql)."
     )
 
 

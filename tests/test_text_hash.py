@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from embedsql import ledger
 from embedsql.config import Settings
 from embedsql.embed import text_hash
+from embedsql.errors import QueryError
 from embedsql.models import choose_model
 from embedsql.plan import make_plan
 from embedsql.shards import ShardLimits
@@ -78,3 +79,43 @@ def test_a_planned_texts_hash_is_duckdbs_sha256_prefix(db: Path, texts: list[str
     sent = [t for t in texts if not blank(t)]
     assert sorted(h for h, _ in rows if h is not None) == sorted(text_hash(t) for t in sent)
     assert functions == []  # planning leaves no function of its own on the connection
+
+
+@pytest.mark.parametrize("memory_limit", ["512MB", "100MB"])  # planning lowers the limit, or not
+def test_a_plan_that_fails_leaves_its_connection_able_to_plan_again(tmp_path: Path, memory_limit: str) -> None:
+    db = tmp_path / "w.duckdb"
+    duckdb.connect(str(db)).close()
+    con = ledger.connect(db, memory_limit=memory_limit)
+    limit = "SELECT current_setting('memory_limit')"
+    before = con.execute(limit).fetchall()
+    try:
+        con.execute("CREATE TABLE docs AS SELECT 1 AS id, 'Toy Story (1995)' AS body, repeat('x', 300) AS long")
+        choice = choose_model(Settings(db=db, model="text-embedding-3-small"))  # type: ignore[call-arg]
+
+        def plan(sql: str, job: str) -> None:
+            make_plan(
+                con,
+                inspect_query(con, sql),
+                job_id=job,
+                rows_table=f'embedsql."rows_{job}"',
+                choice=choice,
+                mode="replace",
+                directory=tmp_path / job,
+                limits=ShardLimits(lines=1_000, bytes=10_000_000),
+                on_long="truncate",
+                memory_limit=memory_limit,
+            )
+
+        con.execute("BEGIN TRANSACTION")
+        with pytest.raises(QueryError, match=r"^the query failed: Conversion Error: Could not convert string"):
+            plan("SELECT id, body::INTEGER::VARCHAR AS t FROM docs", "a")
+        con.execute("ROLLBACK")
+        con.execute("BEGIN TRANSACTION")
+        plan("SELECT id, long FROM docs", "b")
+        hashes = con.execute('SELECT __embedsql_hash FROM embedsql."rows_b"').fetchall()
+        con.execute("COMMIT")
+
+        assert hashes == [(text_hash("x" * 300),)]
+        assert con.execute(limit).fetchall() == before  # the user's limit, back after each plan
+    finally:
+        con.close()
