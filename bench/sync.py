@@ -433,7 +433,12 @@ def run_stage(
     ]
     for c in concurrency:
         reference = rates[(CLIENTS[2], c)]
-        for name, stage in ((CLIENTS[1], f"8 sync runner c={c}"), (CLIENTS[0], f"8 sync end to end c={c}")):
+        # The goal is the runner's: the bare client only sends. End to end, planning, loading and the
+        # target table come on top of the sending; it is reported beside the goal, held to none.
+        for name, stage, held in (
+            (CLIENTS[1], f"8 sync runner c={c}", True),
+            (CLIENTS[0], f"8 sync end to end c={c}", False),
+        ):
             ratio = rates[(name, c)] / reference
             result.goals.append(
                 Goal(
@@ -441,8 +446,8 @@ def run_stage(
                     f"{rates[(name, c)]:,.0f} texts/s",
                     f"bare openai SDK {reference:,.0f} texts/s",
                     ratio,
-                    f">= {GOAL}x bare SDK",
-                    ratio >= GOAL,
+                    f">= {GOAL}x bare SDK" if held else "—",
+                    ratio >= GOAL if held else None,
                 )
             )
     paced = pacing(pacing_texts, tpm, 1)
