@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -22,7 +23,16 @@ from . import ledger
 from .cache import ensure_cache, insert_new_vectors
 from .failpoints import failpoint
 from .models import recorded_choice
-from .results import WRONG_LENGTH, Failure, iter_results
+from .results import (
+    WRONG_LENGTH,
+    Decoder,
+    Failure,
+    copy_vectors,
+    iter_results,
+    line_failures,
+    scan_lines,
+    succeeded,
+)
 from .runners.failures import NOT_SENT
 from .shards import ShardLimits, ShardWriter
 from .store import JobStore
@@ -71,42 +81,70 @@ def load_shards(store: JobStore, shards: Sequence[ledger.Shard]) -> list[ledger.
             groups.append([])
         groups[-1].append(shard)
     with store.connection() as con:
+        decoder = Decoder(con, store.job.dimensions)
         for group in filter(None, groups):
             with ledger.transaction(con):
                 cache = ensure_cache(con, store.job.model, store.job.dimensions)
-                for shard in group:
-                    _load_one(store, con, cache, shard)
+                _load_group(store, con, cache, group, decoder)
         return ledger.job_shards(con, store.job.job_id)
 
 
-def _load_one(store: JobStore, con: duckdb.DuckDBPyConnection, cache: str, shard: ledger.Shard) -> None:
+@dataclass
+class _Answers:
+    """What a shard's result files said: the custom_ids with a vector now in the cache, every custom_id
+    answered, the first failure of each line that failed, and the prompt tokens billed for each line;
+    for a usual answer, before its vectors are copied, the custom_ids whose vectors it adds to the cache."""
+
+    embedded: set[str] = field(default_factory=set)
+    answered: set[str] = field(default_factory=set)
+    found: dict[str, Failure] = field(default_factory=dict)
+    billed: dict[str, int] = field(default_factory=dict)
+    new: set[str] = field(default_factory=set)
+
+
+def _load_group(
+    store: JobStore, con: duckdb.DuckDBPyConnection, cache: str, group: list[ledger.Shard], decoder: Decoder
+) -> None:
+    """Load the shards of one transaction: the vectors of every usual answer (``_scan_answers``) copied
+    into the cache by one statement (each statement costs ~1.3 s a 50,000 lines more than one that
+    goes on), each other answer read line by line (``_read_answers``); then each shard recorded."""
+    dimensions = store.job.dimensions
+    sent = {shard.shard: _custom_ids(con, store.path(shard)) for shard in group}
+    # A text in two shards of the group (never so in a job of embedsql's own) is left to the reading
+    # that adds vectors one batch at a time, checking the cache as it goes.
+    apart = sum(map(len, sent.values())) == len(set().union(*sent.values()))
+    usual: dict[int, _Answers] = {}
+    for shard in group if apart else []:
+        # Texts of this shard that the cache holds already (another job stored them meanwhile).
+        known = _cached(con, cache, sent[shard.shard])
+        answers = _scan_answers(con, list(store.outputs(shard)), sent[shard.shard], known, dimensions)
+        if answers is not None:
+            usual[shard.shard] = answers
+    paths = [path for shard in group if shard.shard in usual for path in store.outputs(shard)]
+    new = set().union(*(answers.new for answers in usual.values()))
+    if copy_vectors(con, paths, into=cache, custom_ids=new, decoder=decoder) < len(new):
+        # Vectors zero, not finite or not base64: the reading that checks every line says why.
+        refused = new - _cached(con, cache, new)
+        for shard in group:
+            answers = usual.get(shard.shard)
+            if answers is not None and answers.new & refused:
+                for failure in _failures(con, list(store.outputs(shard)), dimensions, answers.new & refused):
+                    answers.found[failure.custom_id] = failure
+                answers.embedded -= refused
+    for shard in group:
+        answers = usual.get(shard.shard)
+        if answers is None:
+            known = _cached(con, cache, sent[shard.shard])
+            answers = _read_answers(con, list(store.outputs(shard)), cache, sent[shard.shard], known, dimensions)
+        _record(store, con, shard, sent[shard.shard], answers)
+
+
+def _record(
+    store: JobStore, con: duckdb.DuckDBPyConnection, shard: ledger.Shard, sent: set[str], answers: _Answers
+) -> None:
+    """Record what became of each line of ``shard``: its failures, the lines to send again, the shard loaded."""
     job = store.job
-    sent = _custom_ids(con, store.path(shard))
-    # Texts of this shard that the cache holds already (another job stored them meanwhile), looked up
-    # once; then those stored from earlier batches of the answer.
-    known = _cached(con, cache, sent)
-    embedded: set[str] = set()
-    answered: set[str] = set()
-    found: dict[str, Failure] = {}
-    billed: dict[str, int] = {}  # prompt tokens of each line the service billed, by custom_id
-    reader = con.cursor()  # reads the files while `con` writes the cache, batch by batch
-    try:
-        for results in iter_results(reader, list(store.outputs(shard)), dimensions=job.dimensions):
-            # A line the shard did not send is ignored; a line answered twice counts once.
-            ids, vectors = _only(results.custom_ids, results.vectors, sent - embedded)
-            known |= insert_new_vectors(con, cache, ids, vectors, known=known)
-            embedded.update(ids.to_pylist())
-            answered.update(ids.to_pylist())
-            answered.update(f.custom_id for f in results.failures)
-            for f in results.failures:
-                if f.custom_id in sent:
-                    found.setdefault(f.custom_id, f)
-            # Each line of the shard billed once, at its first answer, whatever became of its vector.
-            for custom_id, tokens in zip(*results.billed.to_pydict().values(), strict=True):
-                if custom_id in sent:
-                    billed.setdefault(custom_id, tokens)
-    finally:
-        reader.close()
+    embedded, answered, found, billed = answers.embedded, answers.answered, answers.found, answers.billed
     failures = [f for c, f in sorted(found.items()) if c not in embedded]
     failures += [
         Failure(c, None, "missing", "the line is in neither the output nor the error file")
@@ -151,6 +189,77 @@ def _load_one(store: JobStore, con: duckdb.DuckDBPyConnection, cache: str, shard
         failed=len(failures) - len(retry_ids),
         billed_tokens=sum(billed.values()),
     )
+
+
+def _scan_answers(
+    con: duckdb.DuckDBPyConnection, paths: list[Path], sent: set[str], known: set[str], dimensions: int
+) -> _Answers | None:
+    """A usual answer (each line of the shard answered once, every success in base64 of the job's
+    size) from its lines without their vectors, which ``copy_vectors`` then copies; None for any
+    other answer, which ``_read_answers`` takes line by line."""
+    lines = scan_lines(con, paths, dimensions=dimensions)
+    if lines is None:
+        return _Answers()
+    ids = lines["custom_id"]
+    if pc.count_distinct(ids).as_py() != len(ids):
+        return None  # a line answered twice: the first answer counts
+    answered = set(ids.to_pylist())
+    if not answered <= sent:
+        return None  # lines the shard did not send: ignored
+    ok = succeeded(lines)
+    if not pc.all(pc.fill_null(pc.equal(pc.filter(lines["form"], ok), "base64"), False), min_count=0).as_py():
+        return None  # float lists, vectors of another length, other values
+    embedded = set(pc.filter(ids, ok).to_pylist())
+    billed = pc.filter(lines, pc.is_valid(lines["tokens"]))
+    return _Answers(
+        embedded=embedded,
+        answered=answered,
+        found={f.custom_id: f for f in line_failures(lines, pc.invert(ok))},
+        billed=dict(zip(billed["custom_id"].to_pylist(), billed["tokens"].to_pylist(), strict=True)),
+        new=embedded - known,
+    )
+
+
+def _failures(
+    con: duckdb.DuckDBPyConnection, paths: list[Path], dimensions: int, custom_ids: set[str]
+) -> list[Failure]:
+    """The failures of the lines of ``custom_ids``, as the reading that checks every line finds them."""
+    reader = con.cursor()
+    try:
+        return [
+            f
+            for results in iter_results(reader, paths, dimensions=dimensions)
+            for f in results.failures
+            if f.custom_id in custom_ids
+        ]
+    finally:
+        reader.close()
+
+
+def _read_answers(
+    con: duckdb.DuckDBPyConnection, paths: list[Path], cache: str, sent: set[str], known: set[str], dimensions: int
+) -> _Answers:
+    """Any answer, read into Python a batch of lines at a time and checked line by line: a line the
+    shard did not send is ignored, a line answered twice counts once (its first answer)."""
+    answers = _Answers()
+    reader = con.cursor()  # reads the files while `con` writes the cache, batch by batch
+    try:
+        for results in iter_results(reader, paths, dimensions=dimensions):
+            ids, vectors = _only(results.custom_ids, results.vectors, sent - answers.embedded)
+            known |= insert_new_vectors(con, cache, ids, vectors, known=known)
+            answers.embedded.update(ids.to_pylist())
+            answers.answered.update(ids.to_pylist())
+            answers.answered.update(f.custom_id for f in results.failures)
+            for f in results.failures:
+                if f.custom_id in sent:
+                    answers.found.setdefault(f.custom_id, f)
+            # Each line of the shard billed once, at its first answer, whatever became of its vector.
+            for custom_id, tokens in zip(*results.billed.to_pydict().values(), strict=True):
+                if custom_id in sent:
+                    answers.billed.setdefault(custom_id, tokens)
+    finally:
+        reader.close()
+    return answers
 
 
 def _to_send_again(con: duckdb.DuckDBPyConnection, store: JobStore, failures: list[Failure]) -> set[str]:
@@ -224,12 +333,21 @@ def _cached(con: duckdb.DuckDBPyConnection, cache: str, sent: set[str]) -> set[s
     return {r[0] for r in rows}
 
 
+# Every field of a request line: DuckDB's reader took ~3x as long to pick custom_id alone out of lines
+# whose other fields it was not told of.
+_REQUEST_LINE = (
+    "{'custom_id': 'VARCHAR', 'method': 'VARCHAR', 'url': 'VARCHAR', "
+    "'body': 'STRUCT(input VARCHAR, model VARCHAR, encoding_format VARCHAR, dimensions INTEGER)'}"
+)
+
+
 def _custom_ids(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:
-    rows = con.execute(
-        "SELECT custom_id FROM read_json(?, format = 'newline_delimited', columns = {'custom_id': 'VARCHAR'})",
-        [str(path)],
-    ).fetchall()
-    return {r[0] for r in rows}
+    """The custom_ids of the request lines in the shard file ``path``."""
+    ids = con.sql(
+        f"SELECT custom_id FROM read_json($path, format = 'newline_delimited', columns = {_REQUEST_LINE})",
+        params={"path": str(path)},
+    ).to_arrow_table()["custom_id"]
+    return set(ids.to_pylist())
 
 
 def _only(ids: pa.Array, vectors: np.ndarray, sent: set[str]) -> tuple[pa.Array, np.ndarray]:
