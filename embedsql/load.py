@@ -100,6 +100,8 @@ class _Answers:
     found: dict[str, Failure] = field(default_factory=dict)
     billed: dict[str, int] = field(default_factory=dict)
     new: set[str] = field(default_factory=set)
+    files_with_new: set[Path] = field(default_factory=set)
+    only_new: bool = True  # every line of those files is one of ``new``
 
 
 def _load_group(
@@ -120,9 +122,12 @@ def _load_group(
         answers = _scan_answers(con, list(store.outputs(shard)), sent[shard.shard], known, dimensions)
         if answers is not None:
             usual[shard.shard] = answers
-    paths = [path for shard in group if shard.shard in usual for path in store.outputs(shard)]
     new = set().union(*(answers.new for answers in usual.values()))
-    if copy_vectors(con, paths, into=cache, custom_ids=new, decoder=decoder) < len(new):
+    # The files that hold new vectors: with nothing but those in them (the usual output file), no line
+    # needs filtering out.
+    paths = sorted({path for answers in usual.values() for path in answers.files_with_new})
+    every_line = all(answers.only_new for answers in usual.values())
+    if copy_vectors(con, paths, into=cache, custom_ids=new, decoder=decoder, every_line=every_line) < len(new):
         # Vectors zero, not finite or not base64: the reading that checks every line says why.
         refused = new - _cached(con, cache, new)
         for shard in group:
@@ -210,13 +215,19 @@ def _scan_answers(
     if not pc.all(pc.fill_null(pc.equal(pc.filter(lines["form"], ok), "base64"), False), min_count=0).as_py():
         return None  # float lists, vectors of another length, other values
     embedded = set(pc.filter(ids, ok).to_pylist())
+    new = embedded - known
+    is_new = pc.is_in(ids, value_set=pa.array(list(new), pa.string()))
+    files_with_new = set(pc.unique(pc.filter(lines["filename"], is_new)).to_pylist())
+    in_those = pc.is_in(lines["filename"], value_set=pa.array(list(files_with_new), pa.string()))
     billed = pc.filter(lines, pc.is_valid(lines["tokens"]))
     return _Answers(
         embedded=embedded,
         answered=answered,
         found={f.custom_id: f for f in line_failures(lines, pc.invert(ok))},
         billed=dict(zip(billed["custom_id"].to_pylist(), billed["tokens"].to_pylist(), strict=True)),
-        new=embedded - known,
+        new=new,
+        files_with_new={Path(name) for name in files_with_new},
+        only_new=pc.all(pc.or_(pc.invert(in_those), is_new), min_count=0).as_py(),
     )
 
 

@@ -145,9 +145,10 @@ def iter_results(
 
 def scan_lines(con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimensions: int) -> pa.Table | None:
     """Every line of the result files that has a custom_id, without its vector: ``custom_id, status,
-    code, message, items, tokens`` as ``iter_results`` reads them, and ``form``: ``'base64'`` for a
+    code, message, items, tokens`` as ``iter_results`` reads them, ``form``: ``'base64'`` for a
     string of the length of base64 of ``dimensions`` floats, NULL for none, ``'other'`` for anything
-    else (a float list, another length, another JSON value). None when there is no file to read.
+    else (a float list, another length, another JSON value), and the ``filename`` it is in. None when
+    there is no file to read.
 
     The first of the two readings of ``copy_vectors``: ~3x faster than reading the vectors (the
     embedding is read as text, never parsed as JSON nor decoded), and small in memory.
@@ -158,8 +159,9 @@ def scan_lines(con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimensions:
         SELECT {_LINE},
                CASE WHEN {embedding} IS NULL THEN NULL
                     WHEN strlen({embedding}) = {_base64_length(dimensions)} AND left({embedding}, 1) <> '['
-                    THEN 'base64' ELSE 'other' END AS form
-        FROM {_read(files, "VARCHAR")}
+                    THEN 'base64' ELSE 'other' END AS form,
+               filename
+        FROM {_read(files, "VARCHAR", filename=True)}
         WHERE custom_id IS NOT NULL
     """
     if not files:
@@ -169,12 +171,19 @@ def scan_lines(con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimensions:
 
 
 def copy_vectors(
-    con: duckdb.DuckDBPyConnection, paths: list[Path], *, into: str, custom_ids: set[str], decoder: Decoder
+    con: duckdb.DuckDBPyConnection,
+    paths: list[Path],
+    *,
+    into: str,
+    custom_ids: set[str],
+    decoder: Decoder,
+    every_line: bool = False,
 ) -> int:
     """Insert into ``into`` (text_hash, embedding) the vector of each line of ``custom_ids``, straight from
     the result files in one statement; returns the rows inserted. Each of them must be on one line of the
     files, with a vector in base64 of the right length (``scan_lines``); a vector that is zero, not
-    finite or not base64 is left out, and ``iter_results`` says why.
+    finite or not base64 is left out, and ``iter_results`` says why. ``every_line``: ``custom_ids`` are
+    all the lines of the files, so that no line is filtered out (~1 s per 100k 1536-d lines less).
 
     The second reading of a usual answer: DuckDB reads, decodes and writes in its own threads, as it
     would with no Python in between (~2x faster than inserting batches read into Python).
@@ -183,26 +192,38 @@ def copy_vectors(
     if not files or not custom_ids:
         return 0
     embedding = "response.body.data[1].embedding"
-    decoder.wanted = custom_ids
+    vectors = (
+        f"SELECT custom_id, {decoder.name}(custom_id, try(from_base64({embedding}))) AS vector "
+        f"FROM {_read(files, 'VARCHAR')}"
+    )
+    decoder.wanted, decoder.refused = (None if every_line else custom_ids), set()
     try:
         with _reading(files):
-            return int(
-                con.execute(
-                    f"""INSERT INTO {into}
-                        SELECT custom_id, vector FROM (
-                            SELECT custom_id, {decoder.name}(custom_id, try(from_base64({embedding}))) AS vector
-                            FROM {_read(files, "VARCHAR")}
-                        ) WHERE vector IS NOT NULL"""
-                ).fetchall()[0][0]
-            )
+            if not every_line:
+                return int(
+                    con.execute(
+                        f"INSERT INTO {into} SELECT custom_id, vector FROM ({vectors}) WHERE vector IS NOT NULL"
+                    ).fetchall()[0][0]
+                )
+            inserted = int(con.execute(f"INSERT INTO {into} {vectors}").fetchall()[0][0])
+        if not decoder.refused:
+            return inserted
+        # What the function could not use went in as it was, to be taken out again by the same transaction.
+        con.register("_embedsql_refused", pa.table({"text_hash": pa.array(sorted(decoder.refused), pa.string())}))
+        try:
+            con.execute(f"DELETE FROM {into} WHERE text_hash IN (SELECT text_hash FROM _embedsql_refused)")
+        finally:
+            con.unregister("_embedsql_refused")
+        return inserted - len(decoder.refused)
     finally:
-        decoder.wanted = set()
+        decoder.wanted, decoder.refused = set(), set()
 
 
 class Decoder:
     """A SQL function registered on a connection for ``copy_vectors``: (custom_id, base64-decoded bytes)
-    to ``FLOAT[dimensions]``, read in place (no copy); NULL for a custom_id not ``wanted``, and for bytes
-    that are NULL, of another length, or a vector that is zero or not finite.
+    to ``FLOAT[dimensions]``, read in place (no copy). A line it cannot use (bytes that are NULL or of
+    another length, a vector that is zero or not finite) is NULL, as is a custom_id not ``wanted``;
+    with ``wanted`` None (every line is wanted) nothing is NULL, and such lines are ``refused`` instead.
 
     Which ids are wanted is a set the function looks in, not a join: DuckDB made the result lines,
     vectors and all, the build side of the join and ran out of memory. Register it outside a
@@ -212,7 +233,8 @@ class Decoder:
     def __init__(self, con: duckdb.DuckDBPyConnection, dimensions: int) -> None:
         self.name = f"_embedsql_vectors_{dimensions}"
         self.dimensions = dimensions
-        self.wanted: set[str] = set()
+        self.wanted: set[str] | None = set()
+        self.refused: set[str] = set()
         con.create_function(
             self.name,
             self._vectors,
@@ -237,10 +259,14 @@ class Decoder:
             matrix = np.zeros((len(packed), dimensions), np.float32)
             for i in np.flatnonzero(lengths == width).tolist():
                 matrix[i] = np.frombuffer(packed[i].as_py(), "<f4")
-        keep = np.isfinite(matrix).all(axis=1) & matrix.any(axis=1)
-        wanted = self.wanted
-        keep &= np.fromiter((c in wanted for c in custom_ids.to_pylist()), dtype=bool, count=len(keep))
+        usable = np.isfinite(matrix).all(axis=1) & matrix.any(axis=1)
         flat = pa.array(matrix.reshape(-1))
+        wanted = self.wanted
+        if wanted is None:
+            if not usable.all():
+                self.refused.update(np.asarray(custom_ids.to_pylist(), dtype=object)[~usable].tolist())
+            return pa.FixedSizeListArray.from_arrays(flat, dimensions)
+        keep = usable & np.fromiter((c in wanted for c in custom_ids.to_pylist()), dtype=bool, count=len(usable))
         return pa.FixedSizeListArray.from_arrays(flat, dimensions, mask=None if keep.all() else pa.array(~keep))
 
 
@@ -253,9 +279,12 @@ def _files(paths: list[Path]) -> list[Path]:
     return [p for p in paths if p.exists() and p.stat().st_size > 0]
 
 
-def _read(files: list[Path], embedding: str) -> str:
+def _read(files: list[Path], embedding: str, *, filename: bool = False) -> str:
     file_list = "[" + ", ".join(_literal(str(p)) for p in files) + "]"
-    return f"read_json({file_list}, format = 'newline_delimited', columns = {_schema(embedding)}, ignore_errors = true)"
+    return (
+        f"read_json({file_list}, format = 'newline_delimited', columns = {_schema(embedding)}, "
+        f"ignore_errors = true, filename = {str(filename).lower()})"
+    )
 
 
 @contextlib.contextmanager

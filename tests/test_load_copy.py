@@ -93,6 +93,8 @@ _LINES = {
 }
 # Failures need no vector: only a success in another form sends an answer to the line-by-line reading.
 _USUAL = ("base64", "http_error", "expired", "unusable", "no_data")
+# Lines of a file that copies with ``every_line``: a success in base64 each (whether usable or not).
+_SUCCESSES = ("base64", "unusable")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -103,11 +105,14 @@ def test_the_copy_and_the_line_by_line_reading_agree_on_every_line(
     lines = [data.draw(_LINES[kind])(f"c{i}") for i, kind in enumerate(kinds)]
     path = tmp_path / "out.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    every_line = data.draw(st.booleans(), label="every_line") and all(kind in _SUCCESSES for kind in kinds)
     with _database() as con:
-        _assert_the_readings_agree(con, path, kinds)
+        _assert_the_readings_agree(con, path, kinds, every_line=every_line)
 
 
-def _assert_the_readings_agree(con: duckdb.DuckDBPyConnection, path: Path, kinds: list[str]) -> None:
+def _assert_the_readings_agree(
+    con: duckdb.DuckDBPyConnection, path: Path, kinds: list[str], *, every_line: bool
+) -> None:
     reference = read_results(con, [path], dimensions=DIMENSIONS)
 
     scanned = scan_lines(con, [path], dimensions=DIMENSIONS)
@@ -122,7 +127,8 @@ def _assert_the_readings_agree(con: duckdb.DuckDBPyConnection, path: Path, kinds
     wanted = set(pc.filter(scanned["custom_id"], ok).to_pylist())
     with transaction(con):
         cache = ensure_cache(con, "m", DIMENSIONS)
-        copied = copy_vectors(con, [path], into=cache, custom_ids=wanted, decoder=Decoder(con, DIMENSIONS))
+        decoder = Decoder(con, DIMENSIONS)
+        copied = copy_vectors(con, [path], into=cache, custom_ids=wanted, decoder=decoder, every_line=every_line)
         stored = dict(con.execute(f"SELECT text_hash, embedding FROM {cache}").fetchall())
 
     expected = dict(zip(reference.custom_ids.to_pylist(), reference.vectors.tolist(), strict=True))
