@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import arrays
+
 __all__ = ["ensure_cache", "find_cache", "insert_new_vectors", "store_vectors", "vectors_table"]
 
 
@@ -46,10 +48,8 @@ def ensure_cache(con: duckdb.DuckDBPyConnection, model: str, dimensions: int) ->
 
 def vectors_table(custom_ids: pa.Array, vectors: np.ndarray) -> pa.Table:
     """An Arrow table (text_hash, embedding FLOAT[N]) over ``vectors`` without copying them."""
-    dimensions = vectors.shape[1]
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
-    embedding = pa.FixedSizeListArray.from_arrays(flat, dimensions)
-    return pa.table({"text_hash": custom_ids, "embedding": embedding})
+    embedding = pa.FixedSizeListArray.from_arrays(arrays.float32s(vectors), vectors.shape[1])
+    return arrays.table({"text_hash": custom_ids, "embedding": embedding})
 
 
 def store_vectors(con: duckdb.DuckDBPyConnection, table: str, custom_ids: pa.Array, vectors: np.ndarray) -> int:
@@ -83,7 +83,7 @@ def insert_new_vectors(
     # would cost more than the batch.
     new = np.fromiter((c not in known for c in custom_ids.to_pylist()), dtype=bool, count=len(custom_ids))
     if not new.all():
-        custom_ids, vectors = custom_ids.filter(pa.array(new)), vectors[new]
+        custom_ids, vectors = custom_ids.filter(arrays.booleans(new)), vectors[new]
     if len(custom_ids):
         with _incoming(con, custom_ids, vectors):
             con.execute(f"INSERT INTO {table} SELECT * FROM _embedsql_incoming")
@@ -97,7 +97,7 @@ def _first_of_each(custom_ids: pa.Array, vectors: np.ndarray) -> tuple[pa.Array,
         return custom_ids, vectors
     _, first = np.unique(np.asarray(custom_ids.to_pylist(), dtype=object), return_index=True)
     first.sort()
-    return custom_ids.take(pa.array(first)), vectors[first]
+    return custom_ids.take(arrays.int64s(first)), vectors[first]
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from typing import IO, Any, TextIO, TypeVar
 import click
 import pyarrow as pa
 
+from . import arrays
 from .config import ENV_VARS, SECRET_FIELDS, SETTINGS, Settings, decode_text, load_settings
 from .embed import sql as run_sql
 from .errors import Detached, EmbedsqlError
@@ -315,16 +316,16 @@ def jobs_command(ctx: click.Context, db: str | None, limit: int, fmt: str) -> No
     settings = _settings(ctx, db=db)
     jobs = list_jobs(settings.db, limit=limit)
     shown = _visible if fmt in ("table", "markdown") else str
-    table = pa.table(
+    table = arrays.table(
         {
-            "job": [j.job_id for j in jobs],
-            "status": [j.status for j in jobs],
-            "target": [shown(j.target) for j in jobs],
-            "model": [shown(j.model) for j in jobs],
-            "rows": pa.array([j.rows for j in jobs], pa.int64()),
-            "texts_to_embed": pa.array([j.texts_to_embed for j in jobs], pa.int64()),
-            "billed_tokens": pa.array([j.billed_tokens for j in jobs], pa.int64()),
-            "created": [j.created_at.strftime("%Y-%m-%d %H:%M") for j in jobs],
+            "job": arrays.strings([j.job_id for j in jobs]),
+            "status": arrays.strings([j.status for j in jobs]),
+            "target": arrays.strings([shown(j.target) for j in jobs]),
+            "model": arrays.strings([shown(j.model) for j in jobs]),
+            "rows": arrays.int64s([j.rows for j in jobs]),
+            "texts_to_embed": arrays.int64s([j.texts_to_embed for j in jobs]),
+            "billed_tokens": arrays.int64s([j.billed_tokens for j in jobs]),
+            "created": arrays.strings([j.created_at.strftime("%Y-%m-%d %H:%M") for j in jobs]),
         }
     )
     _print_rows(table, fmt)

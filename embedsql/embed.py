@@ -19,7 +19,7 @@ import duckdb.func
 import numpy as np
 import pyarrow as pa
 
-from . import arguments, ledger
+from . import arguments, arrays, ledger
 from .cache import ensure_cache, store_vectors
 from .config import Settings
 from .dbt_project import check_built, resolve_query
@@ -85,8 +85,9 @@ class Embedder:
             matrix[usable] = self.vectors([values[i] for i in usable])
         mask = np.ones(len(values), dtype=bool)
         mask[usable] = False
-        flat = pa.array(matrix.reshape(-1))
-        return pa.FixedSizeListArray.from_arrays(flat, self.choice.dimensions, mask=pa.array(mask))
+        return pa.FixedSizeListArray.from_arrays(
+            arrays.float32s(matrix), self.choice.dimensions, mask=arrays.booleans(mask)
+        )
 
     def _fill(self, missing: dict[str, str]) -> None:
         if not self.cached:
@@ -97,7 +98,7 @@ class Embedder:
         cursor = self.con.cursor()
         try:
             table = ensure_cache(cursor, self.choice.model.name, self.choice.dimensions)
-            cursor.register("_embedsql_wanted", pa.table({"h": list(missing)}))
+            cursor.register("_embedsql_wanted", arrays.table({"h": arrays.strings(missing)}))
             found = cursor.sql(
                 f"SELECT text_hash, embedding FROM {table} WHERE text_hash IN (SELECT h FROM _embedsql_wanted)"
             ).to_arrow_table()
@@ -109,9 +110,7 @@ class Embedder:
                     self.memo[h] = vector
             computed = self._compute_missing(missing)
             if computed:
-                store_vectors(
-                    cursor, table, pa.array(computed, pa.string()), np.stack([self.memo[h] for h in computed])
-                )
+                store_vectors(cursor, table, arrays.strings(computed), np.stack([self.memo[h] for h in computed]))
         finally:
             cursor.close()
 

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import ledger
+from . import arrays, ledger
 from .cache import ensure_cache, insert_new_vectors
 from .failpoints import failpoint
 from .models import recorded_choice
@@ -216,9 +216,9 @@ def _scan_answers(
         return None  # float lists, vectors of another length, other values
     embedded = set(pc.filter(ids, ok).to_pylist())
     new = embedded - known
-    is_new = pc.is_in(ids, value_set=pa.array(list(new), pa.string()))
+    is_new = pc.is_in(ids, value_set=arrays.strings(new))
     files_with_new = set(pc.unique(pc.filter(lines["filename"], is_new)).to_pylist())
-    in_those = pc.is_in(lines["filename"], value_set=pa.array(list(files_with_new), pa.string()))
+    in_those = pc.is_in(lines["filename"], value_set=arrays.strings(files_with_new))
     billed = pc.filter(lines, pc.is_valid(lines["tokens"]))
     return _Answers(
         embedded=embedded,
@@ -286,7 +286,7 @@ def _to_send_again(con: duckdb.DuckDBPyConnection, store: JobStore, failures: li
 
 def _attempts_used(con: duckdb.DuckDBPyConnection, job_id: str, custom_ids: list[str]) -> dict[str, int]:
     """How many attempts each of ``custom_ids`` used up in this job before, from its earlier failures."""
-    con.register("_embedsql_failed", pa.table({"custom_id": pa.array(custom_ids, pa.string())}))
+    con.register("_embedsql_failed", arrays.table({"custom_id": arrays.strings(custom_ids)}))
     try:
         rows = con.execute(
             "SELECT custom_id, status, code, message FROM embedsql.errors WHERE job_id = ? "
@@ -317,7 +317,7 @@ def _write_retry(store: JobStore, con: duckdb.DuckDBPyConnection, shard: ledger.
             if request["custom_id"] in custom_ids:
                 lines.append(line)
                 texts.append(request["body"]["input"])
-    batch = pa.record_batch({"text": pa.array(texts, pa.string()), "line": pa.array(lines, pa.string())})
+    batch = pa.RecordBatch.from_arrays([arrays.strings(texts), arrays.strings(lines)], names=["text", "line"])
     model = recorded_choice(job.model, job.dimensions).model
     # A part of a shard fits every limit the whole shard fitted.
     limits = ShardLimits(lines=max(1, shard.lines), bytes=max(1, shard.bytes))
@@ -334,7 +334,7 @@ def _write_retry(store: JobStore, con: duckdb.DuckDBPyConnection, shard: ledger.
 
 def _cached(con: duckdb.DuckDBPyConnection, cache: str, sent: set[str]) -> set[str]:
     """Which of ``sent`` ``cache`` holds (one scan of its ids, the hash table built on ``sent``)."""
-    con.register("_embedsql_sent", pa.table({"custom_id": pa.array(list(sent), pa.string())}))
+    con.register("_embedsql_sent", arrays.table({"custom_id": arrays.strings(sent)}))
     try:
         rows = con.execute(
             f"SELECT text_hash FROM {cache} WHERE text_hash IN (SELECT custom_id FROM _embedsql_sent)"
@@ -363,7 +363,7 @@ def _custom_ids(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:
 
 def _only(ids: pa.Array, vectors: np.ndarray, sent: set[str]) -> tuple[pa.Array, np.ndarray]:
     """Keep the results of lines this shard sent (a server may answer for lines it was not given)."""
-    keep = pc.is_in(ids, value_set=pa.array(list(sent), pa.string())).to_numpy(zero_copy_only=False)
+    keep = pc.is_in(ids, value_set=arrays.strings(sent)).to_numpy(zero_copy_only=False)
     if keep.all():
         return ids, vectors  # the usual case: no copy of the vectors
-    return ids.filter(pa.array(keep)), vectors[keep]
+    return ids.filter(arrays.booleans(keep)), vectors[keep]

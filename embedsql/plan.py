@@ -25,7 +25,9 @@ import duckdb
 import duckdb.func
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from . import arrays
 from .cache import find_cache
 from .config import size_bytes
 from .duck import duck_message, literal, quote
@@ -327,21 +329,24 @@ def _text_hash_function(con: duckdb.DuckDBPyConnection) -> Iterator[str]:
 
 def _text_hashes(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     """The first 32 hex digits of the sha256 of each text's UTF-8 bytes (NULL for NULL), read
-    straight from the array's buffers: no Python string is made of any text."""
+    straight from the array's buffers: no Python string is made of any text. The answer is laid out
+    in buffers too (every hash is 32 characters): ``pa.array`` of a list would first import pandas,
+    when it is installed (~0.5 s of the first plan), to ask whether the list is a pandas Series."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     if texts.type not in (pa.string(), pa.large_string()):
         texts = texts.cast(pa.large_string())
-    validity, offsets, data = texts.buffers()
+    _, offsets, data = texts.buffers()
     width = np.int32 if texts.type == pa.string() else np.int64
     ends = np.frombuffer(offsets, dtype=width)[texts.offset : texts.offset + len(texts) + 1].tolist()
     view = memoryview(data) if data is not None else memoryview(b"")
     sha256 = hashlib.sha256
-    hashes: list[str | None] = [sha256(view[a:b]).hexdigest()[:32] for a, b in itertools.pairwise(ends)]
-    if validity is not None and texts.null_count:
-        for i in np.flatnonzero(~np.asarray(texts.is_valid())).tolist():
-            hashes[i] = None
-    return pa.array(hashes, type=pa.string())
+    digits = "".join([sha256(view[a:b]).hexdigest()[:32] for a, b in itertools.pairwise(ends)]).encode("ascii")
+    starts = pa.py_buffer(np.arange(0, 32 * (len(texts) + 1), 32, dtype=np.int32).tobytes())
+    hashes = pa.Array.from_buffers(pa.string(), len(texts), [None, starts, pa.py_buffer(digits)])
+    if texts.null_count:
+        hashes = pc.if_else(texts.is_valid(), hashes, pa.nulls(len(texts), pa.string()))
+    return hashes
 
 
 class _Steps:
@@ -454,7 +459,7 @@ class _LongTexts:
             self.skipped += [ids[int(i)].as_py() for i in long]
             keep = np.ones(len(texts), dtype=bool)
             keep[long] = False
-            return batch.filter(pa.array(keep)), counts[keep]
+            return batch.filter(arrays.booleans(keep)), counts[keep]
         self.truncated += len(long)
         if self.model.tokenizer != "cl100k_base":
             return batch, np.minimum(counts, self.model.max_tokens)  # the model cuts its own input
@@ -468,7 +473,7 @@ class _LongTexts:
         for i, line in zip(long, cut, strict=True):
             lines[int(i)] = line
         counts = np.minimum(counts, self.model.max_tokens)
-        column = pa.array(lines, type=batch.column("line").type)
+        column = arrays.strings(lines).cast(batch.column("line").type)
         return batch.set_column(batch.schema.get_field_index("line"), "line", column), counts
 
     def error(self, con: duckdb.DuckDBPyConnection, source: _Source, e: _TooLong) -> InputError:
@@ -512,7 +517,16 @@ def _render_lines(
     # A cursor: ``con`` is busy streaming the pending texts.
     cursor = con.cursor()
     try:
-        cursor.register("_embedsql_cut", pa.table({"i": range(len(texts)), "custom_id": custom_ids, "text": texts}))
+        cursor.register(
+            "_embedsql_cut",
+            arrays.table(
+                {
+                    "i": arrays.int64s(range(len(texts))),
+                    "custom_id": arrays.strings(custom_ids),
+                    "text": arrays.strings(texts),
+                }
+            ),
+        )
         rows = cursor.execute(f"SELECT {_request_line('custom_id', 'text', choice)} FROM _embedsql_cut ORDER BY i")
         return [row[0] for row in rows.fetchall()]
     finally:

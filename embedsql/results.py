@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import arrays
 from .duck import duck_message
 from .errors import LoadError
 
@@ -67,7 +68,10 @@ _LINE = """custom_id,
                response.body.usage.prompt_tokens AS tokens"""
 
 
-_NO_BILL = pa.table({"custom_id": pa.array([], pa.string()), "tokens": pa.array([], pa.int64())})
+# Made when first needed: making any Arrow array from Python values makes pyarrow import pandas when it
+# is installed (~0.5 s), which no command should pay for at its start.
+def _no_bill() -> pa.Table:
+    return pa.schema([("custom_id", pa.string()), ("tokens", pa.int64())]).empty_table()
 
 
 @dataclass(frozen=True)
@@ -89,14 +93,14 @@ class Results:
     custom_ids: pa.Array
     vectors: np.ndarray
     failures: list[Failure] = field(default_factory=list)
-    billed: pa.Table = field(default_factory=lambda: _NO_BILL)
+    billed: pa.Table = field(default_factory=_no_bill)
 
 
 def read_results(con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimensions: int) -> Results:
     """Read output and error files (in any order, lines in any order) into one ``Results``."""
     parts = list(iter_results(con, paths, dimensions=dimensions))
     if not parts:
-        return Results(pa.array([], pa.string()), np.zeros((0, dimensions), np.float32))
+        return Results(arrays.strings([]), np.zeros((0, dimensions), np.float32))
     return Results(
         pa.concat_arrays([p.custom_ids for p in parts]),
         np.concatenate([p.vectors for p in parts]),
@@ -209,7 +213,7 @@ def copy_vectors(
         if not decoder.refused:
             return inserted
         # What the function could not use went in as it was, to be taken out again by the same transaction.
-        con.register("_embedsql_refused", pa.table({"text_hash": pa.array(sorted(decoder.refused), pa.string())}))
+        con.register("_embedsql_refused", arrays.table({"text_hash": arrays.strings(decoder.refused)}))
         try:
             con.execute(f"DELETE FROM {into} WHERE text_hash IN (SELECT text_hash FROM _embedsql_refused)")
         finally:
@@ -260,14 +264,14 @@ class Decoder:
             for i in np.flatnonzero(lengths == width).tolist():
                 matrix[i] = np.frombuffer(packed[i].as_py(), "<f4")
         usable = np.isfinite(matrix).all(axis=1) & matrix.any(axis=1)
-        flat = pa.array(matrix.reshape(-1))
+        flat = arrays.float32s(matrix)
         wanted = self.wanted
         if wanted is None:
             if not usable.all():
                 self.refused.update(np.asarray(custom_ids.to_pylist(), dtype=object)[~usable].tolist())
             return pa.FixedSizeListArray.from_arrays(flat, dimensions)
         keep = usable & np.fromiter((c in wanted for c in custom_ids.to_pylist()), dtype=bool, count=len(usable))
-        return pa.FixedSizeListArray.from_arrays(flat, dimensions, mask=None if keep.all() else pa.array(~keep))
+        return pa.FixedSizeListArray.from_arrays(flat, dimensions, mask=None if keep.all() else arrays.booleans(~keep))
 
 
 def _base64_length(dimensions: int) -> int:
@@ -339,16 +343,16 @@ def _split(batch: pa.RecordBatch, dimensions: int) -> Results:
             vectors.append(part_vectors)
             failures += wrong
     if not ids:
-        return Results(pa.array([], pa.string()), np.zeros((0, dimensions), np.float32), failures, billed)
+        return Results(arrays.strings([]), np.zeros((0, dimensions), np.float32), failures, billed)
     all_ids = ids[0] if len(ids) == 1 else pa.concat_arrays(ids)
     matrix = vectors[0] if len(vectors) == 1 else np.concatenate(vectors)
     # A zero or non-finite vector has no direction: cosine similarity with it is NaN, and NaN sorts
     # first in ORDER BY ... DESC. Such a vector is a failure, not a result.
     bad = ~(np.isfinite(matrix).all(axis=1) & matrix.any(axis=1))
     if bad.any():
-        for custom_id in all_ids.filter(pa.array(bad)).to_pylist():
+        for custom_id in all_ids.filter(arrays.booleans(bad)).to_pylist():
             failures.append(Failure(custom_id, 200, "invalid_vector", "the vector is zero or not finite"))
-        keep = pa.array(~bad)
+        keep = arrays.booleans(~bad)
         all_ids, matrix = all_ids.filter(keep), matrix[~bad]
     return Results(all_ids, matrix, failures, billed)
 
@@ -434,9 +438,9 @@ def _refuse_wrong(
     line of the wrong length fails alone, the rest of the file loads."""
     if not wrong.any():
         return part, []
-    ids = part["custom_id"].filter(pa.array(wrong)).to_pylist()
+    ids = part["custom_id"].filter(arrays.booleans(wrong)).to_pylist()
     failures = [Failure(c, 200, WRONG_LENGTH, why(n)) for c, n in zip(ids, lengths[wrong].tolist(), strict=True)]
-    return part.filter(pa.array(~wrong)), failures
+    return part.filter(arrays.booleans(~wrong)), failures
 
 
 def _why(row: dict[str, object]) -> str:

@@ -1,0 +1,56 @@
+"""Arrow arrays made from Python and NumPy values without importing pandas.
+
+``pa.array``, ``pa.table`` and ``pa.record_batch`` first ask whether their input is a pandas object,
+and to ask they import pandas when it is installed: ~0.5 s, once per process (most people who keep
+tables in DuckDB have pandas). These build the same arrays from their buffers, which pyarrow takes
+as they are (NumPy's without a copy). Starting a command and planning a job import no pandas
+(``tests/test_startup.py``); pyarrow's ``to_numpy`` and compute functions given Python values ask
+too, so loading may still import it, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["booleans", "float32s", "int64s", "strings", "table"]
+
+
+def strings(values: Collection[str]) -> pa.Array:
+    """A ``string`` array of ``values`` (no NULLs)."""
+    encoded = [value.encode("utf-8") for value in values]
+    ends = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in encoded], out=ends[1:])
+    data = pa.py_buffer(b"".join(encoded))
+    large = pa.Array.from_buffers(pa.large_string(), len(encoded), [None, pa.py_buffer(ends), data])
+    return large.cast(pa.string()) if ends[-1] < 2**31 else large
+
+
+def booleans(mask: np.ndarray) -> pa.Array:
+    """A ``bool`` array of the NumPy booleans ``mask``."""
+    bits = np.packbits(np.asarray(mask, dtype=bool), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(mask), [None, pa.py_buffer(bits)])
+
+
+def float32s(values: np.ndarray) -> pa.Array:
+    """A ``float`` array over the NumPy float32 ``values`` (flattened; no copy when contiguous)."""
+    flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
+    return pa.Array.from_buffers(pa.float32(), len(flat), [None, pa.py_buffer(flat)])
+
+
+def int64s(values: Collection[int | None] | np.ndarray) -> pa.Array:
+    """An ``int64`` array of ``values``, None as NULL."""
+    if isinstance(values, np.ndarray):
+        array, valid = np.ascontiguousarray(values, dtype=np.int64), None
+    else:
+        array = np.array([0 if v is None else v for v in values], dtype=np.int64)
+        present = np.array([v is not None for v in values], dtype=bool)
+        valid = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+    return pa.Array.from_buffers(pa.int64(), len(array), [valid, pa.py_buffer(array)])
+
+
+def table(columns: dict[str, pa.Array]) -> pa.Table:
+    """A table of Arrow ``columns`` (``pa.table`` of a dict asks about pandas first)."""
+    return pa.Table.from_arrays(list(columns.values()), names=list(columns))
