@@ -223,7 +223,7 @@ def written_bytes() -> int:
 def duckdb_reference(db: Path, job_id: str, outputs: list[Path], memory_limit: str) -> dict[str, float]:
     """The same load done by DuckDB alone, as durable as embedsql's result, on a copy of the database
     (its job's row snapshot): the output files read natively (``read_json`` with an explicit schema,
-    ``from_base64``) and streamed through Arrow, as ``FLOAT[N]``, into a cache table keyed like
+    ``from_base64``) and streamed through Arrow, as ``FLOAT[N]``, into a cache table laid out like
     embedsql's by one INSERT; the target table made from the snapshot joined with it, as
     ``embedsql.target`` makes it; one transaction, committed and checkpointed. Under embedsql's
     connection settings (``ledger.connect``: the memory limit, no ALP). Base64 output only.
@@ -263,7 +263,7 @@ def duckdb_reference(db: Path, job_id: str, outputs: list[Path], memory_limit: s
         first = pa.schema([("text_hash", pa.string()), ("embedding", pa.list_(pa.float32(), dims))])
         con.register("incoming", pa.RecordBatchReader.from_batches(first, vectors()))
         con.execute("BEGIN TRANSACTION")
-        con.execute(f"CREATE TABLE reference_cache (text_hash VARCHAR PRIMARY KEY, embedding FLOAT[{dims}] NOT NULL)")
+        con.execute(f"CREATE TABLE reference_cache (text_hash VARCHAR NOT NULL, embedding FLOAT[{dims}] NOT NULL)")
         con.execute("INSERT INTO reference_cache SELECT * FROM incoming")
         con.execute(
             f"CREATE TABLE reference_target AS SELECT {keys}, c.embedding "
@@ -368,7 +368,7 @@ def native_reference(paths: list[Path], *, encoding: str, dimensions: int) -> tu
 
 
 def write_reference(scratch: Path, rows: int, *, dimensions: int) -> tuple[float, int]:
-    """DuckDB writing ``rows`` vectors once: one INSERT from Arrow into a ``FLOAT[N]`` table keyed like
+    """DuckDB writing ``rows`` vectors once: one INSERT from Arrow into a ``FLOAT[N]`` table laid out like
     the cache, in a fresh database file, committed and checkpointed. embedsql writes each vector twice
     (cache, then target), so this bounds its load from above at twice this time."""
     # One block of random vectors, repeated under distinct ids: made before the clock starts, and
@@ -386,7 +386,7 @@ def write_reference(scratch: Path, rows: int, *, dimensions: int) -> tuple[float
         # The settings of embedsql's own connections: its memory cap, floats without ALP compression.
         con.execute("SET memory_limit = '512MB'")
         con.execute("SET disabled_compression_methods = 'alp,alprd'")
-        con.execute(f"CREATE TABLE vectors (text_hash VARCHAR PRIMARY KEY, embedding FLOAT[{dimensions}] NOT NULL)")
+        con.execute(f"CREATE TABLE vectors (text_hash VARCHAR NOT NULL, embedding FLOAT[{dimensions}] NOT NULL)")
         con.register("incoming", reader)
         con.execute("INSERT INTO vectors SELECT * FROM incoming")
     finally:

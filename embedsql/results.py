@@ -4,6 +4,11 @@ One parser for every runner, since all of them write the Batch API's output form
 the JSONL with an explicit schema (several times faster than auto-detection, and one pass covers
 success lines, HTTP error lines and non-HTTP failures such as ``batch_expired``). Vectors may be
 base64 (little-endian float32) or JSON float lists; both are accepted.
+
+Two ways to read the same lines, which agree (``tests/test_load_copy.py``): ``iter_results`` brings
+every line into Python, vectors and all, a batch at a time; ``scan_lines`` reads the lines without
+their vectors and ``copy_vectors`` then has DuckDB read, decode and insert the vectors by itself,
+which is how loading takes the usual answer (base64 of the job's size, each line once).
 """
 
 from __future__ import annotations

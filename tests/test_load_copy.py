@@ -221,3 +221,25 @@ def test_a_string_of_the_right_length_that_is_not_base64_stops_the_job_with_its_
     assert fetch(db, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'docs_embeddings'") == [(0,)]
     cache = fetch(db, "SELECT table_name FROM embedsql.caches")
     assert not cache or fetch(db, f'SELECT count(*) FROM embedsql."{cache[0][0]}"') == [(0,)]
+
+
+@pytest.mark.parametrize("answer", ["usual", "a-line-twice"])
+def test_a_text_already_in_the_cache_is_never_stored_twice(
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime, answer: str
+) -> None:
+    # Both jobs are planned before either loads, so both send the texts they share; the second to
+    # load finds them in the cache. The cache has no index to refuse a second copy: the load must.
+    db, texts = small_db(tmp_path / "d.duckdb", n=30)
+    if answer == "a-line-twice":  # read line by line instead of copied
+        openai_server.rewrite_output_lines(lambda lines: [*lines, lines[0]], times=2)
+    run = {"db": db, **fake_time, "wait": False}
+    first = embedsql.run("select id, body from docs where id < 20", into="first", **run)
+    second = embedsql.run("select id, body from docs where id >= 10", into="second", **run)
+
+    done = [embedsql.resume(j.job_id, db=db, **fake_time) for j in (second, first)]
+
+    assert [(r.status, r.target_rows, r.failed_texts) for r in done] == [("complete", 20, 0), ("complete", 20, 0)]
+    cache = "embedsql.cache_text_embedding_3_small_1536"
+    assert fetch(db, f"SELECT count(*), count(DISTINCT text_hash) FROM {cache}") == [(30, 30)]
+    assert_exact_table(db, "first", {i: texts[i] for i in range(20)}, "id")
+    assert_exact_table(db, "second", {i: texts[i] for i in range(10, 30)}, "id")
