@@ -159,8 +159,9 @@ def scan_lines(con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimensions:
     else (a float list, another length, another JSON value), and the ``filename`` it is in. None when
     there is no file to read.
 
-    The first of the two readings of ``copy_vectors``: ~3x faster than reading the vectors (the
-    embedding is read as text, never parsed as JSON nor decoded), and small in memory.
+    The first of the two readings of a usual answer (``copy_vectors`` is the second): ~3x faster than
+    reading the vectors (the embedding is read as text, never parsed as JSON nor decoded), and small
+    in memory.
     """
     files = _files(paths)
     embedding = "response.body.data[1].embedding"
