@@ -45,9 +45,7 @@ def ensure_cache(con: duckdb.DuckDBPyConnection, model: str, dimensions: int) ->
     while name in taken:  # two model names may fold to the same identifier
         n += 1
         name = f"{base}_{n}"
-    con.execute(
-        f'CREATE TABLE embedsql."{name}" (text_hash VARCHAR NOT NULL, embedding FLOAT[{dimensions}] NOT NULL)'
-    )
+    con.execute(f'CREATE TABLE embedsql."{name}" (text_hash VARCHAR NOT NULL, embedding FLOAT[{dimensions}] NOT NULL)')
     con.execute("INSERT INTO embedsql.caches VALUES (?, ?, ?)", [model, dimensions, name])
     return f'embedsql."{name}"'
 

@@ -204,9 +204,11 @@ def _scan_answers(
     """A usual answer (each line of the shard answered once, every success in base64 of the job's
     size) from its lines without their vectors, which ``copy_vectors`` then copies; None for any
     other answer, which ``_read_answers`` takes line by line."""
-    lines = scan_lines(con, paths, dimensions=dimensions)
-    if lines is None:
+    scanned = scan_lines(con, paths, dimensions=dimensions)
+    if scanned is None:
         return _Answers()
+    # A line that is not JSON has no custom_id: its request counts as missing and is sent again.
+    lines = scanned.filter(pc.is_valid(scanned["custom_id"]))
     ids = lines["custom_id"]
     if pc.count_distinct(ids).as_py() != len(ids):
         return None  # a line answered twice: the first answer counts
@@ -218,9 +220,10 @@ def _scan_answers(
         return None  # float lists, vectors of another length, other values
     embedded = set(pc.filter(ids, ok).to_pylist())
     new = embedded - known
-    is_new = pc.is_in(ids, value_set=arrays.strings(new))
-    files_with_new = set(pc.unique(pc.filter(lines["filename"], is_new)).to_pylist())
-    in_those = pc.is_in(lines["filename"], value_set=arrays.strings(files_with_new))
+    # Whether the files that hold new vectors hold nothing else, a line that is not JSON included.
+    is_new = pc.fill_null(pc.is_in(scanned["custom_id"], value_set=arrays.strings(new)), False)
+    files_with_new = set(pc.unique(pc.filter(scanned["filename"], is_new)).to_pylist())
+    in_those = pc.is_in(scanned["filename"], value_set=arrays.strings(files_with_new))
     billed = pc.filter(lines, pc.is_valid(lines["tokens"]))
     return _Answers(
         embedded=embedded,

@@ -153,11 +153,11 @@ def iter_results(
 
 
 def scan_lines(con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimensions: int) -> pa.Table | None:
-    """Every line of the result files that has a custom_id, without its vector: ``custom_id, status,
-    code, message, items, tokens`` as ``iter_results`` reads them, ``form``: ``'base64'`` for a
-    string of the length of base64 of ``dimensions`` floats, NULL for none, ``'other'`` for anything
-    else (a float list, another length, another JSON value), and the ``filename`` it is in. None when
-    there is no file to read.
+    """Every line of the result files without its vector: ``custom_id, status, code, message, items,
+    tokens`` as ``iter_results`` reads them (all NULL for a line that is not JSON), ``form``:
+    ``'base64'`` for a string of the length of base64 of ``dimensions`` floats, NULL for none,
+    ``'other'`` for anything else (a float list, another length, another JSON value), and the
+    ``filename`` it is in. None when there is no file to read.
 
     The first of the two readings of a usual answer (``copy_vectors`` is the second): ~3x faster than
     reading the vectors (the embedding is read as text, never parsed as JSON nor decoded), and small
@@ -172,7 +172,6 @@ def scan_lines(con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimensions:
                     THEN 'base64' ELSE 'other' END AS form,
                filename
         FROM {_read(files, "VARCHAR", filename=True)}
-        WHERE custom_id IS NOT NULL
     """
     if not files:
         return None

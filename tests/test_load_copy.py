@@ -92,7 +92,10 @@ _LINES = {
     "other_value": st.sampled_from([{"v": 1}, True, 12345678, None]).map(lambda e: lambda c: _success(c, e)),
 }
 # Failures need no vector: only a success in another form sends an answer to the line-by-line reading.
-_USUAL = ("base64", "http_error", "expired", "unusable", "no_data")
+# A line that is not JSON (written as it is): its request counts as missing.
+_NOT_JSON = '{"custom_id": "c-cut-off", "response": {"status_code": 200, "body": {"data": [{"embedding": "AAAA'
+_LINES["not_json"] = st.just(lambda c: _NOT_JSON)
+_USUAL = ("base64", "http_error", "expired", "unusable", "no_data", "not_json")
 # Lines of a file that copies with ``every_line``: a success in base64 each (whether usable or not).
 _SUCCESSES = ("base64", "unusable")
 
@@ -104,7 +107,9 @@ def test_the_copy_and_the_line_by_line_reading_agree_on_every_line(
 ) -> None:
     lines = [data.draw(_LINES[kind])(f"c{i}") for i, kind in enumerate(kinds)]
     path = tmp_path / "out.jsonl"
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    path.write_text(
+        "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines), encoding="utf-8"
+    )
     every_line = data.draw(st.booleans(), label="every_line") and all(kind in _SUCCESSES for kind in kinds)
     with _database() as con:
         _assert_the_readings_agree(con, path, kinds, every_line=every_line)
@@ -115,9 +120,10 @@ def _assert_the_readings_agree(
 ) -> None:
     reference = read_results(con, [path], dimensions=DIMENSIONS)
 
-    scanned = scan_lines(con, [path], dimensions=DIMENSIONS)
-    assert scanned is not None
-    assert scanned["custom_id"].to_pylist() == [f"c{i}" for i in range(len(kinds))]
+    every = scan_lines(con, [path], dimensions=DIMENSIONS)
+    assert every is not None
+    assert every["custom_id"].to_pylist() == [None if k == "not_json" else f"c{i}" for i, k in enumerate(kinds)]
+    scanned = every.filter(pc.is_valid(every["custom_id"]))
     ok = succeeded(scanned)
     usual = pc.all(pc.fill_null(pc.equal(pc.filter(scanned["form"], ok), "base64"), False), min_count=0).as_py()
     # The scan calls an answer usual exactly when each of its lines is of a kind the copy takes.
