@@ -239,17 +239,21 @@ def _scan_answers(
 def _failures(
     con: duckdb.DuckDBPyConnection, paths: list[Path], dimensions: int, custom_ids: set[str]
 ) -> list[Failure]:
-    """The failures of the lines of ``custom_ids``, as the reading that checks every line finds them."""
+    """The failures of the lines of ``custom_ids``, as the reading that checks every line finds them. A
+    line it finds nothing wrong with, which ``copy_vectors`` refused all the same, fails too (and is sent
+    again): no line leaves the load neither embedded nor failed."""
     reader = con.cursor()
     try:
-        return [
-            f
+        found = {
+            f.custom_id: f
             for results in iter_results(reader, paths, dimensions=dimensions)
             for f in results.failures
             if f.custom_id in custom_ids
-        ]
+        }
     finally:
         reader.close()
+    unread = sorted(custom_ids - found.keys())
+    return [*found.values(), *(Failure(c, 200, "no_embedding", "the embedding could not be read") for c in unread)]
 
 
 def _read_answers(
