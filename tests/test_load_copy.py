@@ -91,13 +91,23 @@ _LINES = {
     "no_data": st.just(lambda c: _success(c, None) | {"response": {"status_code": 200, "body": {"data": []}}}),
     "other_value": st.sampled_from([{"v": 1}, True, 12345678, None]).map(lambda e: lambda c: _success(c, e)),
 }
-# Failures need no vector: only a success in another form sends an answer to the line-by-line reading.
 # A line that is not JSON (written as it is): its request counts as missing.
 _NOT_JSON = '{"custom_id": "c-cut-off", "response": {"status_code": 200, "body": {"data": [{"embedding": "AAAA'
 _LINES["not_json"] = st.just(lambda c: _NOT_JSON)
-_USUAL = ("base64", "http_error", "expired", "unusable", "no_data", "not_json")
+# A success written with every "/" escaped and fields the format does not have (JSON allows both).
+_LINES["escaped"] = st.lists(_FINITE, min_size=DIMENSIONS, max_size=DIMENSIONS).map(
+    lambda v: lambda c: json.dumps(_success(c, _b64(v)) | {"extra": {"nested": [1, "/"]}}).replace("/", "\\/")
+)
+_LINES["two_items"] = st.just(
+    lambda c: (
+        _success(c, None)
+        | {"response": {"status_code": 200, "body": {"data": [{"embedding": _b64([1, 2, 3, 4])}] * 2}}}
+    )
+)
+# Failures need no vector: only a success in another form sends an answer to the line-by-line reading.
+_USUAL = ("base64", "http_error", "expired", "unusable", "no_data", "not_json", "escaped", "two_items")
 # Lines of a file that copies with ``every_line``: a success in base64 each (whether usable or not).
-_SUCCESSES = ("base64", "unusable")
+_SUCCESSES = ("base64", "unusable", "escaped")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
