@@ -305,7 +305,9 @@ def read_and_store(db: Path, job_id: str) -> dict[str, float]:
             wanted = {c for lines in scans if lines is not None for c in lines["custom_id"].to_pylist()}
             started = time.perf_counter()
             con.execute("BEGIN TRANSACTION")
-            copy_vectors(con, [p for files in paths for p in files], into=cache, custom_ids=wanted, decoder=decoder)
+            every_file = [path for files in paths for path in files]
+            # Every line is a new base64 vector, as load_shards finds the usual output file: no filter.
+            copy_vectors(con, every_file, into=cache, custom_ids=wanted, decoder=decoder, every_line=True)
             con.execute("COMMIT")
             write = time.perf_counter() - started
         else:
