@@ -128,18 +128,107 @@ def make_plan(
     and leaves it as it was.
     """
     with _planning_memory(con, memory_limit):
-        return _plan(
-            con,
-            query,
-            job_id=job_id,
-            rows_table=rows_table,
-            choice=choice,
-            mode=mode,
-            directory=directory,
-            limits=limits,
-            on_long=on_long,
-            exact_tokens=exact_tokens,
-            on_event=on_event,
+        snapshot = snapshot_columns(query.key_columns)
+        # The planning table holds the keys under embedsql's own names (k1, k2, ...): no user name, not
+        # even `rowid` or `n`, can stand for one of its columns. Only the snapshot gets the user's names.
+        source = _Source(_free("_embedsql_source", (t.lower() for t in query.tables)), len(query.key_columns))
+        user_keys = ", ".join(f"{quote(k)} AS {own}" for k, own in zip(query.key_columns, source.keys, strict=True))
+        step = _Steps(con, on_event)
+        with _text_hash_function(con) as text_hash, step("reading the query"):
+            try:
+                con.execute(
+                    f"""CREATE OR REPLACE TEMP TABLE {source.table} AS
+                    SELECT {source.key_list}, skip,
+                           CASE WHEN skip IS NULL THEN {_hash_sql("text", text_hash)} END AS hash,
+                           CASE WHEN skip IS NULL THEN text END AS text
+                    FROM (
+                        SELECT {source.key_list}, text,
+                               CASE WHEN bad THEN 'invalid UTF-8'
+                                    WHEN text IS NULL THEN 'NULL text'
+                                    WHEN {blank_sql("text")} THEN 'empty text' END AS skip
+                        FROM (SELECT {user_keys}, {text_expression(query)} AS text, {invalid_utf8(query)} AS bad
+                              FROM (\n{query.sql}\n))
+                    )"""
+                )
+            except duckdb.OutOfMemoryException:
+                raise  # the memory limit's, not the query's: the pipeline says which setting gives more
+            except duckdb.Error as e:
+                if disk_full(e):
+                    raise  # the disk's, not the query's: the transaction around planning says so
+                raise QueryError(f"the query failed: {duck_message(e)} Check the query and the data it reads.") from e
+        with step("checking the keys"):
+            total = _scalar(con, f"SELECT count(*) FROM {source.table}")
+            _check_keys(con, query, source, total, mode)
+        with step("snapshotting the rows"):
+            snapshot_keys = ", ".join(
+                f"{own} AS {quote(k)}" for k, own in zip(query.key_columns, source.keys, strict=True)
+            )
+            con.execute(
+                f"CREATE TABLE {rows_table} AS SELECT {snapshot_keys}, hash AS {quote(snapshot.hash)}, "
+                f"skip AS {quote(snapshot.skip)} FROM {source.table}"
+            )
+        with step("looking up the cache"):
+            by_reason = f"SELECT skip, count(*) FROM {source.table} WHERE skip IS NOT NULL GROUP BY 1 ORDER BY 1"
+            skipped = dict(con.execute(by_reason).fetchall())
+            distinct = _scalar(con, f"SELECT count(DISTINCT hash) FROM {source.table}")
+            cache = find_cache(con, choice.model.name, choice.dimensions)
+            if cache is None:
+                cached, unseen = 0, ""
+            else:
+                unseen = f"AND hash NOT IN (SELECT text_hash FROM {cache})"
+                cached = _scalar(
+                    con,
+                    f"SELECT count(DISTINCT hash) FROM {source.table} WHERE hash IN (SELECT text_hash FROM {cache})",
+                )
+
+        # One row per distinct text the cache lacks. Deduplicated on (hash, rowid) alone and joined back
+        # for the text, so that no aggregate or sort ever holds the texts themselves: those stream from
+        # the snapshot into the shards (1M texts of ~1 kB planned within DuckDB's 512MB). Shards hold
+        # their lines in no particular order; nothing depends on it. Texts come to Python only to be
+        # counted: all of them for exact counts, else those longer than the limit in bytes and a sample.
+        # (A job small enough that its sample is all of it is counted exactly.)
+        below = None if exact_tokens or choice.model.tokenizer != "cl100k_base" else sample_below(distinct - cached)
+        estimate = None if below is None else TokenEstimate(choice.model.max_tokens)
+        text = "s.text"
+        if below is not None:
+            text = f"CASE WHEN strlen(s.text) > {int(choice.model.max_tokens)} OR s.hash < '{below}' THEN s.text END"
+            if limits.tokens is not None:
+                limits = dataclasses.replace(limits, tokens=max(1, int(limits.tokens * BUDGET_SHARE)))
+        pending = f"""
+            SELECT s.hash AS custom_id, {text} AS text, CAST(strlen(s.text) AS BIGINT) AS bytes,
+                   {_request_line("s.hash", "s.text", choice)} AS line
+            FROM (SELECT min(rowid) AS first FROM {source.table} WHERE hash IS NOT NULL {unseen} GROUP BY hash) AS p
+            JOIN {source.table} AS s ON s.rowid = p.first
+        """
+        long_texts = _LongTexts(con, choice, on_long, estimate)
+        writer = ShardWriter(directory, job_id=job_id, limits=limits, shape=long_texts.shape)
+        reader = con.sql(pending).to_arrow_reader(_BATCH_ROWS)
+        try:
+            shards = writer.write_all(_counted(_first_under(step, reader), distinct - cached, on_event))
+        except _TooLong as e:
+            reader.close()  # the connection serves no other query while a result is open
+            raise long_texts.error(con, source, e) from None
+        finally:
+            reader.close()
+        if long_texts.skipped:
+            hash_, skip = quote(snapshot.hash), quote(snapshot.skip)
+            con.execute(
+                f"UPDATE {rows_table} SET {skip} = 'text too long', {hash_} = NULL WHERE {hash_} IN (SELECT unnest(?))",
+                [long_texts.skipped],
+            )
+            too_long = _scalar(con, f"SELECT count(*) FROM {rows_table} WHERE {skip} = 'text too long'")
+            skipped = dict(sorted({**skipped, "text too long": too_long}.items()))
+            distinct -= len(long_texts.skipped)
+        con.execute(f"DROP TABLE {source.table}")
+        return Plan(
+            total_rows=total,
+            skipped=skipped,
+            distinct_texts=distinct,
+            cached_texts=cached,
+            tokens=sum(s.tokens for s in shards),
+            truncated=long_texts.truncated,
+            shards=shards,
+            estimated_texts=0 if estimate is None else estimate.estimated,
         )
 
 
@@ -163,121 +252,6 @@ def _planning_memory(con: duckdb.DuckDBPyConnection, memory_limit: str | None) -
             cursor.execute(f"SET memory_limit = {literal(memory_limit)}")
         finally:
             cursor.close()
-
-
-def _plan(
-    con: duckdb.DuckDBPyConnection,
-    query: Query,
-    *,
-    job_id: str,
-    rows_table: str,
-    choice: ModelChoice,
-    mode: str,
-    directory: Path,
-    limits: ShardLimits,
-    on_long: str,
-    exact_tokens: bool,
-    on_event: EventHandler,
-) -> Plan:
-    snapshot = snapshot_columns(query.key_columns)
-    # The planning table holds the keys under embedsql's own names (k1, k2, ...): no user name, not
-    # even `rowid` or `n`, can stand for one of its columns. Only the snapshot gets the user's names.
-    source = _Source(_free("_embedsql_source", (t.lower() for t in query.tables)), len(query.key_columns))
-    user_keys = ", ".join(f"{quote(k)} AS {own}" for k, own in zip(query.key_columns, source.keys, strict=True))
-    step = _Steps(con, on_event)
-    with _text_hash_function(con) as text_hash, step("reading the query"):
-        try:
-            con.execute(
-                f"""CREATE OR REPLACE TEMP TABLE {source.table} AS
-                SELECT {source.key_list}, skip,
-                       CASE WHEN skip IS NULL THEN {_hash_sql("text", text_hash)} END AS hash,
-                       CASE WHEN skip IS NULL THEN text END AS text
-                FROM (
-                    SELECT {source.key_list}, text,
-                           CASE WHEN bad THEN 'invalid UTF-8'
-                                WHEN text IS NULL THEN 'NULL text'
-                                WHEN {blank_sql("text")} THEN 'empty text' END AS skip
-                    FROM (SELECT {user_keys}, {text_expression(query)} AS text, {invalid_utf8(query)} AS bad
-                          FROM (\n{query.sql}\n))
-                )"""
-            )
-        except duckdb.OutOfMemoryException:
-            raise  # the memory limit's, not the query's: the pipeline says which setting gives more
-        except duckdb.Error as e:
-            if disk_full(e):
-                raise  # the disk's, not the query's: the transaction around planning says so
-            raise QueryError(f"the query failed: {duck_message(e)} Check the query and the data it reads.") from e
-    with step("checking the keys"):
-        total = _scalar(con, f"SELECT count(*) FROM {source.table}")
-        _check_keys(con, query, source, total, mode)
-    with step("snapshotting the rows"):
-        snapshot_keys = ", ".join(f"{own} AS {quote(k)}" for k, own in zip(query.key_columns, source.keys, strict=True))
-        con.execute(
-            f"CREATE TABLE {rows_table} AS SELECT {snapshot_keys}, hash AS {quote(snapshot.hash)}, "
-            f"skip AS {quote(snapshot.skip)} FROM {source.table}"
-        )
-    with step("looking up the cache"):
-        by_reason = f"SELECT skip, count(*) FROM {source.table} WHERE skip IS NOT NULL GROUP BY 1 ORDER BY 1"
-        skipped = dict(con.execute(by_reason).fetchall())
-        distinct = _scalar(con, f"SELECT count(DISTINCT hash) FROM {source.table}")
-        cache = find_cache(con, choice.model.name, choice.dimensions)
-        if cache is None:
-            cached, unseen = 0, ""
-        else:
-            unseen = f"AND hash NOT IN (SELECT text_hash FROM {cache})"
-            cached = _scalar(
-                con, f"SELECT count(DISTINCT hash) FROM {source.table} WHERE hash IN (SELECT text_hash FROM {cache})"
-            )
-
-    # One row per distinct text the cache lacks. Deduplicated on (hash, rowid) alone and joined back
-    # for the text, so that no aggregate or sort ever holds the texts themselves: those stream from
-    # the snapshot into the shards (1M texts of ~1 kB planned within DuckDB's 512MB). Shards hold
-    # their lines in no particular order; nothing depends on it. Texts come to Python only to be
-    # counted: all of them for exact counts, else those longer than the limit in bytes and a sample.
-    # (A job small enough that its sample is all of it is counted exactly.)
-    below = None if exact_tokens or choice.model.tokenizer != "cl100k_base" else sample_below(distinct - cached)
-    estimate = None if below is None else TokenEstimate(choice.model.max_tokens)
-    text = "s.text"
-    if below is not None:
-        text = f"CASE WHEN strlen(s.text) > {int(choice.model.max_tokens)} OR s.hash < '{below}' THEN s.text END"
-        if limits.tokens is not None:
-            limits = dataclasses.replace(limits, tokens=max(1, int(limits.tokens * BUDGET_SHARE)))
-    pending = f"""
-        SELECT s.hash AS custom_id, {text} AS text, CAST(strlen(s.text) AS BIGINT) AS bytes,
-               {_request_line("s.hash", "s.text", choice)} AS line
-        FROM (SELECT min(rowid) AS first FROM {source.table} WHERE hash IS NOT NULL {unseen} GROUP BY hash) AS p
-        JOIN {source.table} AS s ON s.rowid = p.first
-    """
-    long_texts = _LongTexts(con, choice, on_long, estimate)
-    writer = ShardWriter(directory, job_id=job_id, limits=limits, shape=long_texts.shape)
-    reader = con.sql(pending).to_arrow_reader(_BATCH_ROWS)
-    try:
-        shards = writer.write_all(_counted(_first_under(step, reader), distinct - cached, on_event))
-    except _TooLong as e:
-        reader.close()  # the connection serves no other query while a result is open
-        raise long_texts.error(con, source, e) from None
-    finally:
-        reader.close()
-    if long_texts.skipped:
-        hash_, skip = quote(snapshot.hash), quote(snapshot.skip)
-        con.execute(
-            f"UPDATE {rows_table} SET {skip} = 'text too long', {hash_} = NULL WHERE {hash_} IN (SELECT unnest(?))",
-            [long_texts.skipped],
-        )
-        too_long = _scalar(con, f"SELECT count(*) FROM {rows_table} WHERE {skip} = 'text too long'")
-        skipped = dict(sorted({**skipped, "text too long": too_long}.items()))
-        distinct -= len(long_texts.skipped)
-    con.execute(f"DROP TABLE {source.table}")
-    return Plan(
-        total_rows=total,
-        skipped=skipped,
-        distinct_texts=distinct,
-        cached_texts=cached,
-        tokens=sum(s.tokens for s in shards),
-        truncated=long_texts.truncated,
-        shards=shards,
-        estimated_texts=0 if estimate is None else estimate.estimated,
-    )
 
 
 # Texts longer than this many bytes are hashed in Python, the others by DuckDB (see ``_hash_sql``).
