@@ -118,10 +118,12 @@ def _load_group(
     # that adds vectors one batch at a time, checking the cache as it goes.
     apart = sum(map(len, sent.values())) == len(set().union(*sent.values()))
     usual: dict[int, _Answers] = {}
+    # Texts of each shard that the cache holds already (another job stored them meanwhile). Shards apart
+    # keep theirs through the copy, which adds only other shards' texts.
+    known: dict[int, set[str]] = {}
     for shard in group if apart else []:
-        # Texts of this shard that the cache holds already (another job stored them meanwhile).
-        known = _cached(con, cache, sent[shard.shard])
-        answers = _scan_answers(con, list(store.outputs(shard)), sent[shard.shard], known, dimensions)
+        known[shard.shard] = _cached(con, cache, sent[shard.shard])
+        answers = _scan_answers(con, list(store.outputs(shard)), sent[shard.shard], known[shard.shard], dimensions)
         if answers is not None:
             usual[shard.shard] = answers
     new = set().union(*(answers.new for answers in usual.values()))
@@ -141,8 +143,10 @@ def _load_group(
     for shard in group:
         answers = usual.get(shard.shard)
         if answers is None:
-            known = _cached(con, cache, sent[shard.shard])
-            answers = _read_answers(con, list(store.outputs(shard)), cache, sent[shard.shard], known, dimensions)
+            held = known.get(shard.shard)
+            if held is None:  # shards not apart: what earlier shards of the group stored counts
+                held = _cached(con, cache, sent[shard.shard])
+            answers = _read_answers(con, list(store.outputs(shard)), cache, sent[shard.shard], held, dimensions)
         _record(store, con, shard, sent[shard.shard], answers)
 
 
