@@ -13,19 +13,19 @@ embedsql is timed through two public calls, in a child process:
 
 1. ``embedsql.load.load_shards(store, shards)`` on the downloaded shards, what the batch runner does
    with them: read and check each result file, insert the vectors into the cache, record failures
-   and mark the shards loaded (a transaction per ``LOAD_LINES`` lines or more). A usual answer
-   (base64, each line once) is read twice: its lines without their vectors (``scan_lines``), then
-   DuckDB copies the vectors into the cache by itself (``copy_vectors``); float lists are read line
-   by line into Python (``iter_results``) and inserted a batch at a time;
+   and mark the shards loaded (a transaction per ``LOAD_LINES`` lines or more). DuckDB copies the
+   vectors of a usual answer (base64, each line once) into the cache by itself, and only the lines
+   without their vectors come into Python (``copy_vectors``); float lists are read line by line into
+   Python (``iter_results``) and inserted a batch at a time;
 2. ``embedsql.resume(job)``, which finds every shard loaded and does the rest: the target table,
    the job marked complete, the work files removed, the summary.
 
 The child's peak RSS is read after each call, which shows the step that sets the high-water mark.
-How ``load_shards`` splits between reading the files and writing the cache is measured by a
-separate pass over the same files in a child of its own, before the timed run, the same calls
-into a fresh cache table of a scratch database (``read_and_store``). The rest of ``load_shards``
-(which ids each shard sent, the cache look-up, ledger, commits) is the difference between the two
-runs: an estimate. The references read the same files in the same run:
+How much of ``load_shards`` is the copy and its commit is measured by a separate pass over the
+same files in a child of its own, before the timed run, the same calls into a fresh cache table of
+a scratch database (``read_and_store``). The rest of ``load_shards`` (which ids each shard sent, the
+cache look-up, what became of each line, the ledger) is the difference between the two runs: an
+estimate. The references read the same files in the same run:
 
 - notebook: ``pandas.read_json(lines=True)``, ``.apply`` to pull ``response.body.data[0].embedding``
   (and decode base64), merge on custom_id with the keys, a ``FLOAT[1536]`` table from the frame; on
@@ -69,16 +69,17 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 import embedsql
 import embedsql.runners.openai  # the openai SDK (~1 s) loads with this module, before any clock
-from embedsql import ledger
+from embedsql import arrays, ledger
 from embedsql.cache import ensure_cache, insert_new_vectors
 from embedsql.config import Settings
 from embedsql.duck import quote
 from embedsql.load import LOAD_LINES, load_shards
 from embedsql.plan import snapshot_columns
-from embedsql.results import Decoder, copy_vectors, iter_results, scan_lines
+from embedsql.results import Copier, copy_vectors, iter_results
 from embedsql.store import JobStore
 
 from .common import Goal, StageResult, fmt_bytes, fmt_n, fmt_ratio, fmt_s, isolated, markdown, peak_rss, ratio
@@ -114,11 +115,7 @@ def plan_with_outputs(
     scratch = connect()
     try:
         for shard in store.shards():
-            ids = scratch.sql(
-                "SELECT custom_id FROM read_json($path, format = 'newline_delimited', "
-                "columns = {'custom_id': 'VARCHAR'})",
-                params={"path": str(store.path(shard))},
-            ).to_arrow_table()["custom_id"]
+            ids = arrays.strings(request_ids(scratch, store.path(shard)))
             vectors = rng.standard_normal((len(ids), job.dimensions), dtype=np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             output, errors = store.outputs(shard)
@@ -279,62 +276,68 @@ def duckdb_reference(db: Path, job_id: str, outputs: list[Path], memory_limit: s
 
 
 def read_and_store(db: Path, job_id: str) -> dict[str, float]:
-    """A separate pass over job ``job_id``'s output files, timed in two parts as ``load_shards`` goes:
-    for base64 (the usual answer), ``scan_lines`` over each shard's files, then ``copy_vectors`` of
-    all of them into a fresh cache table of a scratch database (DuckDB reads the lines again, decodes
-    and writes the vectors) and the commit; for float lists (read line by line), ``iter_results``
-    reading them and ``insert_new_vectors`` writing each batch, committed every ``LOAD_LINES`` lines."""
+    """A separate pass over job ``job_id``'s output files, as ``load_shards`` reads and stores them, into
+    a fresh cache table of a scratch database, timed in two parts: the copy (base64, the usual answer:
+    ``copy_vectors`` of all of them, one statement in which DuckDB reads, decodes and writes the
+    vectors; float lists: ``iter_results`` reading them into Python and ``insert_new_vectors`` writing
+    each batch) and the commits (one per ``LOAD_LINES`` lines)."""
     settings = bench_settings(db)
     store = open_store(db, job_id, settings)
     dimensions = store.job.dimensions
     scratch = db.parent / "read-and-store.duckdb"
-    read = write = 0.0
+    copy = commit = 0.0
     duckdb.connect(str(scratch)).close()  # ledger.connect opens only a database that exists
     con = ledger.connect(scratch, memory_limit=settings.memory_limit)
     reader = con.cursor()  # reads the files while `con` writes, as in load_shards
     try:
         cache = ensure_cache(con, store.job.model, dimensions)
-        decoder = Decoder(con, dimensions)
-        paths = [list(store.outputs(shard)) for shard in store.shards()]
-        scans = []
+        copier = Copier(con, dimensions)
+        paths = [path for shard in store.shards() for path in store.outputs(shard)]
+        sent = {c for shard in store.shards() for c in request_ids(con, store.path(shard))}
         started = time.perf_counter()
-        for files in paths:
-            scans.append(scan_lines(con, files, dimensions=dimensions))
-        read = time.perf_counter() - started
-        if all(lines is not None and set(lines["form"].to_pylist()) == {"base64"} for lines in scans):
-            wanted = {c for lines in scans if lines is not None for c in lines["custom_id"].to_pylist()}
-            started = time.perf_counter()
-            con.execute("BEGIN TRANSACTION")
-            every_file = [path for files in paths for path in files]
-            # Every line is a new base64 vector, as load_shards finds the usual output file: no filter.
-            copy_vectors(con, every_file, into=cache, custom_ids=wanted, decoder=decoder, every_line=True)
+        con.execute("BEGIN TRANSACTION")
+        copied = copy_vectors(con, paths, into=cache, wanted=sent, copier=copier)
+        if pc.all(copied.lines["copied"]).as_py():  # the usual answer
+            copy = time.perf_counter() - started
             con.execute("COMMIT")
-            write = time.perf_counter() - started
-        else:
-            read = 0.0
+            commit = time.perf_counter() - started - copy
+        else:  # float lists: read line by line
+            con.execute("ROLLBACK")
             known: set[str] = set()
             pending = 0
+            started = time.perf_counter()
             con.execute("BEGIN TRANSACTION")
-            for files in paths:
-                reading = time.perf_counter()
-                for results in iter_results(reader, files, dimensions=dimensions):
-                    writing = time.perf_counter()
-                    read += writing - reading
-                    known |= insert_new_vectors(con, cache, results.custom_ids, results.vectors, known=known)
-                    pending += len(results.custom_ids)
-                    if pending >= LOAD_LINES:
-                        con.execute("COMMIT")
-                        con.execute("BEGIN TRANSACTION")
-                        pending = 0
-                    reading = time.perf_counter()
-                    write += reading - writing
+            for results in iter_results(reader, paths, dimensions=dimensions):
+                known |= insert_new_vectors(con, cache, results.custom_ids, results.vectors, known=known)
+                pending += len(results.custom_ids)
+                if pending >= LOAD_LINES:
+                    committing = time.perf_counter()
+                    con.execute("COMMIT")
+                    con.execute("BEGIN TRANSACTION")
+                    commit += time.perf_counter() - committing
+                    pending = 0
+            committing = time.perf_counter()
             con.execute("COMMIT")
+            commit += time.perf_counter() - committing
+            copy = time.perf_counter() - started - commit
     finally:
         reader.close()
         con.close()
         scratch.unlink(missing_ok=True)
         scratch.with_name(scratch.name + ".wal").unlink(missing_ok=True)
-    return {"read_results": read, "store_vectors": write}
+    return {"copy": copy, "commit": commit}
+
+
+def request_ids(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """The custom_ids of the request lines of the shard file ``path``."""
+    return (
+        con.sql(
+            "SELECT custom_id FROM read_json($path, format = 'newline_delimited', columns = {'custom_id': 'VARCHAR'})",
+            params={"path": str(path)},
+        )
+        .to_arrow_table()["custom_id"]
+        .to_pylist()
+    )
 
 
 def native_reference(paths: list[Path], *, encoding: str, dimensions: int) -> tuple[float, int]:
@@ -513,15 +516,15 @@ def run_stage(cases: list[tuple[int, str]], *, echo: bool = True) -> StageResult
                     fmt_bytes(m["duckdb_rss"]) if "duckdb_rss" in m else "-",
                 ]
             )
-            read, store = m["read_results"], m["store_vectors"]
+            copy, commit = m["copy"], m["commit"]
             profile.append(
                 [
                     f"{lines:,} {encoding}",
                     fmt_s(m["seconds"]),
                     fmt_s(m["load_shards"]),
-                    fmt_s(read),
-                    fmt_s(store),
-                    fmt_s(m["load_shards"] - read - store),
+                    fmt_s(copy),
+                    fmt_s(commit),
+                    fmt_s(m["load_shards"] - copy - commit),
                     fmt_s(m["resume"]),
                 ]
             )
@@ -576,9 +579,9 @@ def run_stage(cases: list[tuple[int, str]], *, echo: bool = True) -> StageResult
     result.lines += [
         "",
         "Where embedsql's load time goes: the two public calls of the timed run, then a separate pass over "
-        "the same files as load_shards reads them (base64: scan_lines, then copy_vectors into a fresh cache; "
-        "float lists: iter_results and insert_new_vectors); the rest of load_shards is the difference "
-        "between the two runs, an estimate:",
+        "the same files as load_shards reads and stores them, into a fresh cache (base64: copy_vectors; "
+        "float lists: iter_results and insert_new_vectors), and its commits; the rest of load_shards is "
+        "the difference between the two runs, an estimate:",
         "",
     ]
     result.lines += markdown(
@@ -586,9 +589,10 @@ def run_stage(cases: list[tuple[int, str]], *, echo: bool = True) -> StageResult
             "output lines",
             "total",
             "load_shards",
-            "reading: scan_lines (float lists: iter_results), separate pass",
-            "writing: copy_vectors, reading again and committed (float lists: insert_new_vectors), separate pass",
-            "rest of load_shards: ids sent, cache look-up, ledger, commits (estimate)",
+            "copy: read, decoded, inserted (base64: copy_vectors, one statement; float lists: iter_results, "
+            "insert_new_vectors), separate pass",
+            "commit of the cache, separate pass",
+            "rest of load_shards: ids sent, cache look-up, the lines' outcomes, ledger (estimate)",
             "resume: target table, clean-up, summary",
         ],
         profile,

@@ -3,9 +3,10 @@
 ``pa.array``, ``pa.table`` and ``pa.record_batch`` first ask whether their input is a pandas object,
 and to ask they import pandas when it is installed: ~0.5 s, once per process (most people who keep
 tables in DuckDB have pandas). These build the same arrays from their buffers, which pyarrow takes
-as they are (NumPy's without a copy). Starting a command and planning a job import no pandas
-(``tests/test_startup.py``); pyarrow's ``to_numpy`` and compute functions given Python values ask
-too, so loading may still import it, once.
+as they are (NumPy's without a copy); pyarrow's ``to_numpy``, ``pa.scalar`` and compute functions
+given Python values ask too, so ``numbers`` and ``mask`` read arrays back into NumPy from their
+buffers. Starting a command, planning a job and loading its results import no pandas
+(``tests/test_startup.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Collection
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["booleans", "float32s", "int64s", "strings", "table"]
+__all__ = ["booleans", "float32s", "int64s", "mask", "numbers", "strings", "table"]
 
 
 def strings(values: Collection[str]) -> pa.Array:
@@ -54,3 +55,30 @@ def int64s(values: Collection[int | None] | np.ndarray) -> pa.Array:
 def table(columns: dict[str, pa.Array]) -> pa.Table:
     """A table of Arrow ``columns`` (``pa.table`` of a dict asks about pandas first)."""
     return pa.Table.from_arrays(list(columns.values()), names=list(columns))
+
+
+def numbers(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The values of a numeric array as NumPy, read in place from its buffer (a NULL's slot holds
+    whatever the buffer holds there: see ``mask`` for which are valid)."""
+    dtype = np.dtype(array.type.to_pandas_dtype())
+    if isinstance(array, pa.ChunkedArray):
+        return np.concatenate([numbers(chunk) for chunk in array.chunks] or [np.zeros(0, dtype)])
+    if not len(array):
+        return np.zeros(0, dtype)
+    return np.frombuffer(array.buffers()[1], dtype=dtype)[array.offset : array.offset + len(array)]
+
+
+def mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A ``bool`` array as NumPy booleans, NULL as False."""
+    if isinstance(array, pa.ChunkedArray):
+        return np.concatenate([mask(chunk) for chunk in array.chunks] or [np.zeros(0, bool)])
+    validity, values = array.buffers()[:2]
+    bits = _bits(values, array.offset, len(array))
+    return bits if validity is None else bits & _bits(validity, array.offset, len(array))
+
+
+def _bits(buffer: pa.Buffer | None, offset: int, length: int) -> np.ndarray:
+    if buffer is None or not length:
+        return np.zeros(length, bool)
+    unpacked = np.unpackbits(np.frombuffer(buffer, np.uint8), bitorder="little", count=offset + length)
+    return unpacked[offset:].astype(bool)

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from . import arrays
 
-__all__ = ["ensure_cache", "find_cache", "insert_new_vectors", "store_vectors", "vectors_table"]
+__all__ = ["ensure_cache", "find_cache", "insert_new_vectors", "remove_vectors", "store_vectors", "vectors_table"]
 
 
 def find_cache(con: duckdb.DuckDBPyConnection, model: str, dimensions: int) -> str | None:
@@ -92,6 +92,17 @@ def insert_new_vectors(
         with _incoming(con, custom_ids, vectors):
             con.execute(f"INSERT INTO {table} SELECT * FROM _embedsql_incoming")
     return set(custom_ids.to_pylist())
+
+
+def remove_vectors(con: duckdb.DuckDBPyConnection, table: str, custom_ids: set[str]) -> None:
+    """Take the vectors of ``custom_ids`` out of ``table`` (ones the running transaction put in)."""
+    if not custom_ids:
+        return
+    con.register("_embedsql_removed", arrays.table({"text_hash": arrays.strings(custom_ids)}))
+    try:
+        con.execute(f"DELETE FROM {table} WHERE text_hash IN (SELECT text_hash FROM _embedsql_removed)")
+    finally:
+        con.unregister("_embedsql_removed")
 
 
 def _first_of_each(custom_ids: pa.Array, vectors: np.ndarray) -> tuple[pa.Array, np.ndarray]:

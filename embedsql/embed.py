@@ -105,7 +105,7 @@ class Embedder:
             cursor.unregister("_embedsql_wanted")
             known = found["text_hash"].to_pylist()
             if known:
-                flat = found["embedding"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+                flat = arrays.numbers(found["embedding"].combine_chunks().flatten())
                 for h, vector in zip(known, flat.reshape(len(known), -1), strict=True):
                     self.memo[h] = vector
             computed = self._compute_missing(missing)

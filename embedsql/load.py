@@ -1,10 +1,11 @@
 """Loading a job's results: vectors into the cache, failures into the errors table, transient failures
 into new shards for the next attempt, and each shard marked loaded, in the same transaction.
 
-Shards are loaded together, a transaction per ``LOAD_LINES`` lines or more. The usual answer (each
-line once, every vector base64 of the job's size) is scanned without its vectors, which DuckDB then
-copies into the cache by itself, one statement for the transaction; any other answer is read into
-Python a batch of lines at a time and checked line by line. Either way memory grows neither with the
+Shards are loaded together, a transaction per ``LOAD_LINES`` lines or more. DuckDB copies the
+vectors of the usual answer (each line once, every vector base64 of the job's size) into the cache by
+itself, one statement for the transaction that brings only the lines without their vectors into
+Python; any other answer is taken out again and read into Python a batch of lines at a time and
+checked line by line. Either way memory grows neither with the
 size of the files nor with the job, and DuckDB writes most vectors once, straight into the database
 file, rather than through its log and again at a checkpoint.
 """
@@ -22,19 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import arrays, ledger
-from .cache import ensure_cache, insert_new_vectors
+from .cache import ensure_cache, insert_new_vectors, remove_vectors
 from .failpoints import failpoint
 from .models import recorded_choice
-from .results import (
-    WRONG_LENGTH,
-    Decoder,
-    Failure,
-    copy_vectors,
-    iter_results,
-    line_failures,
-    scan_lines,
-    succeeded,
-)
+from .results import WRONG_LENGTH, Copier, Failure, copy_vectors, iter_results, line_failures
 from .runners.failures import NOT_SENT
 from .shards import ShardLimits, ShardWriter
 from .store import JobStore
@@ -83,71 +75,74 @@ def load_shards(store: JobStore, shards: Sequence[ledger.Shard]) -> list[ledger.
             groups.append([])
         groups[-1].append(shard)
     with store.connection() as con:
-        decoder = Decoder(con, store.job.dimensions)
+        copier = Copier(con, store.job.dimensions)
         for group in filter(None, groups):
             with ledger.transaction(con):
                 cache = ensure_cache(con, store.job.model, store.job.dimensions)
-                _load_group(store, con, cache, group, decoder)
+                _load_group(store, con, cache, group, copier)
         return ledger.job_shards(con, store.job.job_id)
 
 
 @dataclass
 class _Answers:
     """What a shard's result files said: the custom_ids with a vector now in the cache, every custom_id
-    answered, the first failure of each line that failed, and the prompt tokens billed for each line;
-    for a usual answer, before its vectors are copied, the custom_ids whose vectors it adds to the cache."""
+    answered, the first failure of each line that failed, and the prompt tokens billed for each line."""
 
     embedded: set[str] = field(default_factory=set)
     answered: set[str] = field(default_factory=set)
     found: dict[str, Failure] = field(default_factory=dict)
     billed: dict[str, int] = field(default_factory=dict)
-    new: set[str] = field(default_factory=set)
-    files_with_new: set[Path] = field(default_factory=set)
-    only_new: bool = True  # every line of those files is one of ``new``
 
 
 def _load_group(
-    store: JobStore, con: duckdb.DuckDBPyConnection, cache: str, group: list[ledger.Shard], decoder: Decoder
+    store: JobStore, con: duckdb.DuckDBPyConnection, cache: str, group: list[ledger.Shard], copier: Copier
 ) -> None:
-    """Load the shards of one transaction: the vectors of every usual answer (``_scan_answers``) copied
-    into the cache by one statement (two statements of 50,000 1536-d lines each took ~1.3 s longer than
-    one of 100,000), each other answer read line by line (``_read_answers``); then each shard recorded."""
-    dimensions = store.job.dimensions
+    """Load the shards of one transaction: the usual answers copied (``_copy_answers``), any other read
+    line by line (``_read_answers``); then each shard recorded."""
     sent = {shard.shard: _custom_ids(con, store.path(shard)) for shard in group}
     # A text in two shards of the group (never so in a job of embedsql's own) is left to the reading
     # that adds vectors one batch at a time, checking the cache as it goes.
     apart = sum(map(len, sent.values())) == len(set().union(*sent.values()))
-    usual: dict[int, _Answers] = {}
-    # Texts of each shard that the cache holds already (another job stored them meanwhile). Shards apart
-    # keep theirs through the copy, which adds only other shards' texts.
-    known: dict[int, set[str]] = {}
-    for shard in group if apart else []:
-        known[shard.shard] = _cached(con, cache, sent[shard.shard])
-        answers = _scan_answers(con, list(store.outputs(shard)), sent[shard.shard], known[shard.shard], dimensions)
-        if answers is not None:
-            usual[shard.shard] = answers
-    new = set().union(*(answers.new for answers in usual.values()))
-    # The files that hold new vectors: with nothing but those in them (the usual output file), no line
-    # needs filtering out.
-    paths = sorted({path for answers in usual.values() for path in answers.files_with_new})
-    every_line = all(answers.only_new for answers in usual.values())
-    if copy_vectors(con, paths, into=cache, custom_ids=new, decoder=decoder, every_line=every_line) < len(new):
-        # Vectors zero, not finite or not base64: the reading that checks every line says why.
-        refused = new - _cached(con, cache, new)
-        for shard in group:
-            answers = usual.get(shard.shard)
-            if answers is not None and answers.new & refused:
-                for failure in _failures(con, list(store.outputs(shard)), dimensions, answers.new & refused):
-                    answers.found[failure.custom_id] = failure
-                answers.embedded -= refused
+    answers = _copy_answers(store, con, cache, group, sent, copier) if apart else {}
     for shard in group:
-        answers = usual.get(shard.shard)
-        if answers is None:
-            held = known.get(shard.shard)
-            if held is None:  # shards not apart: what earlier shards of the group stored counts
-                held = _cached(con, cache, sent[shard.shard])
-            answers = _read_answers(con, list(store.outputs(shard)), cache, sent[shard.shard], held, dimensions)
-        _record(store, con, shard, sent[shard.shard], answers)
+        mine = answers.get(shard.shard)
+        if mine is None:
+            held = _cached(con, cache, sent[shard.shard])  # what earlier shards of the group stored counts
+            mine = _read_answers(con, list(store.outputs(shard)), cache, sent[shard.shard], held, store.job.dimensions)
+        _record(store, con, shard, sent[shard.shard], mine)
+
+
+def _copy_answers(
+    store: JobStore,
+    con: duckdb.DuckDBPyConnection,
+    cache: str,
+    group: list[ledger.Shard],
+    sent: dict[int, set[str]],
+    copier: Copier,
+) -> dict[int, _Answers]:
+    """The vectors of every file of the group copied into the cache by one statement (two statements of
+    50,000 1536-d lines each took ~1.3 s longer than one of 100,000), but those the cache holds already
+    (another job stored them meanwhile), and what each shard's files said. When a shard's answer is
+    not the usual one (``_usual_answers``), the copy is taken out again and nothing is returned: each
+    shard is then read line by line."""
+    files = {str(path): shard.shard for shard in group for path in store.outputs(shard)}
+    wanted = set().union(*(sent[s.shard] - _cached(con, cache, sent[s.shard]) for s in group))
+    copied = copy_vectors(con, [Path(f) for f in files], into=cache, wanted=wanted, copier=copier)
+    lines = copied.lines
+    answers: dict[int, _Answers] = {}
+    for shard in group:
+        own = arrays.strings([f for f, number in files.items() if number == shard.shard])
+        usual = _usual_answers(lines.filter(pc.is_in(lines["filename"], value_set=own)), sent[shard.shard])
+        if usual is None:  # lines twice, lines nobody sent, float lists: take the copy out again
+            remove_vectors(con, cache, set(pc.filter(lines["custom_id"], lines["copied"]).to_pylist()))
+            return {}
+        answers[shard.shard] = usual
+        # Vectors zero, not finite or not base64: the reading that checks every line says why.
+        if refused := usual.embedded & copied.refused:
+            usual.embedded -= refused
+            for failure in _failures(con, list(store.outputs(shard)), store.job.dimensions, refused):
+                usual.found[failure.custom_id] = failure
+    return answers
 
 
 def _record(
@@ -202,41 +197,28 @@ def _record(
     )
 
 
-def _scan_answers(
-    con: duckdb.DuckDBPyConnection, paths: list[Path], sent: set[str], known: set[str], dimensions: int
-) -> _Answers | None:
-    """A usual answer (each line of the shard answered once, every success in base64 of the job's
-    size) from its lines without their vectors, which ``copy_vectors`` then copies; None for any
-    other answer, which ``_read_answers`` takes line by line."""
-    scanned = scan_lines(con, paths, dimensions=dimensions)
-    if scanned is None:
-        return _Answers()
+def _usual_answers(lines: pa.Table, sent: set[str]) -> _Answers | None:
+    """A shard's answer from its ``lines`` (``Copied.lines`` of its files) when it is the usual one: each
+    line of the shard answered once, every success in base64 of the job's size, so that the cache holds
+    each of its vectors unless the copy refused it. None for any other answer, which ``_read_answers``
+    takes line by line."""
     # A line that is not JSON has no custom_id: its request counts as missing and is sent again.
-    lines = scanned.filter(pc.is_valid(scanned["custom_id"]))
+    lines = lines.filter(pc.is_valid(lines["custom_id"]))
     ids = lines["custom_id"]
     if pc.count_distinct(ids).as_py() != len(ids):
         return None  # a line answered twice: the first answer counts
     answered = set(ids.to_pylist())
     if not answered <= sent:
         return None  # lines the shard did not send: ignored
-    ok = succeeded(lines)
-    if not pc.all(pc.fill_null(pc.equal(pc.filter(lines["form"], ok), "base64"), False), min_count=0).as_py():
+    ok = lines["ok"]
+    if not pc.all(pc.or_(pc.invert(ok), lines["base64"]), min_count=0).as_py():
         return None  # float lists, vectors of another length, other values
-    embedded = set(pc.filter(ids, ok).to_pylist())
-    new = embedded - known
-    # Whether the files that hold new vectors hold nothing else, a line that is not JSON included.
-    is_new = pc.fill_null(pc.is_in(scanned["custom_id"], value_set=arrays.strings(new)), False)
-    files_with_new = set(pc.unique(pc.filter(scanned["filename"], is_new)).to_pylist())
-    in_those = pc.is_in(scanned["filename"], value_set=arrays.strings(files_with_new))
     billed = pc.filter(lines, pc.is_valid(lines["tokens"]))
     return _Answers(
-        embedded=embedded,
+        embedded=set(pc.filter(ids, ok).to_pylist()),
         answered=answered,
         found={f.custom_id: f for f in line_failures(lines, pc.invert(ok))},
         billed=dict(zip(billed["custom_id"].to_pylist(), billed["tokens"].to_pylist(), strict=True)),
-        new=new,
-        files_with_new={Path(name) for name in files_with_new},
-        only_new=pc.all(pc.or_(pc.invert(in_those), is_new), min_count=0).as_py(),
     )
 
 
@@ -376,7 +358,7 @@ def _custom_ids(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:
 
 def _only(ids: pa.Array, vectors: np.ndarray, sent: set[str]) -> tuple[pa.Array, np.ndarray]:
     """Keep the results of lines this shard sent (a server may answer for lines it was not given)."""
-    keep = pc.is_in(ids, value_set=arrays.strings(sent)).to_numpy(zero_copy_only=False)
+    keep = arrays.mask(pc.is_in(ids, value_set=arrays.strings(sent)))
     if keep.all():
         return ids, vectors  # the usual case: no copy of the vectors
     return ids.filter(arrays.booleans(keep)), vectors[keep]

@@ -420,7 +420,7 @@ class _LongTexts:
             texts = column.to_pylist()
             counted = np.flatnonzero(np.fromiter((t is not None for t in texts), dtype=bool, count=len(texts)))
             exact = count_tokens(self.model, [texts[i] for i in counted])
-            counts = self.estimate.counts(_int64s(batch.column("bytes")), counted, exact)
+            counts = self.estimate.counts(arrays.numbers(batch.column("bytes")), counted, exact)
         long = np.flatnonzero(counts > self.model.max_tokens)
         if len(long) == 0:
             return batch, counts
@@ -460,12 +460,6 @@ class _LongTexts:
             f"accepts, e.g. the text of key {key} ({e.tokens:,} tokens). Shorten them in the query, or pass "
             f"--on-long truncate (cut at {self.model.max_tokens:,} tokens) or --on-long skip (leave them out)."
         )
-
-
-def _int64s(array: pa.Array) -> np.ndarray:
-    """The values of a BIGINT column without NULLs, read from its buffer (``to_numpy`` imports pandas,
-    ~1 s)."""
-    return np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset : array.offset + len(array)]
 
 
 def _request_line(custom_id: str, text: str, choice: ModelChoice) -> str:

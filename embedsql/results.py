@@ -6,9 +6,9 @@ success lines, HTTP error lines and non-HTTP failures such as ``batch_expired``)
 base64 (little-endian float32) or JSON float lists; both are accepted.
 
 Two ways to read the same lines, which agree (``tests/test_load_copy.py``): ``iter_results`` brings
-every line into Python, vectors and all, a batch at a time; ``scan_lines`` reads the lines without
-their vectors and ``copy_vectors`` then has DuckDB read, decode and insert the vectors by itself,
-which is how loading takes the usual answer (base64 of the job's size, each line once).
+every line into Python, vectors and all, a batch at a time; ``copy_vectors`` has DuckDB read,
+decode and insert the vectors by itself and brings only the lines without their vectors into
+Python, which is how loading takes the usual answer (base64 of the job's size, each line once).
 """
 
 from __future__ import annotations
@@ -27,21 +27,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import arrays
+from .cache import remove_vectors
 from .duck import duck_message
 from .errors import LoadError
 
 __all__ = [
     "BATCH_ROWS",
     "WRONG_LENGTH",
-    "Decoder",
+    "Copied",
+    "Copier",
     "Failure",
     "Results",
     "copy_vectors",
     "iter_results",
     "line_failures",
     "read_results",
-    "scan_lines",
-    "succeeded",
     "wrong_length",
 ]
 
@@ -64,13 +64,17 @@ def _schema(embedding: str) -> str:
     )
 
 
-# What every reading of result lines selects besides the vector.
-_LINE = """custom_id,
+# What every reading of result lines selects besides the vector; ``ok``: the service answered with
+# success (a 2xx status, no error code and one embedding, of whatever form), never NULL.
+_CODE = "coalesce(response.body.error.code, response.body.error.type, error.code)"
+_LINE = f"""custom_id,
                response.status_code AS status,
-               coalesce(response.body.error.code, response.body.error.type, error.code) AS code,
+               {_CODE} AS code,
                coalesce(response.body.error.message, error.message) AS message,
                len(response.body.data) AS items,
-               response.body.usage.prompt_tokens AS tokens"""
+               response.body.usage.prompt_tokens AS tokens,
+               coalesce(response.status_code BETWEEN 200 AND 299 AND {_CODE} IS NULL
+                        AND len(response.body.data) = 1, false) AS ok"""
 
 
 # Made when first needed: making any Arrow array from Python values makes pyarrow import pandas when it
@@ -128,7 +132,8 @@ def iter_results(
         return
     sql = f"""
         SELECT {_LINE},
-               json_type(response.body.data[1].embedding) AS kind,
+               coalesce(json_type(response.body.data[1].embedding) = 'VARCHAR', false) AS is_string,
+               coalesce(json_type(response.body.data[1].embedding) = 'ARRAY', false) AS is_list,
                CASE WHEN json_type(response.body.data[1].embedding) = 'VARCHAR'
                     THEN from_base64(response.body.data[1].embedding ->> '$') END AS packed,
                CASE WHEN json_type(response.body.data[1].embedding) = 'ARRAY'
@@ -152,100 +157,97 @@ def iter_results(
             con.execute(f"SET threads = {int(threads)}")
 
 
-def scan_lines(con: duckdb.DuckDBPyConnection, paths: list[Path], *, dimensions: int) -> pa.Table | None:
-    """Every line of the result files without its vector: ``custom_id, status, code, message, items,
-    tokens`` as ``iter_results`` reads them (all NULL for a line that is not JSON), ``form``:
-    ``'base64'`` for a string of the length of base64 of ``dimensions`` floats, NULL for none,
-    ``'other'`` for anything else (a float list, another length, another JSON value), and the
-    ``filename`` it is in. None when there is no file to read.
+@dataclass(frozen=True)
+class Copied:
+    """What ``copy_vectors`` did: ``lines``, every line of the files without its vector (``custom_id,
+    status, code, message, items, tokens, ok`` as ``iter_results`` reads them, NULL and ``ok`` false
+    for a line that is not JSON; ``base64``: its vector is a string of the length of base64 of the
+    job's size; ``filename``; ``copied``: its vector went to the cache), and the custom_ids of copied
+    vectors that were refused (zero, not finite, not base64) and taken out again."""
 
-    The first of the two readings of a usual answer (``copy_vectors`` is the second): ~3x faster than
-    reading the vectors (the embedding is read as text, never parsed as JSON nor decoded), and small
-    in memory.
-    """
-    files = _files(paths)
-    embedding = "response.body.data[1].embedding"
-    sql = f"""
-        SELECT {_LINE},
-               CASE WHEN {embedding} IS NULL THEN NULL
-                    WHEN strlen({embedding}) = {_base64_length(dimensions)} AND left({embedding}, 1) <> '['
-                    THEN 'base64' ELSE 'other' END AS form,
-               filename
-        FROM {_read(files, "VARCHAR", filename=True)}
-    """
-    if not files:
-        return None
-    with _reading(files):
-        return con.sql(sql).to_arrow_table()
+    lines: pa.Table
+    refused: set[str]
 
 
 def copy_vectors(
-    con: duckdb.DuckDBPyConnection,
-    paths: list[Path],
-    *,
-    into: str,
-    custom_ids: set[str],
-    decoder: Decoder,
-    every_line: bool = False,
-) -> int:
-    """Insert into ``into`` (text_hash, embedding) the vector of each line of ``custom_ids``, straight from
-    the result files in one statement; returns the rows inserted. Each of them must be on one line of the
-    files, with a vector in base64 of the right length (``scan_lines``); a vector that is zero, not
-    finite or not base64 is left out, and ``iter_results`` says why. ``every_line``: ``custom_ids`` are
-    all the lines of the files, so that no line is filtered out (~1 s per 100k 1536-d lines less).
+    con: duckdb.DuckDBPyConnection, paths: list[Path], *, into: str, wanted: set[str], copier: Copier
+) -> Copied:
+    """Insert into ``into`` (text_hash, embedding) the vector of each line of the result files that is a
+    success in base64 of the job's size for a custom_id of ``wanted``, straight from the files in one
+    statement, and say what every line of the files was (``Copied``). A vector that is zero, not finite
+    or not base64 goes in and out again in the same transaction (call inside one), and ``iter_results``
+    says why. A custom_id on two such lines goes in twice: the caller checks ``lines`` for that.
 
-    The second reading of a usual answer: DuckDB reads, decodes and writes in its own threads, as it
-    would with no Python in between (~2x faster than inserting batches read into Python).
+    DuckDB reads, decodes and writes in its own threads, as it would with no Python in between (~2x
+    faster than inserting batches read into Python), and the lines without their vectors come out of
+    the same reading: a second reading for them cost ~0.6 s per 100k 1536-d lines.
     """
     files = _files(paths)
-    if not files or not custom_ids:
-        return 0
-    embedding = "response.body.data[1].embedding"
-    vectors = (
-        f"SELECT custom_id, {decoder.name}(custom_id, try(from_base64({embedding}))) AS vector "
-        f"FROM {_read(files, 'VARCHAR')}"
-    )
-    decoder.wanted, decoder.refused = (None if every_line else custom_ids), set()
+    copier.wanted, copier.batches, copier.refused = wanted, [], set()
     try:
-        with _reading(files):
-            if not every_line:
-                return int(
-                    con.execute(
-                        f"INSERT INTO {into} SELECT custom_id, vector FROM ({vectors}) WHERE vector IS NOT NULL"
-                    ).fetchall()[0][0]
+        if files:
+            embedding = "response.body.data[1].embedding"
+            lines = f"""
+                SELECT response, filename, {_LINE},
+                       coalesce(strlen({embedding}) = {_base64_length(copier.dimensions)}
+                                AND left({embedding}, 1) <> '[', false) AS base64
+                FROM {_read(files, "VARCHAR", filename=True)}
+            """
+            with _reading(files):
+                con.execute(
+                    f"INSERT INTO {into} SELECT custom_id, {copier.vectors}(custom_id, try(from_base64({embedding}))) "
+                    f"FROM ({lines}) WHERE {copier.lines}({', '.join(_COPIED[:-1])})"
                 )
-            inserted = int(con.execute(f"INSERT INTO {into} {vectors}").fetchall()[0][0])
-        if not decoder.refused:
-            return inserted
-        # What the function could not use went in as it was, to be taken out again by the same transaction.
-        con.register("_embedsql_refused", arrays.table({"text_hash": arrays.strings(decoder.refused)}))
-        try:
-            con.execute(f"DELETE FROM {into} WHERE text_hash IN (SELECT text_hash FROM _embedsql_refused)")
-        finally:
-            con.unregister("_embedsql_refused")
-        return inserted - len(decoder.refused)
+        refused = copier.refused
+        remove_vectors(con, into, refused)  # what the function could not use went in as it was: out again
+        return Copied(pa.Table.from_batches(copier.batches) if copier.batches else _no_lines(), refused)
     finally:
-        decoder.wanted, decoder.refused = set(), set()
+        copier.wanted, copier.batches, copier.refused = set(), [], set()
 
 
-class Decoder:
-    """A SQL function registered on a connection for ``copy_vectors``: (custom_id, base64-decoded bytes)
-    to ``FLOAT[dimensions]``, read in place (no copy). A line it cannot use (bytes that are NULL or of
-    another length, a vector that is zero or not finite) is NULL, as is a custom_id not ``wanted``;
-    with ``wanted`` None (every line is wanted) nothing is NULL, and such lines are ``refused`` instead.
+# The columns of ``Copied.lines``, in the order the lines function takes the first of them.
+_COPIED = ("custom_id", "status", "code", "message", "items", "tokens", "ok", "base64", "filename", "copied")
+_COPIED_TYPES = ("VARCHAR", "INTEGER", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "BOOLEAN", "BOOLEAN", "VARCHAR")
 
-    Which ids are wanted is a set the function looks in, not a join: DuckDB made the result lines,
-    vectors and all, the build side of the join and ran out of memory. Register it outside a
-    transaction: a rollback drops what the transaction registered.
+
+def _no_lines() -> pa.Table:
+    return pa.schema(
+        [
+            ("custom_id", pa.string()),
+            ("status", pa.int32()),
+            ("code", pa.string()),
+            ("message", pa.string()),
+            ("items", pa.int64()),
+            ("tokens", pa.int64()),
+            ("ok", pa.bool_()),
+            ("base64", pa.bool_()),
+            ("filename", pa.string()),
+            ("copied", pa.bool_()),
+        ]
+    ).empty_table()
+
+
+class Copier:
+    """The two SQL functions of ``copy_vectors``, registered on a connection (outside a transaction:
+    a rollback drops what the transaction registered).
+
+    ``lines`` is the statement's filter: it keeps each line of the files, without its vector, and
+    lets through the successes in base64 whose custom_id is ``wanted`` (a set to look in, not a join:
+    DuckDB made the result lines, vectors and all, the build side of a join and ran out of memory).
+    ``vectors`` turns (custom_id, base64-decoded bytes) into ``FLOAT[dimensions]``, read in place (no
+    copy); bytes it cannot use (NULL, another length, a vector zero or not finite) go in as zeros
+    all the same, and their custom_ids are ``refused``: filtering rows of vectors copies them.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, dimensions: int) -> None:
-        self.name = f"_embedsql_vectors_{dimensions}"
         self.dimensions = dimensions
-        self.wanted: set[str] | None = set()
+        self.vectors = f"_embedsql_vectors_{dimensions}"
+        self.lines = f"_embedsql_lines_{dimensions}"
+        self.wanted: set[str] = set()
+        self.batches: list[pa.RecordBatch] = []
         self.refused: set[str] = set()
         con.create_function(
-            self.name,
+            self.vectors,
             self._vectors,
             [duckdb.sqltype("VARCHAR"), duckdb.sqltype("BLOB")],
             duckdb.sqltype(f"FLOAT[{dimensions}]"),
@@ -253,12 +255,41 @@ class Decoder:
             null_handling=duckdb.func.SPECIAL,
             side_effects=False,
         )
+        con.create_function(
+            self.lines,
+            self._lines,
+            [duckdb.sqltype(t) for t in _COPIED_TYPES],
+            duckdb.sqltype("BOOLEAN"),
+            type=duckdb.func.ARROW,
+            null_handling=duckdb.func.SPECIAL,
+            side_effects=True,  # called once for each line, never left out
+        )
+
+    def _lines(
+        self,
+        custom_id: pa.Array,
+        status: pa.Array,
+        code: pa.Array,
+        message: pa.Array,
+        items: pa.Array,
+        tokens: pa.Array,
+        ok: pa.Array,
+        base64: pa.Array,
+        filename: pa.Array,
+    ) -> pa.Array:
+        columns = [custom_id, status, code, message, items, tokens, ok, base64, filename]
+        columns = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns]
+        wanted = self.wanted
+        listed = np.fromiter((c in wanted for c in columns[0].to_pylist()), dtype=bool, count=len(columns[0]))
+        copied = pc.and_(pc.and_(columns[6], columns[7]), arrays.booleans(listed))
+        self.batches.append(pa.RecordBatch.from_arrays([*columns, copied], names=list(_COPIED)))
+        return copied
 
     def _vectors(self, custom_ids: pa.Array | pa.ChunkedArray, packed: pa.Array | pa.ChunkedArray) -> pa.Array:
         if isinstance(packed, pa.ChunkedArray):
             packed = packed.combine_chunks()
         dimensions, width = self.dimensions, self.dimensions * 4
-        lengths = pc.fill_null(pc.binary_length(packed), 0).to_numpy(zero_copy_only=False)
+        lengths = _lengths(packed)
         if len(packed) and (lengths == width).all():
             _, offsets, data = packed.buffers()
             offset_type = np.int64 if pa.types.is_large_binary(packed.type) else np.int32
@@ -269,14 +300,9 @@ class Decoder:
             for i in np.flatnonzero(lengths == width).tolist():
                 matrix[i] = np.frombuffer(packed[i].as_py(), "<f4")
         usable = np.isfinite(matrix).all(axis=1) & matrix.any(axis=1)
-        flat = arrays.float32s(matrix)
-        wanted = self.wanted
-        if wanted is None:
-            if not usable.all():
-                self.refused.update(np.asarray(custom_ids.to_pylist(), dtype=object)[~usable].tolist())
-            return pa.FixedSizeListArray.from_arrays(flat, dimensions)
-        keep = usable & np.fromiter((c in wanted for c in custom_ids.to_pylist()), dtype=bool, count=len(usable))
-        return pa.FixedSizeListArray.from_arrays(flat, dimensions, mask=None if keep.all() else arrays.booleans(~keep))
+        if not usable.all():
+            self.refused.update(np.asarray(custom_ids.to_pylist(), dtype=object)[~usable].tolist())
+        return pa.FixedSizeListArray.from_arrays(arrays.float32s(matrix), dimensions)
 
 
 def _base64_length(dimensions: int) -> int:
@@ -335,9 +361,8 @@ def _split(batch: pa.RecordBatch, dimensions: int) -> Results:
     # request counts as missing and is sent again.
     table = _where(table, pc.is_valid(table["custom_id"]))
     billed = _where(table, pc.is_valid(table["tokens"])).select(["custom_id", "tokens"])
-    ok = succeeded(table)
-    is_packed = pc.fill_null(pc.and_(ok, pc.equal(table["kind"], "VARCHAR")), False)
-    is_floats = pc.fill_null(pc.and_(ok, pc.equal(table["kind"], "ARRAY")), False)
+    ok = table["ok"]
+    is_packed, is_floats = pc.and_(ok, table["is_string"]), pc.and_(ok, table["is_list"])
     failures = line_failures(table, pc.invert(pc.or_(is_packed, is_floats)))
     ids, vectors = [], []
     for is_part, decode in ((is_packed, _from_base64), (is_floats, _from_floats)):
@@ -362,16 +387,6 @@ def _split(batch: pa.RecordBatch, dimensions: int) -> Results:
     return Results(all_ids, matrix, failures, billed)
 
 
-def succeeded(lines: pa.Table) -> pa.ChunkedArray:
-    """Which of ``lines`` (as ``iter_results`` or ``scan_lines`` reads them) the service answered with
-    success: a 2xx status, no error code and one embedding (of whatever form)."""
-    ok = pc.and_(
-        pc.fill_null(pc.and_(pc.greater_equal(lines["status"], 200), pc.less(lines["status"], 300)), False),
-        pc.is_null(lines["code"]),
-    )
-    return pc.and_(ok, pc.fill_null(pc.equal(lines["items"], 1), False))
-
-
 def line_failures(lines: pa.Table, failed: pa.ChunkedArray) -> list[Failure]:
     """A ``Failure`` for each of ``lines`` where ``failed`` is true: the service's own status, code and
     message where it gave them, else what the line lacks."""
@@ -384,9 +399,9 @@ def line_failures(lines: pa.Table, failed: pa.ChunkedArray) -> list[Failure]:
 
 
 def _where(table: pa.Table, mask: pa.ChunkedArray) -> pa.Table:
-    """The rows of ``table`` where ``mask`` is true (null is false); ``table`` itself, not a copy, when
+    """The rows of ``table`` where ``mask`` (without NULLs) is true; ``table`` itself, not a copy, when
     that is every row, and no rows without looking at the columns when it is none."""
-    kept = pc.sum(pc.fill_null(mask, False)).as_py() or 0
+    kept = pc.sum(mask).as_py() or 0
     if kept == table.num_rows:
         return table
     if kept == 0:
@@ -403,7 +418,7 @@ def wrong_length(got: int, dimensions: int, *, unit: str = "dimensions") -> str:
 
 
 def _from_base64(part: pa.Table, dimensions: int) -> tuple[pa.Array, np.ndarray, list[Failure]]:
-    lengths = pc.binary_length(part["packed"]).to_numpy(zero_copy_only=False)
+    lengths = _lengths(part["packed"])
     part, failures = _refuse_wrong(
         part,
         lengths != dimensions * 4,
@@ -424,16 +439,24 @@ def _from_base64(part: pa.Table, dimensions: int) -> tuple[pa.Array, np.ndarray,
     return _one_chunk(part["custom_id"]), matrix, failures
 
 
+def _lengths(packed: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The byte length of each value of a binary array, 0 for NULL."""
+    return np.where(arrays.mask(pc.is_valid(packed)), arrays.numbers(pc.binary_length(packed)), 0)
+
+
 def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
     """``column`` as one array: its only chunk as it is (``combine_chunks`` would copy it)."""
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _from_floats(part: pa.Table, dimensions: int) -> tuple[pa.Array, np.ndarray, list[Failure]]:
-    lengths = pc.list_value_length(part["floats"]).to_numpy(zero_copy_only=False)
+    lengths = arrays.numbers(pc.list_value_length(part["floats"]))
     part, failures = _refuse_wrong(part, lengths != dimensions, lambda n: wrong_length(n, dimensions), lengths)
-    flat = _one_chunk(part["floats"]).flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    return _one_chunk(part["custom_id"]), flat.reshape(-1, dimensions), failures
+    floats = _one_chunk(part["floats"]).flatten()
+    flat = arrays.numbers(floats)
+    if floats.null_count:  # a null in the list: not a finite vector, refused with the rest of its kind
+        flat = np.where(arrays.mask(pc.is_valid(floats)), flat, np.float32("nan"))
+    return _one_chunk(part["custom_id"]), flat.astype(np.float32, copy=False).reshape(-1, dimensions), failures
 
 
 def _refuse_wrong(

@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import arguments, ledger
 from .config import Settings
@@ -123,9 +124,7 @@ def _search(
         # or NULL vector), and filtering every row for them costs more than the ranking: check the hits.
         hits = to_arrow(con.sql(f"{scored} {order}", params=params))
         scores = hits.column(len(keys))
-        if hits.num_rows and (
-            np.isnan(scores.to_numpy(zero_copy_only=False).astype(np.float64)).any() or scores.null_count
-        ):
+        if hits.num_rows and (scores.null_count or pc.any(pc.is_nan(scores)).as_py()):
             hits = to_arrow(con.sql(f"SELECT * FROM ({scored}) WHERE {valid} {order}", params=params))
         if source is None:
             return hits

@@ -249,13 +249,13 @@ def materialise(
         return 0
     if name.schema:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.schema)}")
+    # Each writing statement answers the rows it wrote.
     if mode == "replace" or not exists(con, name):
-        con.execute(f"CREATE OR REPLACE TABLE {name.sql} AS {select}")
+        written = con.execute(f"CREATE OR REPLACE TABLE {name.sql} AS {select}").fetchall()[0][0]
     else:
         match = " AND ".join(f"t.{quote(k)} = r.{quote(k)}" for k in query.key_columns)
         con.execute(f"DELETE FROM {name.sql} t USING {rows_table} r WHERE {match}")
-        con.execute(f"INSERT INTO {name.sql} {select}")
-    written = con.execute(f"SELECT count(*) FROM {joined}").fetchall()[0][0]
+        written = con.execute(f"INSERT INTO {name.sql} {select}").fetchall()[0][0]
     key_names = [k for k, _ in query.key_types()]
     key_types = [t for _, t in query.key_types()]
     _forget(con, name)

@@ -1,6 +1,7 @@
-"""The two readings of a batch's answer agree: ``scan_lines`` + ``copy_vectors`` (what loading does with
-a usual answer: DuckDB copies the vectors into the cache by itself) and ``read_results`` (the reading
-that checks every line in Python, which loading uses for any other answer).
+"""The two readings of a batch's answer agree: ``copy_vectors`` (what loading does with a usual answer:
+DuckDB copies the vectors into the cache by itself, and only the lines without their vectors come
+into Python) and ``read_results`` (the reading that checks every line in Python, which loading uses
+for any other answer).
 
 Then, through the whole batch job against the local server, the vectors that the copy refuses (zero,
 not finite, not base64) fail their lines alone, as the line-by-line reading fails them.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +28,7 @@ import embedsql
 from embedsql.cache import ensure_cache
 from embedsql.errors import LoadError
 from embedsql.ledger import transaction
-from embedsql.results import Decoder, copy_vectors, line_failures, read_results, scan_lines, succeeded
+from embedsql.results import Copier, copy_vectors, line_failures, read_results
 
 from batch_jobs import assert_exact_table, small_db
 from fake_openai import FakeOpenAI
@@ -38,7 +40,7 @@ Q = "select id, body from docs"
 
 @contextlib.contextmanager
 def _database() -> Iterator[duckdb.DuckDBPyConnection]:
-    """A database with a place for caches, on a connection of its own (``Decoder`` registers per connection)."""
+    """A database with a place for caches, on a connection of its own (``Copier`` registers per connection)."""
     connection = duckdb.connect()
     connection.execute("CREATE SCHEMA embedsql")
     connection.execute("CREATE TABLE embedsql.caches (model VARCHAR, dimensions INTEGER, table_name VARCHAR)")
@@ -106,7 +108,7 @@ _LINES["two_items"] = st.just(
 )
 # Failures need no vector: only a success in another form sends an answer to the line-by-line reading.
 _USUAL = ("base64", "http_error", "expired", "unusable", "no_data", "not_json", "escaped", "two_items")
-# Lines of a file that copies with ``every_line``: a success in base64 each (whether usable or not).
+# Lines the copy takes: a success in base64 of the job's size each (whether usable or not).
 _SUCCESSES = ("base64", "unusable", "escaped")
 
 
@@ -120,57 +122,69 @@ def test_the_copy_and_the_line_by_line_reading_agree_on_every_line(
     path.write_text(
         "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines), encoding="utf-8"
     )
-    every_line = data.draw(st.booleans(), label="every_line") and all(kind in _SUCCESSES for kind in kinds)
+    wanted = {f"c{i}" for i in range(len(kinds))} - set(
+        data.draw(st.lists(st.sampled_from([f"c{i}" for i in range(len(kinds))])))
+    )
     with _database() as con:
-        _assert_the_readings_agree(con, path, kinds, every_line=every_line)
+        _assert_the_readings_agree(con, path, kinds, wanted)
 
 
-def _assert_the_readings_agree(
-    con: duckdb.DuckDBPyConnection, path: Path, kinds: list[str], *, every_line: bool
-) -> None:
+def _assert_the_readings_agree(con: duckdb.DuckDBPyConnection, path: Path, kinds: list[str], wanted: set[str]) -> None:
     reference = read_results(con, [path], dimensions=DIMENSIONS)
-
-    every = scan_lines(con, [path], dimensions=DIMENSIONS)
-    assert every is not None
-    assert every["custom_id"].to_pylist() == [None if k == "not_json" else f"c{i}" for i, k in enumerate(kinds)]
-    scanned = every.filter(pc.is_valid(every["custom_id"]))
-    ok = succeeded(scanned)
-    usual = pc.all(pc.fill_null(pc.equal(pc.filter(scanned["form"], ok), "base64"), False), min_count=0).as_py()
-    # The scan calls an answer usual exactly when each of its lines is of a kind the copy takes.
-    assert usual == all(kind in _USUAL for kind in kinds)
-    if not usual:
-        return
-    wanted = set(pc.filter(scanned["custom_id"], ok).to_pylist())
     with transaction(con):
         cache = ensure_cache(con, "m", DIMENSIONS)
-        decoder = Decoder(con, DIMENSIONS)
-        copied = copy_vectors(con, [path], into=cache, custom_ids=wanted, decoder=decoder, every_line=every_line)
+        copied = copy_vectors(con, [path], into=cache, wanted=wanted, copier=Copier(con, DIMENSIONS))
         stored = dict(con.execute(f"SELECT text_hash, embedding FROM {cache}").fetchall())
 
+    kind = {f"c{i}": k for i, k in enumerate(kinds)}
+    every = copied.lines
+    assert sorted(every["custom_id"].to_pylist(), key=str) == sorted(
+        (None if k == "not_json" else c for c, k in kind.items()), key=str
+    )
+    assert set(every["filename"].to_pylist()) == {str(path)}
+    # Copied: each success in base64 of the job's size that is wanted; stored: those the copy could use,
+    # bit for bit the vectors of the line-by-line reading (float32 both ways).
+    assert {c for c, copy in zip(*every.select(["custom_id", "copied"]).to_pydict().values(), strict=True) if copy} == {
+        c for c, k in kind.items() if k in _SUCCESSES and c in wanted
+    }
     expected = dict(zip(reference.custom_ids.to_pylist(), reference.vectors.tolist(), strict=True))
-    assert copied == len(stored) == len(expected)
-    assert {c: list(v) for c, v in stored.items()} == expected  # bit for bit: float32 both ways
-    refused = {f.custom_id for f in reference.failures if f.code == "invalid_vector"}
-    assert wanted - stored.keys() == refused
-    others = sorted(line_failures(scanned, pc.invert(ok)), key=lambda f: f.custom_id)
-    assert others == sorted((f for f in reference.failures if f.custom_id not in refused), key=lambda f: f.custom_id)
-    billed = pc.filter(scanned, pc.is_valid(scanned["tokens"]))
-    assert billed["custom_id"].to_pylist() == reference.billed["custom_id"].to_pylist()
+    assert {c: list(v) for c, v in stored.items()} == {
+        c: v for c, v in expected.items() if kind[c] != "float_list" and c in wanted
+    }
+    invalid = {f.custom_id for f in reference.failures if f.code == "invalid_vector"}
+    assert copied.refused == {c for c in invalid if c in wanted and kind[c] in _SUCCESSES}
+    scanned = every.filter(pc.is_valid(every["custom_id"]))
+    ok = scanned["ok"]
+    usual = pc.all(pc.or_(pc.invert(ok), scanned["base64"]), min_count=0).as_py()
+    # An answer is usual exactly when each of its lines is of a kind the copy takes.
+    assert usual == all(k in _USUAL for k in kinds)
+    if usual:  # then the lines without their vectors say what the line-by-line reading says
+        others = sorted(line_failures(scanned, pc.invert(ok)), key=lambda f: f.custom_id)
+        assert others == sorted(
+            (f for f in reference.failures if f.custom_id not in invalid), key=lambda f: f.custom_id
+        )
+        billed = pc.filter(scanned, pc.is_valid(scanned["tokens"]))
+        assert sorted(billed.select(["custom_id", "tokens"]).to_pylist(), key=str) == sorted(
+            reference.billed.to_pylist(), key=str
+        )
 
 
-def test_only_the_wanted_lines_are_copied(tmp_path: Path) -> None:
+def test_only_the_wanted_lines_are_copied_and_every_line_is_said(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     vectors = {f"c{i}": [float(i + 1), 0.5, -0.25, 2.0] for i in range(5)}
     path.write_text("".join(json.dumps(_success(c, _b64(v))) + "\n" for c, v in vectors.items()), encoding="utf-8")
     with _database() as con, transaction(con):
         cache = ensure_cache(con, "m", DIMENSIONS)
-        copied = copy_vectors(con, [path], into=cache, custom_ids={"c1", "c3"}, decoder=Decoder(con, DIMENSIONS))
+        copied = copy_vectors(con, [path], into=cache, wanted={"c1", "c3", "c9"}, copier=Copier(con, DIMENSIONS))
         rows = con.execute(f"SELECT text_hash, embedding FROM {cache} ORDER BY 1").fetchall()
 
-    assert copied == 2
     assert rows == [
         ("c1", (2.0, 0.5, -0.25, 2.0)),
         ("c3", (4.0, 0.5, -0.25, 2.0)),
+    ]
+    assert copied.refused == set()
+    assert copied.lines.sort_by("custom_id").select(["custom_id", "status", "tokens", "ok", "copied"]).to_pylist() == [
+        {"custom_id": f"c{i}", "status": 200, "tokens": 3, "ok": True, "copied": i in (1, 3)} for i in range(5)
     ]
 
 
@@ -259,3 +273,41 @@ def test_a_text_already_in_the_cache_is_never_stored_twice(
     assert fetch(db, f"SELECT count(*), count(DISTINCT text_hash) FROM {cache}") == [(30, 30)]
     assert_exact_table(db, "first", {i: texts[i] for i in range(20)}, "id")
     assert_exact_table(db, "second", {i: texts[i] for i in range(10, 30)}, "id")
+
+
+def test_an_answer_with_lines_of_other_texts_is_read_line_by_line_and_the_cache_keeps_one_row_a_text(
+    tmp_path: Path, openai_server: FakeOpenAI, fake_time: FakeTime
+) -> None:
+    # The copy of the group takes every file's successes at once; a shard's answer that holds the line of
+    # a text of the other shard, and of a text the cache held before (both with other vectors), is not
+    # the usual one: the copy comes out again, the vectors in the cache before stay, each line counts once.
+    db, texts = small_db(tmp_path / "d.duckdb")
+    embedsql.run("select id, body from docs where id < 10", into="first", db=db, **fake_time)
+    requests: dict[str, str] = {}  # text -> custom_id, from every request file uploaded or planned
+
+    def with_other_texts(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        uploaded = [r.content for r in openai_server.files.values() if r.purpose == "batch"]
+        planned = [p.read_bytes() for p in tmp_path.rglob("*.jsonl")]
+        for raw in b"".join(uploaded + planned).splitlines():
+            request = json.loads(raw)
+            if "method" in request:
+                requests[request["body"]["input"]] = request["custom_id"]
+        own = {line["custom_id"] for line in lines}
+        other = next(requests[texts[i]] for i in range(10, 40) if requests[texts[i]] not in own)
+        foreign, cached = copy.deepcopy(lines[0]), copy.deepcopy(lines[1])
+        foreign["custom_id"], cached["custom_id"] = other, requests[texts[0]]
+        foreign["response"]["body"]["data"][0]["embedding"] = _b64([1.0] * 1536)
+        cached["response"]["body"]["data"][0]["embedding"] = _b64([2.0] * 1536)
+        return [*lines, foreign, cached]
+
+    openai_server.rewrite_output_lines(with_other_texts, times=1)
+
+    result = embedsql.run(Q, db=db, max_shard_lines=20, **fake_time)
+
+    assert (result.target_rows, result.failed_texts) == (40, 0)
+    assert openai_server.batches_created == 3
+    assert fetch(db, "SELECT count(*) FROM embedsql.errors") == [(0,)]
+    cache = "embedsql.cache_text_embedding_3_small_1536"
+    assert fetch(db, f"SELECT count(*), count(DISTINCT text_hash) FROM {cache}") == [(40, 40)]
+    assert_exact_table(db, "docs_embeddings", texts, "id")
+    assert_exact_table(db, "first", {i: texts[i] for i in range(10)}, "id")
