@@ -23,6 +23,7 @@ import re
 import tomllib
 import types
 import typing
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -550,12 +551,34 @@ def _validate(settings: Settings) -> None:
             f"{ENV_VARS['openai_api_key']} (from {settings.sources.get('openai_api_key')}) is malformed: it holds "
             "spaces, line breaks or non-ASCII characters. Copy the key again from the OpenAI dashboard."
         )
+    url = settings.openai_base_url
+    problem = _url_problem(url) if url else None
+    if problem:
+        raise ConfigError(
+            f"openai_base_url must be the API's address, like http://localhost:8000/v1; got {url!r} "
+            f"(from {settings.sources.get('openai_base_url', 'default')}): {problem}. "
+            f"Fix {SETTINGS['openai_base_url'].fix}."
+        )
     size = size_bytes(settings.memory_limit or "")  # an empty value reads as None
     if size is None or size >= _MAX_MEMORY:
         raise ConfigError(
             f"memory_limit must be a size like 512MB or 2GB, got {settings.memory_limit or ''!r} "
             f"(from {settings.sources.get('memory_limit', 'default')}). Fix {SETTINGS['memory_limit'].fix}."
         )
+
+
+def _url_problem(url: str) -> str | None:
+    """What keeps ``url`` from being an address requests can go to; None when nothing does."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (reading it checks the port)
+    except ValueError as e:
+        return str(e)
+    if parts.scheme not in ("http", "https"):
+        return "it does not begin with http:// or https://"
+    if not parts.hostname:
+        return "it names no host"
+    return None
 
 
 def size_bytes(size: str) -> int | None:

@@ -8,7 +8,9 @@ crash at any instant leaves either both or neither.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -401,15 +403,18 @@ def _version(con: duckdb.DuckDBPyConnection) -> int | None:
 
 
 @contextlib.contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def transaction(con: duckdb.DuckDBPyConnection, *, write_behind: Path | None = None) -> Iterator[None]:
     """Commit what the block does, or roll all of it back if the block raises.
 
     A full disk (DuckDB cannot write its write-ahead log or the database file, at a statement or at
     the commit) is a ``StorageError``: nothing of the block was kept, and it can be run again.
+
+    ``write_behind``: the database file, for a block that writes much to it (see ``_writing_behind``).
     """
     con.execute("BEGIN TRANSACTION")
     try:
-        yield
+        with _writing_behind(write_behind):
+            yield
     except BaseException as e:
         with contextlib.suppress(duckdb.Error):  # a failed write may have ended the transaction already
             con.execute("ROLLBACK")
@@ -422,6 +427,48 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         if disk_full(e):
             raise _disk_full_error(e) from e
         raise
+
+
+# Seconds between two flushes of a database file that a transaction writes much to.
+FLUSH_EVERY = 0.5
+
+
+@contextlib.contextmanager
+def _writing_behind(path: Path | None) -> Iterator[None]:
+    """While the block runs, a thread has the system write the database file's new pages to disk every
+    ``FLUSH_EVERY`` seconds, as DuckDB writes them, rather than all when the transaction commits: the
+    disk works while DuckDB computes, and the commit waits on far less (committing 100k 1536-d vectors,
+    600 MB, took ~1.2 s after the copy, ~0.3 s with this; ~0.4 s less in all). PostgreSQL does the
+    same with its writes (its ``*_flush_after`` settings). A block shorter than ``FLUSH_EVERY`` never
+    flushes; nothing happens where the system has no ``fdatasync`` (macOS, Windows)."""
+    if path is None or not hasattr(os, "fdatasync"):
+        yield
+        return
+    stop = threading.Event()
+
+    def flush() -> None:
+        if stop.wait(FLUSH_EVERY):
+            return
+        try:
+            file = os.open(path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fdatasync(file)
+            while not stop.wait(FLUSH_EVERY):
+                os.fdatasync(file)
+        except OSError:
+            pass  # a write error is DuckDB's to meet, at its own write or sync, and to report
+        finally:
+            os.close(file)
+
+    thread = threading.Thread(target=flush, name="embedsql-write-behind", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 # How the operating system says that a disk (or the user's quota on it) is full, in DuckDB's messages.

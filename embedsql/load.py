@@ -77,7 +77,7 @@ def load_shards(store: JobStore, shards: Sequence[ledger.Shard]) -> list[ledger.
     with store.connection() as con:
         copier = Copier(con, store.job.dimensions)
         for group in filter(None, groups):
-            with ledger.transaction(con):
+            with ledger.transaction(con, write_behind=store.db):
                 cache = ensure_cache(con, store.job.model, store.job.dimensions)
                 _load_group(store, con, cache, group, copier)
         return ledger.job_shards(con, store.job.job_id)

@@ -466,7 +466,7 @@ def _drive_and_finish(
         if any(s.status != ShardStatus.LOADED for s in ledger.job_shards(con, job.job_id)):
             return job_result(con, job, status="submitted", db=settings.db, started=started)
         target = parse_target(job.target)
-        with ledger.transaction(con):
+        with ledger.transaction(con, write_behind=store.db):
             written = materialise(
                 con,
                 target,

@@ -245,6 +245,40 @@ def test_a_memory_limit_that_is_not_a_size_is_refused(tmp_path: Path, value: str
         load(tmp_path, {"EMBEDSQL_MEMORY_LIMIT": value})
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://[::1]:8000x/v1", "Port could not be cast to integer value as '8000x'"),
+        ("https://h:70000/v1", "Port out of range 0-65535"),
+        ("::bad", "it does not begin with http:// or https://"),
+        ("localhost:8000/v1", "it does not begin with http:// or https://"),
+        ("127.0.0.1:8000", "it does not begin with http:// or https://"),
+        ("ftp://files.example/v1", "it does not begin with http:// or https://"),
+        ("HTTP//host/v1", "it does not begin with http:// or https://"),
+        ("http://", "it names no host"),
+        ("https:///v1", "it names no host"),
+    ],
+)
+@pytest.mark.parametrize("where", ["environment", ".env"])
+def test_an_api_address_requests_cannot_go_to_is_refused(tmp_path: Path, value: str, problem: str, where: str) -> None:
+    environ = {"OPENAI_BASE_URL": value} if where == "environment" else {}
+    if where == ".env":
+        (tmp_path / ".env").write_text(f"OPENAI_BASE_URL={value}\n", encoding="utf-8")
+    with raises_exactly(
+        f"openai_base_url must be the API's address, like http://localhost:8000/v1; got {value!r} (from {where}): "
+        f"{problem}. Fix --base-url / OPENAI_BASE_URL."
+    ):
+        load(tmp_path, environ)
+
+
+@pytest.mark.parametrize(
+    "value", ["http://localhost:8000/v1", "HTTPS://API.example.com/v1/", "http://[::1]:8000/v1", "http://10.0.0.7"]
+)
+def test_api_addresses_of_any_http_server_are_accepted(tmp_path: Path, value: str) -> None:
+    assert load(tmp_path, {"OPENAI_BASE_URL": value}).openai_base_url == value
+
+
 @pytest.mark.parametrize("value", ["512MB", "2GB", "1.5GiB", "300 mb", "4TB", "1000000TB"])
 def test_memory_limits_in_duckdb_units_are_accepted(tmp_path: Path, value: str) -> None:
     assert load(tmp_path, {"EMBEDSQL_MEMORY_LIMIT": value}).memory_limit == value

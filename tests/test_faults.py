@@ -171,6 +171,29 @@ def test_a_base_url_that_does_not_answer(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("command", ["run", "search"])
+def test_a_base_url_that_is_no_address_stops_the_command_before_anything_is_written(
+    tmp_path: Path, command: str
+) -> None:
+    db = tmp_path / "d.duckdb"
+    docs(db, n=3)
+    before = fetch(db, "SELECT table_name FROM duckdb_tables() ORDER BY 1")
+    args = [QUERY] if command == "run" else ["cats", "--table", "docs_embeddings"]
+
+    result = CliRunner().invoke(
+        cli,
+        [command, *args, "--db", str(db)],
+        env={"OPENAI_API_KEY": "sk-test-no-address-1234", "OPENAI_BASE_URL": "http://[::1/v1"},
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: openai_base_url must be the API's address, like http://localhost:8000/v1; got 'http://[::1/v1' "
+        "(from environment): Invalid IPv6 URL. Fix --base-url / OPENAI_BASE_URL.\n"
+    )
+    assert fetch(db, "SELECT table_name FROM duckdb_tables() ORDER BY 1") == before
+
+
 @pytest.mark.parametrize("key", ["sk-test abc", "sk-test-abc\n", "sk-tést-abc", " sk-test-abc"])
 def test_a_malformed_key(tmp_path: Path, key: str) -> None:
     db = tmp_path / "d.duckdb"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -92,16 +93,36 @@ class OpenAIClient:
             )
         self._key = key
         self._sleep = sleep
-        self.client = openai.OpenAI(
-            api_key=key,
-            base_url=settings.openai_base_url,
-            organization=settings.openai_org_id,
-            project=settings.openai_project_id,
-            max_retries=settings.openai_max_retries,
-            timeout=settings.openai_timeout,
-        )
-        # The sync runner's requests: made once, as ``with_options`` copies the client each time.
-        self._no_retries = self.client.with_options(max_retries=0)
+        self._settings = settings
+        self._made: tuple[openai.OpenAI, openai.OpenAI] | None = None
+        self._making = threading.Lock()  # the sync runner's threads may be the first to ask
+
+    @property
+    def client(self) -> openai.OpenAI:
+        """The SDK's client, made when first used: making it loads the system's certificates (~0.1 s),
+        which a job that finds every shard loaded never needs."""
+        return self._clients()[0]
+
+    @property
+    def _no_retries(self) -> openai.OpenAI:
+        """The client without the SDK's retries, for the sync runner's requests: made once, as
+        ``with_options`` copies the client each time."""
+        return self._clients()[1]
+
+    def _clients(self) -> tuple[openai.OpenAI, openai.OpenAI]:
+        with self._making:
+            if self._made is None:
+                settings = self._settings
+                client = openai.OpenAI(
+                    api_key=self._key,
+                    base_url=settings.openai_base_url,
+                    organization=settings.openai_org_id,
+                    project=settings.openai_project_id,
+                    max_retries=settings.openai_max_retries,
+                    timeout=settings.openai_timeout,
+                )
+                self._made = (client, client.with_options(max_retries=0))
+            return self._made
 
     def embed(self, texts: list[str], *, model: str, dimensions: int | None) -> np.ndarray:
         """Vectors of ``texts`` from the synchronous embeddings API, packed under the per-request
@@ -230,8 +251,9 @@ class OpenAIClient:
         return UploadedFile(uploaded.id, int(uploaded.created_at))
 
     def close(self) -> None:
-        """Close the HTTP connections."""
-        self.client.close()
+        """Close the HTTP connections (if any request was made)."""
+        if self._made is not None:
+            self._made[0].close()
 
     def __enter__(self) -> OpenAIClient:
         return self
@@ -463,7 +485,7 @@ def needs_key(base_url: str | None) -> bool:
     """Whether the API at ``base_url`` (None: OpenAI's) needs a key: OpenAI's does, another may not."""
     if not base_url:
         return True
-    host = urlsplit(base_url if "//" in base_url else f"//{base_url}").hostname or ""
+    host = urlsplit(base_url).hostname or ""  # an http(s) URL with a host (``config``)
     return host == "openai.com" or host.endswith(".openai.com")
 
 
