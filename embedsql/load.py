@@ -4,10 +4,10 @@ into new shards for the next attempt, and each shard marked loaded, in the same 
 Shards are loaded together, a transaction per ``LOAD_LINES`` lines or more. DuckDB copies the
 vectors of the usual answer (each line once, every vector base64 of the job's size) into the cache by
 itself, one statement for the transaction that brings only the lines without their vectors into
-Python; any other answer is taken out again and read into Python a batch of lines at a time and
-checked line by line. Either way memory grows neither with the
-size of the files nor with the job, and DuckDB writes most vectors once, straight into the database
-file, rather than through its log and again at a checkpoint.
+Python; any other answer is taken out again, read into Python a batch of lines at a time and checked
+line by line. Either way memory grows neither with the size of the files nor with the job, and DuckDB
+writes most vectors once, straight into the database file, rather than through its log and again at
+a checkpoint.
 """
 
 from __future__ import annotations
@@ -137,7 +137,9 @@ def _copy_answers(
             remove_vectors(con, cache, set(pc.filter(lines["custom_id"], lines["copied"]).to_pylist()))
             return {}
         answers[shard.shard] = usual
-        # Vectors zero, not finite or not base64: the reading that checks every line says why.
+    # Vectors zero, not finite or not base64: the reading that checks every line says why.
+    for shard in group:
+        usual = answers[shard.shard]
         if refused := usual.embedded & copied.refused:
             usual.embedded -= refused
             for failure in _failures(con, list(store.outputs(shard)), store.job.dimensions, refused):
