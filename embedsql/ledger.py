@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -24,6 +23,7 @@ import duckdb
 
 from .duck import damaged_file, duck_message, literal, lock_conflict, missing_extension, quote
 from .errors import DatabaseError, EmbedsqlError, JobError, QueryError, StorageError, os_error_fix
+from .periodic import every
 from .warehouse import missing_database_message
 
 __all__ = [
@@ -440,35 +440,41 @@ def _writing_behind(path: Path | None) -> Iterator[None]:
     disk works while DuckDB computes, and the commit waits on far less (committing 100k 1536-d vectors,
     600 MB, took ~1.2 s after the copy, ~0.3 s with this; ~0.4 s less in all). PostgreSQL does the
     same with its writes (its ``*_flush_after`` settings). A block shorter than ``FLUSH_EVERY`` never
-    flushes; nothing happens where the system has no ``fdatasync`` (macOS, Windows)."""
+    opens the file; nothing happens where the system has no ``fdatasync`` (macOS, Windows)."""
     if path is None or not hasattr(os, "fdatasync"):
         yield
         return
-    stop = threading.Event()
-
-    def flush() -> None:
-        if stop.wait(FLUSH_EVERY):
-            return
-        try:
-            file = os.open(path, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fdatasync(file)
-            while not stop.wait(FLUSH_EVERY):
-                os.fdatasync(file)
-        except OSError:
-            pass  # a write error is DuckDB's to meet, at its own write or sync, and to report
-        finally:
-            os.close(file)
-
-    thread = threading.Thread(target=flush, name="embedsql-write-behind", daemon=True)
-    thread.start()
+    flusher = _Flusher(path)
     try:
-        yield
+        with every(FLUSH_EVERY, flusher, name="embedsql-write-behind"):
+            yield
     finally:
-        stop.set()
-        thread.join()
+        flusher.close()
+
+
+class _Flusher:
+    """``fdatasync`` of one file, opened at the first call; after an error, nothing more: a write error
+    is DuckDB's to meet, at its own write or sync, and to report."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file: int | None = None
+        self.failed = False
+
+    def __call__(self) -> None:
+        if self.failed:
+            return
+        try:
+            if self.file is None:
+                self.file = os.open(self.path, os.O_RDONLY)
+            os.fdatasync(self.file)
+        except OSError:
+            self.failed = True
+
+    def close(self) -> None:
+        if self.file is not None:
+            os.close(self.file)
+            self.file = None
 
 
 # How the operating system says that a disk (or the user's quota on it) is full, in DuckDB's messages.

@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from .errors import InputError, QueryError
 from .events import EventHandler, Progress, ignore
 from .ledger import Shard, disk_full
 from .models import ModelChoice
+from .periodic import every
 from .shards import ShardLimits, ShardWriter
 from .source import Query, blank_sql, invalid_utf8, text_expression
 from .token_estimate import BUDGET_SHARE, TokenEstimate, sample_below
@@ -338,21 +338,14 @@ class _Steps:
         # Said at once: DuckDB knows no percent for the first second or so of a statement, and steps
         # of under a second each add up to seconds at millions of rows.
         self.on_event(Progress("plan", 0, 100, step=name))
-        stop = threading.Event()
 
         def report() -> None:
-            while not stop.wait(_PROGRESS_EVERY):
-                done = self.con.query_progress()
-                if done >= 0:
-                    self.on_event(Progress("plan", min(int(done), 99), 100, step=name))
+            done = self.con.query_progress()
+            if done >= 0:
+                self.on_event(Progress("plan", min(int(done), 99), 100, step=name))
 
-        thread = threading.Thread(target=report, name="embedsql-plan-progress", daemon=True)
-        thread.start()
-        try:
+        with every(_PROGRESS_EVERY, report, name="embedsql-plan-progress"):
             yield
-        finally:
-            stop.set()
-            thread.join()
 
 
 def _first_under(step: _Steps, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
