@@ -27,6 +27,7 @@ from .periodic import every
 from .warehouse import missing_database_message
 
 __all__ = [
+    "FLUSH_EVERY",
     "ROW_GROUP_ROWS",
     "SCHEMA_VERSION",
     "Job",
