@@ -52,7 +52,7 @@ def int64s(values: Collection[int | None] | np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), len(array), [valid, pa.py_buffer(array)])
 
 
-def table(columns: dict[str, pa.Array]) -> pa.Table:
+def table(columns: dict[str, pa.Array | pa.ChunkedArray]) -> pa.Table:
     """A table of Arrow ``columns`` (``pa.table`` of a dict asks about pandas first)."""
     return pa.Table.from_arrays(list(columns.values()), names=list(columns))
 

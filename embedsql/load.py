@@ -99,15 +99,16 @@ def _load_group(
 ) -> None:
     """Load the shards of one transaction: the usual answers copied (``_copy_answers``), any other read
     line by line (``_read_answers``); then each shard recorded."""
-    sent = {shard.shard: _custom_ids(con, store.path(shard)) for shard in group}
+    ids = {shard.shard: _custom_ids(con, store.path(shard)) for shard in group}
+    sent = {number: set(shard_ids.to_pylist()) for number, shard_ids in ids.items()}
     # A text in two shards of the group (never so in a job of embedsql's own) is left to the reading
     # that adds vectors one batch at a time, checking the cache as it goes.
     apart = sum(map(len, sent.values())) == len(set().union(*sent.values()))
-    answers = _copy_answers(store, con, cache, group, sent, copier) if apart else {}
+    answers = _copy_answers(store, con, cache, group, ids, sent, copier) if apart else {}
     for shard in group:
         mine = answers.get(shard.shard)
         if mine is None:
-            held = _cached(con, cache, sent[shard.shard])  # what earlier shards of the group stored counts
+            held = _cached(con, cache, ids[shard.shard])  # what earlier shards of the group stored counts
             mine = _read_answers(con, list(store.outputs(shard)), cache, sent[shard.shard], held, store.job.dimensions)
         _record(store, con, shard, sent[shard.shard], mine)
 
@@ -117,6 +118,7 @@ def _copy_answers(
     con: duckdb.DuckDBPyConnection,
     cache: str,
     group: list[ledger.Shard],
+    ids: dict[int, pa.ChunkedArray],
     sent: dict[int, set[str]],
     copier: Copier,
 ) -> dict[int, _Answers]:
@@ -126,7 +128,7 @@ def _copy_answers(
     not the usual one (``_usual_answers``), the copy is taken out again and nothing is returned: each
     shard is then read line by line."""
     files = {str(path): shard.shard for shard in group for path in store.outputs(shard)}
-    wanted = set().union(*(sent[s.shard] - _cached(con, cache, sent[s.shard]) for s in group))
+    wanted = set().union(*(sent[s.shard] - _cached(con, cache, ids[s.shard]) for s in group))
     copied = copy_vectors(con, [Path(f) for f in files], into=cache, wanted=wanted, copier=copier)
     lines = copied.lines
     answers: dict[int, _Answers] = {}
@@ -217,7 +219,7 @@ def _usual_answers(lines: pa.Table, sent: set[str]) -> _Answers | None:
         return None  # float lists, vectors of another length, other values
     billed = pc.filter(lines, pc.is_valid(lines["tokens"]))
     return _Answers(
-        embedded=set(pc.filter(ids, ok).to_pylist()),
+        embedded=answered.copy() if pc.all(ok).as_py() else set(pc.filter(ids, ok).to_pylist()),
         answered=answered,
         found={f.custom_id: f for f in line_failures(lines, pc.invert(ok))},
         billed=dict(zip(billed["custom_id"].to_pylist(), billed["tokens"].to_pylist(), strict=True)),
@@ -329,9 +331,10 @@ def _write_retry(store: JobStore, con: duckdb.DuckDBPyConnection, shard: ledger.
     ledger.insert_shards(con, writer.write_all([batch]))
 
 
-def _cached(con: duckdb.DuckDBPyConnection, cache: str, sent: set[str]) -> set[str]:
-    """Which of ``sent`` ``cache`` holds (one scan of its ids, the hash table built on ``sent``)."""
-    con.register("_embedsql_sent", arrays.table({"custom_id": arrays.strings(sent)}))
+def _cached(con: duckdb.DuckDBPyConnection, cache: str, sent: pa.ChunkedArray) -> set[str]:
+    """Which of the custom_ids ``sent`` ``cache`` holds (one scan of its ids, the hash table built on
+    ``sent``)."""
+    con.register("_embedsql_sent", arrays.table({"custom_id": sent}))
     try:
         rows = con.execute(
             f"SELECT text_hash FROM {cache} WHERE text_hash IN (SELECT custom_id FROM _embedsql_sent)"
@@ -349,13 +352,12 @@ _REQUEST_LINE = (
 )
 
 
-def _custom_ids(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:
+def _custom_ids(con: duckdb.DuckDBPyConnection, path: Path) -> pa.ChunkedArray:
     """The custom_ids of the request lines in the shard file ``path``."""
-    ids = con.sql(
+    return con.sql(
         f"SELECT custom_id FROM read_json($path, format = 'newline_delimited', columns = {_REQUEST_LINE})",
         params={"path": str(path)},
     ).to_arrow_table()["custom_id"]
-    return set(ids.to_pylist())
 
 
 def _only(ids: pa.Array, vectors: np.ndarray, sent: set[str]) -> tuple[pa.Array, np.ndarray]:
