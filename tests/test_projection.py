@@ -1,0 +1,128 @@
+"""embedsql.projection: real UMAP and HDBSCAN on vectors whose answer is known."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from embedsql.projection import EXACT_UP_TO, FEWEST, _neighbours, cluster_labels, project
+
+
+def _groups(groups: int, per: int, dimensions: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``groups`` clearly separate clouds of ``per`` points: each around its own axis."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(dimensions)[:groups] * 10
+    vectors = np.concatenate([c + rng.normal(size=(per, dimensions)) for c in centres]).astype(np.float32)
+    return vectors, np.repeat(np.arange(groups), per)
+
+
+@pytest.mark.parametrize(("groups", "per", "dimensions", "seed"), [(4, 40, 24, 7), (5, 60, 32, 8), (3, 100, 16, 9)])
+def test_clearly_separate_groups_become_one_cluster_each(groups: int, per: int, dimensions: int, seed: int) -> None:
+    vectors, truth = _groups(groups, per, dimensions, seed)
+    projection = project(vectors)
+    assert projection.xy.shape == (groups * per, 2)
+    assert projection.xy.dtype == np.float32
+    assert np.isfinite(projection.xy).all()
+    # Every point in a cluster, each group in one cluster of its own; the groups are the same size,
+    # so the clusters are numbered in the order of their first point.
+    assert np.array_equal(projection.cluster, truth)
+
+
+def test_the_same_vectors_give_the_same_map_to_the_bit() -> None:
+    vectors, _ = _groups(3, 30, 12, seed=1)
+    first, again = project(vectors), project(vectors.copy())
+    assert np.array_equal(first.xy, again.xy)
+    assert np.array_equal(first.cluster, again.cluster)
+    other = project(vectors, seed=7)
+    assert not np.array_equal(first.xy, other.xy)
+
+
+def test_length_does_not_matter_only_direction() -> None:
+    # Embeddings compare by cosine: a vector scaled by any positive factor is the same point.
+    vectors, _ = _groups(3, 30, 12, seed=2)
+    scales = np.random.default_rng(3).uniform(0.5, 20, size=(len(vectors), 1)).astype(np.float32)
+    assert np.array_equal(project(vectors).cluster, project(vectors * scales).cluster)
+
+
+def test_clusters_are_numbered_largest_first() -> None:
+    rng = np.random.default_rng(4)
+    sizes = [20, 70, 45]
+    vectors = np.concatenate([np.eye(10)[i] * 10 + rng.normal(size=(n, 10)) for i, n in enumerate(sizes)])
+    cluster = project(vectors.astype(np.float32)).cluster
+    assert np.array_equal(cluster, np.repeat([2, 0, 1], sizes))
+
+
+@pytest.mark.parametrize("n", [FEWEST, 17, 2048, 2049, 5000])
+def test_neighbours_are_exactly_the_nearest_by_cosine(n: int) -> None:
+    assert n <= EXACT_UP_TO
+    rng = np.random.default_rng(n)
+    unit = rng.normal(size=(n, 8)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    k = min(15, n - 1)
+    indices, distances = _neighbours(unit, k, seed=0)
+    assert indices.shape == distances.shape == (n, k)
+    distance = 1 - unit.astype(np.float64) @ unit.T.astype(np.float64)
+    np.fill_diagonal(distance, -1)  # each point is its own nearest
+    expected = np.argsort(distance, axis=1, kind="stable")[:, : k + 1]
+    assert (indices[:, 0] == np.arange(n)).all()
+    assert (distances[:, 0] == 0).all()
+    assert (np.diff(distances, axis=1) >= 0).all()
+    # The k nearest, at their distances: float32 products may order two neighbours within ~1e-7 of
+    # each other either way, so rows with such a near tie are compared by distance only.
+    nearest = np.take_along_axis(distance, expected, 1)
+    np.testing.assert_allclose(distances[:, 1:], nearest[:, 1:k], atol=1e-5)
+    np.testing.assert_allclose(np.take_along_axis(distance, indices, 1)[:, 1:], nearest[:, 1:k], atol=1e-5)
+    clear = (np.diff(nearest, axis=1) > 1e-5).all(axis=1)
+    assert clear.mean() > 0.9
+    assert np.array_equal(indices[clear], expected[clear, :k])
+
+
+@pytest.mark.parametrize("n", [0, 1, FEWEST - 1])
+def test_too_few_vectors_make_no_map(n: int) -> None:
+    with pytest.raises(ValueError, match=f"at least {FEWEST} distinct vectors, got {n}"):
+        project(np.ones((n, 4), dtype=np.float32))
+
+
+def test_labels_are_each_clusters_most_distinctive_words() -> None:
+    cluster = np.array([0, 0, 0, 1, 1, -1, 2, 2])
+    texts = [
+        "Comedy|Romance",
+        "Comedy|Drama",
+        "comedy romance drama",
+        "Horror|Thriller",
+        "horror",
+        "Western",  # in no cluster: never in a label
+        None,
+        "",
+    ]
+    assert cluster_labels(cluster, texts) == {0: "comedy, drama, romance", 1: "horror, thriller", 2: "cluster 2"}
+    assert cluster_labels(cluster, texts, words=1) == {0: "comedy", 1: "horror", 2: "cluster 2"}
+
+
+def test_a_word_everywhere_gives_way_to_the_distinctive_ones() -> None:
+    cluster = np.array([0, 0, 1, 1])
+    texts = ["film noir", "film noir", "film western", "film western"]
+    # "film" is in every cluster: rarer words rank first, and ties go in alphabetical order.
+    assert cluster_labels(cluster, texts, words=2) == {0: "noir, film", 1: "western, film"}
+
+
+def test_words_are_letters_not_numbers_or_punctuation() -> None:
+    cluster = np.array([0, 0])
+    texts = ["Sci-Fi (1999) rock'n'roll", "l'été 42 — über"]
+    assert cluster_labels(cluster, texts, words=10) == {0: "l'été, rock'n'roll, sci-fi, über"}
+
+
+def test_without_the_map_extra_it_says_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules['umap'] = None\n"
+        "from embedsql.errors import ConfigError\n"
+        "from embedsql.projection import require\n"
+        "try:\n    require()\nexcept ConfigError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == (
+        "embedsql map needs umap-learn, which is not installed. Install them with: pip install 'embedsql[map]'\n"
+    )
