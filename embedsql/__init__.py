@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .config import Settings, load_settings
     from .embed import connect, sql
     from .jobs import JobStatus, JobSummary, RunResult, job_status, list_jobs
+    from .maps import map
     from .pipeline import cancel, resume, run
     from .search import search
 
@@ -64,6 +65,7 @@ __all__ = [
     "job_status",
     "list_jobs",
     "load_settings",
+    "map",
     "resume",
     "run",
     "search",
@@ -81,6 +83,7 @@ _LAZY = {
     "RunResult": "jobs",
     "job_status": "jobs",
     "list_jobs": "jobs",
+    "map": "maps",
     "cancel": "pipeline",
     "resume": "pipeline",
     "run": "pipeline",

@@ -373,6 +373,76 @@ def search_command(
     _print_rows(hits, fmt)
 
 
+@cli.command(name="map", short_help="Lay out a table of embeddings as a map: a table, a page, a picture.")
+@click.argument("table")
+@click.option(
+    "--show",
+    metavar="SQL",
+    help="A query whose columns show on hover and label the clusters (keys added if missing; "
+    "default: the texts that were embedded).",
+)
+@click.option("--color", metavar="COLUMN", help="Colour the points by this column of --show (default: by cluster).")
+@click.option(
+    "-o",
+    "--output",
+    multiple=True,
+    metavar="FILE",
+    help="Draw the map into FILE: a page (.html) or a picture (.png). Repeat for both.",
+)
+@click.option("--sample", type=click.IntRange(min=5), metavar="N", help="Map N rows of the table, not all of them.")
+@click.option("--into", metavar="TABLE", help="The map table (default: TABLE_map, beside TABLE).")
+@_db_option
+@click.pass_context
+def map_command(
+    ctx: click.Context,
+    table: str,
+    show: str | None,
+    color: str | None,
+    output: tuple[str, ...],
+    sample: int | None,
+    into: str | None,
+    db: str | None,
+) -> None:
+    """Lay out the vectors of TABLE in 2-D, cluster them, and write the map table TABLE_map.
+
+    TABLE is a table that `embedsql run` wrote. Its vectors are projected with UMAP (a fixed seed: the
+    same table gives the same map) and clustered with HDBSCAN; each cluster is labelled with its most
+    distinctive words. TABLE_map holds each row's key, x, y, cluster (-1: in none) and cluster_label;
+    run again on an unchanged table, it is reused. -o draws it: a page that works offline (zoom, hover,
+    search the labels) or a picture. Needs the map extra: pip install 'embedsql[map]'.
+
+    \b
+    Example:
+        embedsql map movies_embeddings --show "select title, genres from movies" \\
+            --color genres -o movies_map.html -o movies_map.png
+    """
+    from .maps import make_map
+
+    settings = _settings(ctx, db=db)
+    display = _Display(sys.stderr)
+    try:
+        result = make_map(
+            table,
+            settings=settings,
+            show=show,
+            color=color,
+            output=output,
+            sample=sample,
+            into=into,
+            on_event=display,
+        )
+    finally:
+        display.finish()
+    how = "reused: its vectors have not changed" if result.reused else "laid out now"
+    sampled = f" (a sample of {result.sample:,} rows)" if result.sample is not None else ""
+    click.echo(
+        f"{result.table} in {settings.db}: {result.rows.num_rows:,} rows{sampled}, {result.points:,} distinct "
+        f"vectors, {result.clusters:,} clusters ({how})"
+    )
+    for path in result.files:
+        click.echo(f"  wrote {path}")
+
+
 @cli.command(name="sql", cls=_QueryCommand)
 @click.argument("query")
 @click.option("--model", metavar="NAME", help="Model of embed() (default: the model of the database's embeddings).")
@@ -598,6 +668,9 @@ class _Display:
             self._outage(event)
 
     def _progress(self, event: Progress) -> None:
+        if event.stage == "map":
+            self._mapping(event)
+            return
         if event.total == 0:
             return
         if event.stage in ("plan", "shards"):
@@ -636,6 +709,15 @@ class _Display:
         if not over and now - self.planning_since >= 5 and now - self.last_line >= 5:
             self.last_line = now
             click.echo(text, file=self.stream)
+
+    def _mapping(self, event: Progress) -> None:
+        # A handful of steps, each of seconds to minutes: each one shown as it starts.
+        text = f"mapping: {event.step}"
+        if self.tty:
+            click.echo("\r\x1b[2K" + text, file=self.stream, nl=False)
+            self.live = True
+            return
+        click.echo(text, file=self.stream)
 
     def _batches(self, event: BatchProgress) -> None:
         statuses = ", ".join(f"{n} {status}" for status, n in event.statuses.items())

@@ -52,7 +52,7 @@ __all__ = [
     "update_shard",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Rows per row group of the tables that embedsql's pipeline connections write (cache, target, row
 # snapshot). DuckDB writes a big transaction into the database file a full row group at a time and

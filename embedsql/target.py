@@ -6,7 +6,7 @@ Vectors of different models cannot be compared, so a target remembers its model 
 
 A table is the one DuckDB takes its name for: names match whatever their ASCII letter case, quoted
 or not; a name without a schema is in ``main``; ``x.t`` is table ``t`` of database ``x`` when this
-database has no schema ``x``. ``_lookup`` is the one place that decides it, for every table
+database has no schema ``x``. ``lookup`` is the one place that decides it, for every table
 embedsql writes (``--into``) or searches (``--table``), and ``TargetName.key`` tells two spellings
 of one table apart from two tables (so a ledger that recorded another spelling still matches).
 """
@@ -35,6 +35,7 @@ __all__ = [
     "check_target",
     "default_target",
     "exists",
+    "lookup",
     "materialise",
     "parse_target",
     "recorded_target",
@@ -146,10 +147,12 @@ def recorded_target(con: duckdb.DuckDBPyConnection, name: TargetName) -> TargetR
     return TargetRecord(model, int(dimensions), tuple(keys), tuple(types))
 
 
-def written_target(con: duckdb.DuckDBPyConnection, text: str) -> tuple[TargetName, TargetRecord]:
-    """The table that ``text`` (``--table``) names, as the database spells it, and embedsql's record
+def written_target(
+    con: duckdb.DuckDBPyConnection, text: str, *, flag: str = "--table"
+) -> tuple[TargetName, TargetRecord]:
+    """The table that ``text`` (passed as ``flag``) names, as the database spells it, and embedsql's record
     of it; refused, with the tables embedsql wrote, when there is no such table or embedsql did not write it."""
-    name, kind = _lookup(con, parse_target(text, flag="--table"), flag="--table")
+    name, kind = lookup(con, parse_target(text, flag=flag), flag=flag)
     recorded = recorded_target(con, name) if kind == "table" else None
     if recorded is not None:
         return name, recorded
@@ -162,12 +165,12 @@ def written_target(con: duckdb.DuckDBPyConnection, text: str) -> tuple[TargetNam
     written = _written(con)
     close = difflib.get_close_matches(str(name), written, n=1)
     if close:
-        fix = f"Did you mean --table {close[0]}?"
+        fix = f"Did you mean {flag} {close[0]}?"
     elif written:
         fix = f"Tables embedsql wrote: {', '.join(written)}."
     else:
         fix = "embedsql has written no table in this database yet; make one with `embedsql run`."
-    raise TargetError(f"{what} (--table {text.strip()}). {fix}")
+    raise TargetError(f"{what} ({flag} {text.strip()}). {fix}")
 
 
 def target_models(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
@@ -183,7 +186,7 @@ def check_target(
 ) -> TargetName:
     """The table ``name`` (``--into``) means, as the database spells it; refused when it is a view, or
     exists with another model, size or key, and passed when it fits or is new."""
-    name, kind = _lookup(con, name, flag="--into")
+    name, kind = lookup(con, name, flag="--into")
     if kind == "view":
         raise TargetError(
             f"{name} is a view; embedsql writes its vectors into a table of their own and never replaces a view. "
@@ -273,7 +276,7 @@ def _comment(model: str, dimensions: int, job_id: str) -> str:
     return f"embedsql: {dimensions}-d vectors of {model}, job {job_id}"
 
 
-def _lookup(con: duckdb.DuckDBPyConnection, name: TargetName, *, flag: str = "--into") -> tuple[TargetName, str | None]:
+def lookup(con: duckdb.DuckDBPyConnection, name: TargetName, *, flag: str = "--into") -> tuple[TargetName, str | None]:
     """The table or view ``name`` means in this database, as DuckDB resolves it, spelled as the database
     spells it (see ``_named``), and ``"table"``, ``"view"`` or None (nothing by that name yet).
 
@@ -325,7 +328,7 @@ def _column(con: duckdb.DuckDBPyConnection, sql: str, *parameters: str) -> list[
 
 def exists(con: duckdb.DuckDBPyConnection, name: TargetName) -> bool:
     """Whether table ``name`` exists."""
-    return _lookup(con, name)[1] == "table"
+    return lookup(con, name)[1] == "table"
 
 
 def _records(con: duckdb.DuckDBPyConnection, name: TargetName) -> list[tuple[Any, ...]]:
@@ -343,7 +346,7 @@ def _written(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The tables embedsql wrote that are still there (not made again by someone else), as embedsql prints them."""
     if not has_ledger(con):
         return []
-    recorded = (_lookup(con, parse_target(t)) for t in _column(con, "SELECT table_name FROM embedsql.targets"))
+    recorded = (lookup(con, parse_target(t)) for t in _column(con, "SELECT table_name FROM embedsql.targets"))
     return sorted({str(name) for name, kind in recorded if kind == "table" and recorded_target(con, name)})
 
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 import embedsql
 from embedsql.cli import cli
+from embedsql.ledger import SCHEMA_VERSION
 
 from batch_jobs import small_db
 from fake_openai import FakeOpenAI
@@ -94,6 +95,7 @@ def test_a_ledger_of_version_2_is_read_as_it_is_and_brought_to_version_3(
     con = duckdb.connect(str(db))
     try:  # the ledger as embedsql with schema version 2 left it
         con.execute("ALTER TABLE embedsql.shards DROP COLUMN billed_tokens")
+        con.execute("DROP TABLE embedsql.maps")
         con.execute("UPDATE embedsql.meta SET value = '2' WHERE key = 'schema_version'")
     finally:
         con.close()
@@ -114,7 +116,8 @@ def test_a_ledger_of_version_2_is_read_as_it_is_and_brought_to_version_3(
         con.close()
     second = embedsql.run(QUERY, db=db, **fake_time)
 
-    assert fetch(db, "SELECT value FROM embedsql.meta WHERE key = 'schema_version'") == [("3",)]
+    assert fetch(db, "SELECT value FROM embedsql.meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+    assert fetch(db, "SELECT count(*) FROM embedsql.maps") == [(0,)]
     assert second.billed_tokens == each_text_once(texts_more)
     assert fetch(db, "SELECT job_id, billed_tokens FROM embedsql.shards ORDER BY job_id") == [
         (first.job_id, None),

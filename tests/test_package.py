@@ -23,7 +23,7 @@ from embedsql.cli import cli
 
 from helpers import REPO
 
-COMMANDS = [[], ["run"], ["resume"], ["cancel"], ["status"], ["jobs"], ["search"], ["sql"], ["config"]]
+COMMANDS = [[], ["run"], ["resume"], ["cancel"], ["status"], ["jobs"], ["search"], ["map"], ["sql"], ["config"]]
 
 
 def test_public_api_is_pinned() -> None:
@@ -52,6 +52,7 @@ def test_public_api_is_pinned() -> None:
         "job_status",
         "list_jobs",
         "load_settings",
+        "map",
         "resume",
         "run",
         "search",

@@ -22,6 +22,7 @@ import embedsql
 from embedsql.cli import cli
 from embedsql.errors import EmbedsqlError, RemoteError
 from embedsql.events import Event, Progress
+from embedsql.ledger import SCHEMA_VERSION
 from embedsql.results import wrong_length
 from embedsql.runners.failures import learned_token_limit
 from embedsql.runners.openai import needs_key
@@ -740,6 +741,7 @@ def test_a_ledger_of_version_1_gains_the_address_of_each_job(
     try:  # the ledger as embedsql 0.1 with schema version 1 left it
         con.execute("ALTER TABLE embedsql.jobs DROP COLUMN base_url")
         con.execute("ALTER TABLE embedsql.shards DROP COLUMN billed_tokens")
+        con.execute("DROP TABLE embedsql.maps")
         con.execute("UPDATE embedsql.meta SET value = '1' WHERE key = 'schema_version'")
         (old_job,) = con.execute("SELECT job_id FROM embedsql.jobs").fetchone() or ("",)
     finally:
@@ -755,6 +757,7 @@ def test_a_ledger_of_version_1_gains_the_address_of_each_job(
     result = embedsql.run(QUERY, db=db, runner="sync", **fake_time)
 
     assert (result.status, result.target_rows) == ("complete", len(texts))
-    assert fetch(db, "SELECT value FROM embedsql.meta WHERE key = 'schema_version'") == [("3",)]
+    assert fetch(db, "SELECT value FROM embedsql.meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+    assert fetch(db, "SELECT count(*) FROM embedsql.maps") == [(0,)]
     assert fetch(db, "SELECT count(*), count(base_url) FROM embedsql.jobs") == [(2, 1)]
     assert_exact(db, texts)

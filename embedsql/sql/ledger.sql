@@ -89,3 +89,17 @@ CREATE TABLE IF NOT EXISTS embedsql.targets (
     job_id      VARCHAR NOT NULL,
     updated_at  TIMESTAMPTZ NOT NULL
 );
+
+-- The maps `embedsql map` has written: a table's vectors laid out in 2-D, clustered and labelled.
+CREATE TABLE IF NOT EXISTS embedsql.maps (
+    table_name   VARCHAR PRIMARY KEY,     -- quoted [schema.]table of the map
+    source_table VARCHAR NOT NULL,        -- quoted [schema.]table of the vectors it lays out
+    job_id       VARCHAR NOT NULL,        -- the job that wrote the source's vectors
+    fingerprint  VARCHAR NOT NULL,        -- the source's keys and vectors, the sample, seed and method
+    key_columns  VARCHAR[] NOT NULL,
+    rows         BIGINT NOT NULL,         -- rows of the map
+    points       BIGINT NOT NULL,         -- distinct vectors laid out
+    sample       BIGINT,                  -- --sample (NULL: every row)
+    labels_from  VARCHAR,                 -- the query whose columns labelled the clusters
+    updated_at   TIMESTAMPTZ NOT NULL
+);

@@ -1,0 +1,479 @@
+"""``embedsql map``: a table of embeddings laid out in 2-D, written back to DuckDB, drawn as a page or
+a picture.
+
+The map table (``<table>_map`` beside the source, or ``--into``) holds one row per row of the source
+that has a vector (or of its ``--sample``): the key columns, ``x``, ``y``, ``cluster`` (0 the cluster
+of most rows, -1 for a row in none) and ``cluster_label``. Rows with the same vector are one point of the
+layout (the movies' 62,423 rows are 1,639 points). It is recorded in ``embedsql.maps`` with a
+fingerprint of the source's keys and vectors, the sample, the seed and the method: on an unchanged
+source a second run reads the map back instead of laying it out again (the labels alone are made
+again when they come from another query).
+
+Labels and hover texts come from the ``--show`` query, or by default from the query of the job that
+wrote the table (the very texts that were embedded). Nothing is written until the map is made: a
+failure leaves every table as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from . import arguments, arrays, ledger
+from .config import Settings
+from .dbt_project import check_built, resolve_query
+from .duck import describe, duck_message, literal, quote
+from .errors import ConfigError, InputError, QueryError, TargetError
+from .events import EventHandler, Progress, ignore
+from .projection import FEWEST, SEED, cluster_labels, project, require
+from .shown import shown_query
+from .target import TargetName, lookup, parse_target, written_target
+
+__all__ = ["DRAWN", "METHOD", "MapResult", "make_map", "map", "map_name"]
+
+# Part of every map's fingerprint: a change to how maps are made makes them again.
+METHOD = "umap-cosine-15/hdbscan-1%-5/v1"
+# What ``-o`` can write, by file extension.
+DRAWN = (".html", ".png")
+# The columns of a map table after the keys.
+_COLUMNS = ("x", "y", "cluster", "cluster_label")
+
+
+@dataclass(frozen=True)
+class MapResult:
+    """What ``make_map`` made: the map table's name and rows, the shown columns of each row (for
+    the drawings), and how it came to be."""
+
+    table: TargetName
+    source: TargetName
+    rows: pa.Table  # keys, x, y, cluster, cluster_label
+    shown: pa.Table | None  # keys and the --show columns, in the order of ``rows``; None without
+    points: int
+    clusters: int
+    sample: int | None
+    reused: bool
+    files: tuple[Path, ...]
+
+
+def map_name(source: TargetName) -> TargetName:
+    """The map table of ``source`` when ``--into`` names none: ``<table>_map`` in the same schema."""
+    return TargetName(source.schema, f"{source.table}_map")
+
+
+def make_map(
+    table: str,
+    *,
+    settings: Settings,
+    show: str | None = None,
+    color: str | None = None,
+    output: Sequence[str | Path] = (),
+    sample: int | None = None,
+    into: str | None = None,
+    seed: int = SEED,
+    on_event: EventHandler = ignore,
+) -> MapResult:
+    """Lay out ``table`` (a table embedsql wrote) in 2-D, write the map table and the ``output`` files
+    (what ``embedsql map`` does; ``map`` is the same for Python, returning the rows)."""
+    outputs = [_checked_output(Path(path)) for path in output]
+    require()
+    with ledger.explained(settings.db):
+        con = ledger.connect(settings.db, wait=settings.lock_wait, create_ledger=False)
+        try:
+            return _make(con, table, settings, show, color, outputs, sample, into, seed, on_event)
+        finally:
+            con.close()
+
+
+def _make(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    settings: Settings,
+    show: str | None,
+    color: str | None,
+    outputs: list[Path],
+    sample: int | None,
+    into: str | None,
+    seed: int,
+    on_event: EventHandler,
+) -> MapResult:
+    source, recorded = written_target(con, table, flag="embedsql map")
+    keys = list(recorded.key_columns)
+    name = _map_table(con, source, into)
+    shown_sql = None
+    if show is not None:
+        show, relations = resolve_query(show, settings.dbt_project, db=settings.db)
+        check_built(con, relations)
+        shown_sql = shown_query(con, source.sql, keys, show, ())
+    labels_from = shown_sql or _job_query(con, source)
+    shown = _shown_columns(con, labels_from, keys) if labels_from else None
+    if color is not None:
+        _check_color(color, shown, show)
+    fingerprint = _fingerprint(con, source, keys, recorded, sample, seed)
+    step = _Steps(on_event)
+    reused = _recorded(con, name, fingerprint, keys)
+    if reused is not None:
+        rows, points = reused
+        if _labels_of(con, name) != labels_from:
+            rows = rows.set_column(rows.num_columns - 1, "cluster_label", _labels(rows, keys, labels_from, con, step))
+            _write(con, name, source, rows, keys, recorded, fingerprint, points, sample, labels_from)
+    else:
+        rows, points = _lay_out(con, source, keys, sample, seed, step)
+        rows = rows.append_column("cluster_label", _labels(rows, keys, labels_from, con, step))
+        step("writing the map table")
+        _write(con, name, source, rows, keys, recorded, fingerprint, points, sample, labels_from)
+    shown_rows = _shown_rows(con, rows, keys, labels_from) if labels_from else None
+    clusters = len({c for c in rows.column("cluster").to_pylist() if c is not None and c >= 0})
+    result = MapResult(name, source, rows, shown_rows, points, clusters, sample, reused is not None, tuple(outputs))
+    for path in outputs:
+        step(f"drawing {path.name}")
+        _draw(result, path, color=color, keys=keys)
+    return result
+
+
+class _Steps:
+    """Reports each step of making a map (stage "map"), numbered as they come."""
+
+    def __init__(self, on_event: EventHandler) -> None:
+        self.on_event = on_event
+        self.done = 0
+
+    def __call__(self, name: str) -> None:
+        self.done += 1
+        self.on_event(Progress("map", self.done, 0, step=name))
+
+
+def _checked_output(path: Path) -> Path:
+    path = arguments.path("output", path)
+    if path.suffix.lower() not in DRAWN:
+        raise ConfigError(
+            f"-o {str(path)!r}: embedsql map draws a page (.html) or a picture (.png); name the file with one "
+            "of those extensions."
+        )
+    if path.is_dir():
+        raise ConfigError(f"-o {str(path)!r} is a folder; name the file to write, like {path / ('map' + path.suffix)}.")
+    return path
+
+
+def _map_table(con: duckdb.DuckDBPyConnection, source: TargetName, into: str | None) -> TargetName:
+    """The map table's name as the database spells it; refused when a table or view that is not
+    embedsql's map of ``source`` has it."""
+    wanted = map_name(source) if into is None else parse_target(arguments.text("into", into), flag="--into")
+    name, kind = lookup(con, wanted, flag="--into")
+    if name.key == source.key:
+        raise ConfigError(f"--into {into} is the table being mapped; name another table for the map.")
+    if kind == "view":
+        raise TargetError(f"{name} is a view; embedsql writes a map into a table of its own. Pass another --into.")
+    if kind == "table" and _record(con, name) is None:
+        raise TargetError(
+            f"table {name} already exists and was not written by embedsql map. Pass another --into, "
+            f"or drop it first (DROP TABLE {name.sql})."
+        )
+    return name
+
+
+def _record(con: duckdb.DuckDBPyConnection, name: TargetName) -> tuple[Any, ...] | None:
+    """The ``embedsql.maps`` row of map table ``name`` (any spelling), if the table is still embedsql's."""
+    rows = con.execute(
+        "SELECT table_name, fingerprint, points, labels_from, key_columns FROM embedsql.maps ORDER BY updated_at DESC"
+    ).fetchall()
+    found = [row for row in rows if parse_target(row[0]).key == name.key]
+    if not found:
+        return None
+    comment = con.execute(
+        "SELECT comment FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = ? "
+        "AND table_name = ?",
+        [name.schema or "main", name.table],
+    ).fetchall()
+    if not comment or comment[0][0] != _comment(found[0][1]):
+        return None  # dropped and made again by someone else
+    return found[0]
+
+
+def _comment(fingerprint: str) -> str:
+    return f"embedsql map {fingerprint[:16]}"
+
+
+def _recorded(
+    con: duckdb.DuckDBPyConnection, name: TargetName, fingerprint: str, keys: list[str]
+) -> tuple[pa.Table, int] | None:
+    """The rows of map table ``name`` and its points, when it was made from the same vectors the same way."""
+    record = _record(con, name)
+    if record is None or record[1] != fingerprint or list(record[4]) != keys:
+        return None
+    columns = ", ".join([*(quote(k) for k in keys), *_COLUMNS])
+    order = ", ".join(quote(k) for k in keys)
+    rows = _arrow(con, f"SELECT {columns} FROM {name.sql} ORDER BY {order}")
+    return rows, int(record[2])
+
+
+def _labels_of(con: duckdb.DuckDBPyConnection, name: TargetName) -> str | None:
+    record = _record(con, name)
+    return None if record is None else record[3]
+
+
+def _job_query(con: duckdb.DuckDBPyConnection, source: TargetName) -> str | None:
+    """The query of the newest complete job into ``source``, when it still runs: its texts label the map."""
+    jobs = con.execute("SELECT target, query FROM embedsql.jobs WHERE status = 'complete' ORDER BY job_id DESC")
+    for target, query in jobs.fetchall():
+        if parse_target(target).key == source.key:
+            try:
+                describe(con, query)
+            except duckdb.Error:
+                return None  # its tables are gone or changed: the clusters get numbers for labels
+            return str(query)
+    return None
+
+
+def _shown_columns(con: duckdb.DuckDBPyConnection, sql: str, keys: list[str]) -> list[str]:
+    return [name for name, _ in describe(con, sql) if name not in keys]
+
+
+def _check_color(color: str, shown: list[str] | None, show: str | None) -> None:
+    if color in ("cluster", "cluster_label") or (shown and color in shown):
+        return
+    where = "the --show query" if show is not None else "the job's query (pass --show to choose the columns)"
+    columns = ", ".join(["cluster", *(shown or [])])
+    raise ConfigError(f"--color {color!r} is not a column of {where}. Colour by one of: {columns}.")
+
+
+def _fingerprint(
+    con: duckdb.DuckDBPyConnection,
+    source: TargetName,
+    keys: list[str],
+    recorded: Any,
+    sample: int | None,
+    seed: int,
+) -> str:
+    """What the map depends on: the source's keys and vectors (their count and an order-free hash), the
+    sample, the seed and the method."""
+    key_list = ", ".join(quote(k) for k in keys)
+    count, digest = con.execute(f"SELECT count(*), bit_xor(hash({key_list}, embedding)) FROM {source.sql}").fetchall()[
+        0
+    ]
+    parts = [METHOD, recorded.model, str(recorded.dimensions), str(count), str(digest), str(sample), str(seed)]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _lay_out(
+    con: duckdb.DuckDBPyConnection,
+    source: TargetName,
+    keys: list[str],
+    sample: int | None,
+    seed: int,
+    step: _Steps,
+) -> tuple[pa.Table, int]:
+    """The rows of the map without labels (keys, x, y, cluster), in key order, and the points laid out."""
+    step("reading the vectors")
+    key_list = ", ".join(quote(k) for k in keys)
+    rows_sql = f"SELECT {key_list}, embedding FROM {source.sql} WHERE embedding IS NOT NULL"
+    if sample is not None:
+        # The same sample for the same seed: the rows whose hashed key comes first.
+        rows_sql += f" ORDER BY hash({key_list}, {int(seed)}), {key_list} LIMIT {int(sample)}"
+    points_sql = f"SELECT DISTINCT embedding FROM ({rows_sql})"
+    # Points in the order of their vectors, so that the same vectors are laid out in the same order.
+    vectors = _arrow(con, f"SELECT embedding FROM ({points_sql}) ORDER BY embedding")
+    points = vectors.num_rows
+    if points < FEWEST:
+        raise InputError(
+            f"table {source} has {points:,} distinct vector(s){' in the sample' if sample else ''}; a map needs "
+            f"at least {FEWEST}. Embed more rows first (embedsql run){', or pass a larger --sample' if sample else ''}."
+        )
+    column = vectors.column(0).combine_chunks()
+    dimensions = column.type.list_size
+    matrix = arrays.numbers(column.flatten()).reshape(points, dimensions)
+    projection = project(matrix, seed=seed, on_step=step)
+    placed = arrays.table(
+        {
+            "embedding": column,
+            "x": arrays.float32s(projection.xy[:, 0]),
+            "y": arrays.float32s(projection.xy[:, 1]),
+            "cluster": pa.array(projection.cluster, pa.int32()),
+        }
+    )
+    view = f"_embedsql_points_{secrets.token_hex(8)}"
+    con.register(view, placed)
+    try:
+        rows = _arrow(
+            con,
+            f"SELECT {', '.join(f'r.{quote(k)}' for k in keys)}, p.x, p.y, p.cluster "
+            f"FROM ({rows_sql}) AS r JOIN {view} AS p ON r.embedding = p.embedding::FLOAT[{dimensions}] "
+            f"ORDER BY {', '.join(f'r.{quote(k)}' for k in keys)}",
+        )
+    finally:
+        con.unregister(view)
+    return rows.set_column(rows.num_columns - 1, "cluster", _by_rows(rows.column("cluster"))), points
+
+
+def _by_rows(cluster: pa.ChunkedArray) -> pa.Array:
+    """The clusters numbered again by their rows, the most first (ties: the one whose first row, in key
+    order, comes first), as ``select cluster, count(*)`` shows them; -1 stays -1."""
+    found = arrays.numbers(cluster).astype(np.int64)
+    clustered = np.flatnonzero(found >= 0)
+    if len(clustered) == 0:
+        return pa.array(found.astype(np.int32), pa.int32())
+    sizes = np.bincount(found[clustered])
+    first = np.full(len(sizes), len(found))
+    np.minimum.at(first, found[clustered], clustered)
+    present = np.flatnonzero(sizes)
+    order = present[np.lexsort((first[present], -sizes[present]))]
+    renumber = np.full(len(sizes) + 1, -1, dtype=np.int32)  # index c + 1: -1 stays -1
+    renumber[order + 1] = np.arange(len(order), dtype=np.int32)
+    return pa.array(renumber[found + 1], pa.int32())
+
+
+def _labels(
+    rows: pa.Table, keys: list[str], labels_from: str | None, con: duckdb.DuckDBPyConnection, step: _Steps
+) -> pa.Array:
+    """Each row's cluster label: the cluster's most distinctive words of ``labels_from``'s columns."""
+    step("labelling the clusters")
+    cluster = arrays.numbers(rows.column("cluster")).astype(np.int64)
+    texts: list[str | None] = [None] * rows.num_rows
+    if labels_from is not None:
+        texts = _texts(con, rows, keys, labels_from)
+    names = cluster_labels(cluster, texts)
+    return pa.array([names.get(int(c)) for c in cluster], pa.string())
+
+
+def _texts(con: duckdb.DuckDBPyConnection, rows: pa.Table, keys: list[str], sql: str) -> list[str | None]:
+    """The ``sql`` columns other than the keys, joined by spaces, for each row of ``rows`` (in its order)."""
+    shown = _shown_columns(con, sql, keys)
+    if not shown:
+        return [None] * rows.num_rows
+    text = "concat_ws(' ', " + ", ".join(f"CAST(s.{quote(c)} AS VARCHAR)" for c in shown) + ")"
+    joined = _joined(con, rows, keys, sql, f"{text} AS text")
+    return joined.column("text").to_pylist()
+
+
+def _shown_rows(con: duckdb.DuckDBPyConnection, rows: pa.Table, keys: list[str], sql: str) -> pa.Table:
+    """The keys and ``sql``'s other columns (as text) for each row of ``rows``, in its order."""
+    shown = _shown_columns(con, sql, keys)
+    columns = ", ".join(
+        [*(f"r.{quote(k)}" for k in keys), *(f"CAST(s.{quote(c)} AS VARCHAR) AS {quote(c)}" for c in shown)]
+    )
+    return _joined(con, rows, keys, sql, columns)
+
+
+def _joined(con: duckdb.DuckDBPyConnection, rows: pa.Table, keys: list[str], sql: str, columns: str) -> pa.Table:
+    view = f"_embedsql_map_{secrets.token_hex(8)}"
+    con.register(view, rows.select(keys).append_column("_embedsql_row", pa.array(np.arange(rows.num_rows))))
+    try:
+        # The first row of the query for each key: a --show query may return a key twice.
+        joined = _arrow(
+            con,
+            f"SELECT {columns} FROM {view} AS r LEFT JOIN (SELECT * FROM (\n{sql}\n) "
+            f"QUALIFY row_number() OVER (PARTITION BY {', '.join(quote(k) for k in keys)}) = 1) AS s "
+            f"USING ({', '.join(quote(k) for k in keys)}) ORDER BY r._embedsql_row",
+        )
+    except duckdb.Error as e:
+        raise QueryError(f"the --show query failed: {duck_message(e)} Check its SQL.") from e
+    finally:
+        con.unregister(view)
+    return joined
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection,
+    name: TargetName,
+    source: TargetName,
+    rows: pa.Table,
+    keys: list[str],
+    recorded: Any,
+    fingerprint: str,
+    points: int,
+    sample: int | None,
+    labels_from: str | None,
+) -> None:
+    """Replace the map table with ``rows`` and record it, in one transaction."""
+    view = f"_embedsql_map_{secrets.token_hex(8)}"
+    key_types = dict(zip(recorded.key_columns, recorded.key_types, strict=True))
+    casts = [f"CAST({quote(k)} AS {key_types[k]}) AS {quote(k)}" for k in keys]
+    select = (
+        f"SELECT {', '.join(casts)}, CAST(x AS FLOAT) AS x, CAST(y AS FLOAT) AS y, "
+        f"CAST(cluster AS INTEGER) AS cluster, CAST(cluster_label AS VARCHAR) AS cluster_label FROM {view}"
+    )
+    con.register(view, rows)
+    try:
+        with ledger.transaction(con):
+            if name.schema:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.schema)}")
+            con.execute(f"CREATE OR REPLACE TABLE {name.sql} AS {select}")
+            con.execute(f"COMMENT ON TABLE {name.sql} IS {literal(_comment(fingerprint))}")
+            # Any earlier spelling of the same table: it is recorded once, as it is spelled now.
+            spellings = [t for (t,) in con.execute("SELECT table_name FROM embedsql.maps").fetchall()]
+            gone = [t for t in spellings if parse_target(t).key == name.key]
+            con.execute("DELETE FROM embedsql.maps WHERE list_contains(?, table_name)", [gone])
+            job_id = _job_of(con, source)
+            con.execute(
+                "INSERT INTO embedsql.maps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                [name.sql, source.sql, job_id, fingerprint, keys, rows.num_rows, points, sample, labels_from],
+            )
+    finally:
+        con.unregister(view)
+
+
+def _job_of(con: duckdb.DuckDBPyConnection, source: TargetName) -> str:
+    rows = con.execute("SELECT table_name, job_id FROM embedsql.targets ORDER BY updated_at DESC").fetchall()
+    return next((job for table, job in rows if parse_target(table).key == source.key), "")
+
+
+def _draw(result: MapResult, path: Path, *, color: str | None, keys: list[str]) -> None:
+    if path.suffix.lower() == ".png":
+        from .mappicture import draw_picture
+
+        draw_picture(result, path, color=color)
+    else:
+        from .mappage import draw_page
+
+        draw_page(result, path, color=color, keys=keys)
+
+
+def map(
+    table: str,
+    *,
+    show: str | None = None,
+    color: str | None = None,
+    output: str | Path | Sequence[str | Path] = (),
+    sample: int | None = None,
+    into: str | None = None,
+    settings: Settings | None = None,
+    on_event: EventHandler | None = None,
+    **overrides: Any,
+) -> pa.Table:
+    """Lay out the vectors of ``table`` (a table ``embedsql.run`` wrote) in 2-D, cluster and label them,
+    write the map table (``<table>_map``, or ``into``) and draw it into each ``output`` file (``.html``,
+    ``.png``). Returns the map's rows: the key columns, x, y, cluster (-1: none) and cluster_label.
+
+    ``show`` is SQL whose columns are shown on hover and label the clusters (default: the texts that
+    were embedded); ``color`` one of its columns to colour by (default: the cluster); ``sample`` maps
+    that many rows. ``overrides`` are settings (``db=``, ...).
+    """
+    table = arguments.text("table", table)
+    show, color, into = (arguments.optional_text(n, v) for n, v in (("show", show), ("color", color), ("into", into)))
+    if sample is not None:
+        sample = arguments.whole("sample", sample, least=FEWEST)
+    paths = [output] if isinstance(output, str | Path) else list(output)
+    settings = arguments.call_settings(settings, overrides, function=map)
+    result = make_map(
+        table,
+        settings=settings,
+        show=show,
+        color=color,
+        output=paths,
+        sample=sample,
+        into=into,
+        on_event=on_event or ignore,
+    )
+    return result.rows
+
+
+def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """The rows of ``sql`` as an Arrow table."""
+    return con.sql(sql).to_arrow_table()

@@ -1,0 +1,350 @@
+"""embedsql map: the map table in DuckDB, its record and reuse, the page and the picture, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import embedsql
+from embedsql.cli import cli
+
+from helpers import FakeTime, fetch
+
+GROUPS = {"apple": "fruit", "volvo": "car", "python": "language"}
+PER = 30
+DIMENSIONS = 1536
+
+
+@pytest.fixture
+def mapped(tmp_path: Path, fake_time: FakeTime) -> Path:
+    """A table embedsql wrote (``docs_embeddings``, 90 rows) whose vectors are then set to three clearly
+    separate groups of 30: rows 1-30 around one axis (texts about apples), 31-60 (volvos), 61-90 (python)."""
+    db = tmp_path / "m.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE docs (id INTEGER, body VARCHAR, kind VARCHAR)")
+    rows = []
+    for g, (word, kind) in enumerate(GROUPS.items()):
+        rows += [(g * PER + i + 1, f"{word} note {g * PER + i + 1}", kind) for i in range(PER)]
+    con.executemany("INSERT INTO docs VALUES (?, ?, ?)", rows)
+    con.close()
+    embedsql.run("select id, body from docs", db=db, **fake_time)
+    _set_vectors(db, _group_vectors(seed=1))
+    return db
+
+
+def _group_vectors(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.eye(DIMENSIONS, dtype=np.float32)[: len(GROUPS)] * 10
+    return np.concatenate([c + rng.normal(size=(PER, DIMENSIONS)) for c in centres]).astype(np.float32)
+
+
+def _set_vectors(db: Path, vectors: np.ndarray) -> None:
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("CREATE TEMP TABLE v (id INTEGER, e FLOAT[1536])")
+        con.executemany("INSERT INTO v VALUES (?, ?)", [(i + 1, v.tolist()) for i, v in enumerate(vectors)])
+        con.execute("UPDATE docs_embeddings SET embedding = v.e FROM v WHERE v.id = docs_embeddings.id")
+    finally:
+        con.close()
+
+
+def _map(db: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["map", *args, "--db", str(db)])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _tables(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every user table's rows (the ledger aside), to show that a refused command changed none."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        names = [
+            r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()
+        ]
+        return {n: sorted(con.execute(f'SELECT * FROM "{n}"').fetchall(), key=repr) for n in sorted(names)}
+    finally:
+        con.close()
+
+
+def test_the_map_table_has_each_rows_key_place_and_cluster(mapped: Path) -> None:
+    code, out, err = _map(mapped, "docs_embeddings")
+
+    assert code == 0, err
+    assert out == (f"docs_embeddings_map in {mapped}: 90 rows, 90 distinct vectors, 3 clusters (laid out now)\n")
+    assert [line for line in err.splitlines()] == [
+        "mapping: reading the vectors",
+        "mapping: finding neighbours",
+        "mapping: laying out",
+        "mapping: clustering",
+        "mapping: labelling the clusters",
+        "mapping: writing the map table",
+    ]
+    assert fetch(
+        mapped, "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'docs_embeddings_map'"
+    ) == [("id", "INTEGER"), ("x", "FLOAT"), ("y", "FLOAT"), ("cluster", "INTEGER"), ("cluster_label", "VARCHAR")]
+    rows = fetch(mapped, "SELECT id, x, y, cluster, cluster_label FROM docs_embeddings_map ORDER BY id")
+    assert [r[0] for r in rows] == list(range(1, 91))
+    assert all(np.isfinite(r[1]) and np.isfinite(r[2]) for r in rows)
+    # Each group one cluster of its own; the groups are the same size, so numbered by their first row.
+    assert [r[3] for r in rows] == [0] * PER + [1] * PER + [2] * PER
+    # Labels: the words of the embedded texts that only that group has ("note" is in every one).
+    labels = {r[3]: r[4] for r in rows}
+    for c, word in enumerate(GROUPS):
+        assert labels[c].split(", ")[0] == word
+    assert fetch(mapped, "SELECT cluster_label, count(*) FROM docs_embeddings_map GROUP BY 1 ORDER BY 1") == sorted(
+        (labels[c], PER) for c in range(3)
+    )
+    # Recorded with the job that wrote the vectors.
+    job = fetch(mapped, "SELECT job_id FROM embedsql.targets")[0][0]
+    assert fetch(mapped, "SELECT table_name, source_table, job_id, rows, points, sample FROM embedsql.maps") == [
+        ('"docs_embeddings_map"', '"docs_embeddings"', job, 90, 90, None)
+    ]
+
+
+def test_the_same_table_gives_the_same_map_and_an_unchanged_one_is_reused(mapped: Path) -> None:
+    assert _map(mapped, "docs_embeddings")[0] == 0
+    assert _map(mapped, "docs_embeddings", "--into", "again")[0] == 0
+    first = fetch(mapped, "SELECT id, x, y, cluster, cluster_label FROM docs_embeddings_map ORDER BY id")
+    assert fetch(mapped, "SELECT id, x, y, cluster, cluster_label FROM again ORDER BY id") == first
+
+    code, out, err = _map(mapped, "docs_embeddings")
+    assert (code, out) == (
+        0,
+        f"docs_embeddings_map in {mapped}: 90 rows, 90 distinct vectors, 3 clusters "
+        "(reused: its vectors have not changed)\n",
+    )
+    assert "laying out" not in err
+    assert fetch(mapped, "SELECT id, x, y, cluster, cluster_label FROM docs_embeddings_map ORDER BY id") == first
+
+    # One vector changed: laid out again.
+    con = duckdb.connect(str(mapped))
+    con.execute(
+        "UPDATE docs_embeddings SET embedding = (SELECT embedding FROM docs_embeddings WHERE id = 2) WHERE id = 1"
+    )
+    con.close()
+    code, out, _ = _map(mapped, "docs_embeddings")
+    assert (code, out) == (
+        0,
+        f"docs_embeddings_map in {mapped}: 90 rows, 89 distinct vectors, 3 clusters (laid out now)\n",
+    )
+    again = fetch(mapped, "SELECT id, x, y FROM docs_embeddings_map ORDER BY id")
+    assert again[0][1:] == again[1][1:]  # the same vector, the same point
+
+
+def test_labels_from_show_are_made_again_without_laying_out_again(mapped: Path) -> None:
+    assert _map(mapped, "docs_embeddings")[0] == 0
+    places = fetch(mapped, "SELECT id, x, y, cluster FROM docs_embeddings_map ORDER BY id")
+
+    code, out, err = _map(mapped, "docs_embeddings", "--show", "select id, kind from docs")
+    assert code == 0, err
+    assert out.endswith("(reused: its vectors have not changed)\n")
+    assert "labelling the clusters" in err
+    assert "laying out" not in err
+    assert fetch(mapped, "SELECT id, x, y, cluster FROM docs_embeddings_map ORDER BY id") == places
+    assert fetch(mapped, "SELECT DISTINCT cluster, cluster_label FROM docs_embeddings_map ORDER BY 1") == [
+        (0, "fruit"),
+        (1, "car"),
+        (2, "language"),
+    ]
+    assert fetch(mapped, "SELECT labels_from FROM embedsql.maps") == [("select id, kind from docs",)]
+
+
+def test_a_sample_maps_that_many_rows_the_same_ones_each_time(mapped: Path) -> None:
+    code, out, _ = _map(mapped, "docs_embeddings", "--sample", "40")
+    assert code == 0
+    assert out.startswith(f"docs_embeddings_map in {mapped}: 40 rows (a sample of 40 rows), 40 distinct vectors")
+    first = fetch(mapped, "SELECT id FROM docs_embeddings_map ORDER BY id")
+    assert len(first) == 40
+    assert len({i for (i,) in first}) == 40
+    assert set(first) <= {(i,) for i in range(1, 91)}
+    assert _map(mapped, "docs_embeddings", "--sample", "40", "--into", "other")[0] == 0
+    assert fetch(mapped, "SELECT id FROM other ORDER BY id") == first
+    assert fetch(mapped, "SELECT sample FROM embedsql.maps ORDER BY table_name") == [(40,), (40,)]
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.references: list[str] = []
+        self.scripts: dict[str, str] = {}
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("src", "href") and value:
+                self.references.append(value)
+        if tag == "script":
+            self._in = dict(attrs).get("id") or f"script{len(self.scripts)}"
+            self.scripts[self._in] = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._in is not None:
+            self.scripts[self._in] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in = None
+
+
+def test_the_page_holds_its_data_and_reaches_for_nothing(mapped: Path, tmp_path: Path) -> None:
+    con = duckdb.connect(str(mapped))
+    con.execute("UPDATE docs SET kind = kind || ' </script><!-- ' || id WHERE id = 1")
+    con.close()
+    page = tmp_path / "out" / "map.html"
+    page.parent.mkdir()
+    code, out, err = _map(mapped, "docs_embeddings", "--show", "select id, body, kind from docs", "-o", str(page))
+
+    assert code == 0, err
+    assert out.endswith(f"  wrote {page}\n")
+    assert "mapping: drawing map.html" in err
+    html = page.read_text(encoding="utf-8")
+    parsed = _Page()
+    parsed.feed(html)
+    assert parsed.references == []
+    assert not re.search(r"https?://|//cdn|@import|url\(", html)
+    data = json.loads(parsed.scripts["embedsql-data"])
+    assert (data["rows"], data["points"]) == (90, 90)
+    assert data["columns"] == ["id", "cluster", "cluster_label", "body", "kind"]
+    assert data["values"][0][:3] == ["1", "2", "3"]
+    assert data["values"][3][0] == "apple note 1"
+    assert data["values"][4][0] == "fruit </script><!-- 1"  # kept exact, and harmless inside the page
+    x = np.frombuffer(__import__("base64").b64decode(data["x"]), dtype="<f4")
+    assert np.array_equal(
+        x, np.array([r[0] for r in fetch(mapped, "SELECT x FROM docs_embeddings_map ORDER BY id")], np.float32)
+    )
+    assert [label["text"] for label in data["labels"]] == [
+        r[0] for r in fetch(mapped, "SELECT DISTINCT cluster_label, cluster FROM docs_embeddings_map ORDER BY cluster")
+    ]
+    assert not list(tmp_path.glob("out/*.part"))
+
+
+def test_the_picture_is_a_png(mapped: Path, tmp_path: Path) -> None:
+    picture = tmp_path / "map.png"
+    code, _, err = _map(mapped, "docs_embeddings", "-o", str(picture), "--sample", "60")
+    assert code == 0, err
+    head = picture.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", head[16:24]) == (1200, 1200)
+
+
+def test_the_python_function_returns_the_map(mapped: Path, tmp_path: Path) -> None:
+    rows = embedsql.map("docs_embeddings", db=mapped, output=tmp_path / "m.png")
+    assert rows.column_names == ["id", "x", "y", "cluster", "cluster_label"]
+    assert [tuple(r.values()) for r in rows.to_pylist()] == fetch(
+        mapped, "SELECT id, x, y, cluster, cluster_label FROM docs_embeddings_map ORDER BY id"
+    )
+    assert (tmp_path / "m.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["docs"],
+            "Error: table docs was not written by embedsql, so its model is unknown (embedsql map docs). "
+            "Tables embedsql wrote: docs_embeddings.\n",
+        ),
+        (
+            ["Docs_Embedings"],
+            "Error: table Docs_Embedings does not exist (embedsql map Docs_Embedings). "
+            "Did you mean embedsql map docs_embeddings?\n",
+        ),
+        (
+            ["nothing_here"],
+            "Error: table nothing_here does not exist (embedsql map nothing_here). "
+            "Tables embedsql wrote: docs_embeddings.\n",
+        ),
+        (
+            ["docs_embeddings", "--color", "genre"],
+            "Error: --color 'genre' is not a column of the job's query (pass --show to choose the columns). "
+            "Colour by one of: cluster, body.\n",
+        ),
+        (
+            ["docs_embeddings", "--show", "select id, kind from docs", "--color", "Kind"],
+            "Error: --color 'Kind' is not a column of the --show query. Colour by one of: cluster, kind.\n",
+        ),
+        (
+            ["docs_embeddings", "-o", "map.svg"],
+            "Error: -o 'map.svg': embedsql map draws a page (.html) or a picture (.png); name the file with one of "
+            "those extensions.\n",
+        ),
+        (
+            ["docs_embeddings", "--into", "docs_embeddings"],
+            "Error: --into docs_embeddings is the table being mapped; name another table for the map.\n",
+        ),
+        (
+            ["docs_embeddings", "--into", "docs"],
+            "Error: table docs already exists and was not written by embedsql map. Pass another --into, or drop it "
+            'first (DROP TABLE "docs").\n',
+        ),
+        (
+            ["docs_embeddings", "--show", "select count(*) AS n from docs"],
+            "Error: the --show query does not return the key column(s) id and they cannot be added to it",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_changes_nothing(mapped: Path, args: list[str], message: str) -> None:
+    before = _tables(mapped)
+    code, out, err = _map(mapped, *args)
+    assert (code, out) == (1, "")
+    assert err.startswith(message) if not message.endswith("\n") else err == message
+    assert "Traceback" not in err
+    assert _tables(mapped) == before
+    assert fetch(mapped, "SELECT count(*) FROM embedsql.maps") == [(0,)]
+
+
+def test_a_table_of_too_few_vectors_makes_no_map(tmp_path: Path, fake_time: FakeTime) -> None:
+    db = tmp_path / "few.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE t AS SELECT i AS id, 'text ' || (i % 4) AS body FROM range(40) r(i)")
+    con.close()
+    embedsql.run("select id, body from t", db=db, **fake_time)
+    before = _tables(db)
+    code, out, err = _map(db, "t_embeddings")
+    assert (code, out) == (1, "")
+    assert err == (
+        "mapping: reading the vectors\n"
+        "Error: table t_embeddings has 4 distinct vector(s); a map needs at least 5. Embed more rows first "
+        "(embedsql run).\n"
+    )
+    assert _tables(db) == before
+
+
+def test_a_map_table_someone_else_made_again_is_not_overwritten(mapped: Path) -> None:
+    assert _map(mapped, "docs_embeddings")[0] == 0
+    con = duckdb.connect(str(mapped))
+    con.execute("CREATE OR REPLACE TABLE docs_embeddings_map AS SELECT 1 AS mine")
+    con.close()
+    code, _, err = _map(mapped, "docs_embeddings")
+    assert code == 1
+    assert err == (
+        "Error: table docs_embeddings_map already exists and was not written by embedsql map. Pass another --into, "
+        'or drop it first (DROP TABLE "docs_embeddings_map").\n'
+    )
+    assert fetch(mapped, "SELECT * FROM docs_embeddings_map") == [(1,)]
+
+
+def test_without_the_map_extra_the_command_says_what_to_install(mapped: Path) -> None:
+    code = (
+        "import sys; sys.modules['umap'] = None; sys.modules['sklearn'] = None\n"
+        "from embedsql.cli import main\n"
+        f"sys.argv = ['embedsql', 'map', 'docs_embeddings', '--db', {str(mapped)!r}]\n"
+        "sys.exit(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "Error: embedsql map needs umap-learn and scikit-learn, which are not installed. "
+        "Install them with: pip install 'embedsql[map]'\n"
+    )
