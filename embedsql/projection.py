@@ -44,6 +44,91 @@ FEWEST = 5
 
 _BLOCK = 2048
 _WORD = re.compile(r"[^\W\d_][\w'-]*[^\W_]|[^\W\d_]")
+# English words too common to tell one cluster from another ("the", "of" in titles).
+_COMMON = frozenset(
+    {
+        "a",
+        "about",
+        "after",
+        "all",
+        "also",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "he",
+        "her",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "no",
+        "not",
+        "of",
+        "on",
+        "one",
+        "or",
+        "our",
+        "out",
+        "over",
+        "she",
+        "so",
+        "some",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "too",
+        "up",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "which",
+        "who",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -58,16 +143,21 @@ class Projection:
 def require() -> None:
     """Raise a ConfigError that says what to install, when the map extra is not installed."""
     missing = []
-    for module, package in (("umap", "umap-learn"), ("sklearn", "scikit-learn")):
+    for module, package in (("umap", "umap-learn"), ("sklearn", "scikit-learn"), ("matplotlib", "matplotlib")):
         try:
             _quietly_import(module)
         except ImportError:
             missing.append(package)
     if missing:
         raise ConfigError(
-            f"embedsql map needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed. "
-            "Install them with: pip install 'embedsql[map]'"
+            f"embedsql map needs {_listed(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed. "
+            "Install the map extra: pip install 'embedsql[map]'"
         )
+
+
+def _listed(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _quietly_import(module: str) -> Any:
@@ -171,15 +261,16 @@ def _clusters(xy: np.ndarray) -> np.ndarray:
 def cluster_labels(cluster: np.ndarray, texts: Sequence[str | None], *, words: int = 3) -> dict[int, str]:
     """A label for each cluster (not -1): its ``words`` most distinctive words among ``texts``
     (one per row, aligned with ``cluster``), by class-based TF-IDF: a word's share of its cluster's
-    words, weighted by how rare it is across clusters. Ties go to the word first in alphabetical
-    order; a cluster whose texts hold no word is labelled "cluster N"."""
+    words, weighted by how rare it is across clusters. Words are letters (numbers and punctuation
+    are not), lower-cased, without the commonest English words. Ties go to the word first in
+    alphabetical order; a cluster whose texts hold no word is labelled "cluster N"."""
     counts: dict[int, Counter[str]] = {}
     for c, text in zip(cluster.tolist(), texts, strict=True):
         if c < 0:
             continue
         bag = counts.setdefault(c, Counter())
         if text:
-            bag.update(w.lower() for w in _WORD.findall(text))
+            bag.update(w for w in (w.lower() for w in _WORD.findall(text)) if w not in _COMMON)
     everywhere: Counter[str] = Counter()
     for bag in counts.values():
         everywhere.update(bag)

@@ -346,5 +346,5 @@ def test_without_the_map_extra_the_command_says_what_to_install(mapped: Path) ->
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (
         "Error: embedsql map needs umap-learn and scikit-learn, which are not installed. "
-        "Install them with: pip install 'embedsql[map]'\n"
+        "Install the map extra: pip install 'embedsql[map]'\n"
     )

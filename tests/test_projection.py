@@ -115,6 +115,12 @@ def test_words_are_letters_not_numbers_or_punctuation() -> None:
     assert cluster_labels(cluster, texts, words=10) == {0: "l'été, rock'n'roll, sci-fi, über"}
 
 
+def test_the_commonest_words_label_nothing() -> None:
+    cluster = np.array([0, 0, 1])
+    texts = ["The Lord of the Rings", "The Return of the King", "And Then There Were None"]
+    assert cluster_labels(cluster, texts, words=10) == {0: "king, lord, return, rings", 1: "none"}
+
+
 def test_without_the_map_extra_it_says_what_to_install() -> None:
     code = (
         "import sys; sys.modules['umap'] = None\n"
@@ -124,5 +130,11 @@ def test_without_the_map_extra_it_says_what_to_install() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out == (
-        "embedsql map needs umap-learn, which is not installed. Install them with: pip install 'embedsql[map]'\n"
+        "embedsql map needs umap-learn, which is not installed. Install the map extra: pip install 'embedsql[map]'\n"
+    )
+    every = code.replace("sys.modules['umap'] = None", "sys.modules.update(umap=None, sklearn=None, matplotlib=None)")
+    out = subprocess.run([sys.executable, "-c", every], capture_output=True, text=True, check=True).stdout
+    assert out == (
+        "embedsql map needs umap-learn, scikit-learn and matplotlib, which are not installed. "
+        "Install the map extra: pip install 'embedsql[map]'\n"
     )
