@@ -70,6 +70,9 @@ def draw_picture(result: MapResult, path: Path, *, color: str | None) -> None:
     grey = index < 0
     axes.scatter(x[grey], y[grey], s=size, c=NOT_COLOURED, linewidths=0, rasterized=True)
     axes.scatter(x[~grey], y[~grey], s=size, c=colours[index[~grey]], linewidths=0, rasterized=True)
+    # Limits set now, not at drawing: the labels' places on the page are measured below.
+    axes.set_xlim(*_padded(x))
+    axes.set_ylim(*_padded(y))
     if color in (None, "cluster", "cluster_label"):
         cluster = index
         largest = np.argsort(-np.bincount(cluster[cluster >= 0], minlength=len(names)), kind="stable")[:_LABELLED]
@@ -104,6 +107,12 @@ def draw_picture(result: MapResult, path: Path, *, color: str | None) -> None:
             figure.savefig(file, format="png")
     except OSError as e:
         raise StorageError.writing(f"the picture {path.name}", path.parent, e) from e
+
+
+def _padded(values: np.ndarray) -> tuple[float, float]:
+    low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+    margin = max(high - low, 1e-6) * 0.04
+    return low - margin, high + margin
 
 
 def _title(result: MapResult) -> str:

@@ -19,6 +19,7 @@ The heavy libraries live in the ``map`` extra: ``require`` says what to install 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 import re
 import warnings
@@ -37,12 +38,13 @@ __all__ = ["EXACT_UP_TO", "FEWEST", "NEIGHBOURS", "SEED", "Projection", "cluster
 NEIGHBOURS = 15
 # The seed of every map: the same vectors give the same coordinates.
 SEED = 42
-# Up to this many points the neighbours are exact (a block of 2,048 rows against all: 2048 x n floats).
+# Up to this many points the neighbours are exact, by blocks of rows against all (~8M similarities a block).
 EXACT_UP_TO = 50_000
 # Fewer distinct vectors than this make no map: UMAP needs a neighbourhood, HDBSCAN a group.
 FEWEST = 5
 
 _BLOCK = 2048
+_BLOCK_VALUES = 8_000_000
 _WORD = re.compile(r"[^\W\d_][\w'-]*[^\W_]|[^\W\d_]")
 # English words too common to tell one cluster from another ("the", "of" in titles).
 _COMMON = frozenset(
@@ -142,12 +144,9 @@ class Projection:
 
 def require() -> None:
     """Raise a ConfigError that says what to install, when the map extra is not installed."""
-    missing = []
-    for module, package in (("umap", "umap-learn"), ("sklearn", "scikit-learn"), ("matplotlib", "matplotlib")):
-        try:
-            _quietly_import(module)
-        except ImportError:
-            missing.append(package)
+    # Found, not imported: importing umap-learn takes seconds, and a map that is reused needs none of it.
+    wanted = (("umap", "umap-learn"), ("sklearn", "scikit-learn"), ("matplotlib", "matplotlib"))
+    missing = [package for module, package in wanted if importlib.util.find_spec(module) is None]
     if missing:
         raise ConfigError(
             f"embedsql map needs {_listed(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed. "
@@ -203,13 +202,17 @@ def _neighbours(unit: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.nda
         return indices.astype(np.int32), distances.astype(np.float32)
     indices = np.empty((n, k), dtype=np.int32)
     distances = np.empty((n, k), dtype=np.float32)
-    rows = np.arange(_BLOCK)
-    for start in range(0, n, _BLOCK):
-        stop = min(start + _BLOCK, n)
+    # Rows per block: at most _BLOCK_VALUES similarities at a time (and their sort's indices).
+    block = max(1, min(_BLOCK, _BLOCK_VALUES // n))
+    rows = np.arange(block)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
         similarity = unit[start:stop] @ unit.T
         # A point is its own nearest, whatever rounding says of its similarity to itself.
         similarity[rows[: stop - start], np.arange(start, stop)] = np.inf
-        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        np.negative(similarity, out=similarity)
+        nearest = np.argpartition(similarity, k - 1, axis=1)[:, :k]
+        np.negative(similarity, out=similarity)
         near = np.take_along_axis(similarity, nearest, axis=1)
         # Nearest first; ties by index, so that the order (and the map) does not depend on the sort.
         order = np.lexsort((nearest, -near), axis=1)

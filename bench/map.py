@@ -1,0 +1,218 @@
+"""Map: `embedsql map` on the movies table and on N synthetic 384-d vectors, its time and memory, and
+the page's size and load time in a real Chromium.
+
+    python -m bench.map                         # the movies table and 1M x 384 (~25 min on 2 cores)
+    python -m bench.map --rows 100000           # the movies table and 100k x 384
+
+Each map runs in a fresh child process (numba compiles UMAP's code once per process: that cost is in
+the first run's figure, as a user pays it), then again in another (reused: the table unchanged).
+The reference on the movies is the notebook way: umap-learn on every row's vector as it comes
+(``UMAP(metric="cosine").fit_transform``, its own neighbour search; 62,423 rows where embedsql lays
+out 1,639 distinct vectors), in a child process of its own. The synthetic table is 50 Gaussian groups
+of unit vectors in 384 dimensions, every vector distinct: the worst case for the layout's size.
+The page is opened in headless Chromium (``tests/browser.py``; skipped without one): the seconds
+from navigation to its first frame of points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+import embedsql
+from embedsql import ledger
+
+from .common import Goal, StageResult, fmt_bytes, fmt_s, isolated, markdown
+from .data import REPO, make_movies
+
+SHOW = "select title, genres from movies"
+
+
+def movies_db(folder: Path) -> Path:
+    """The quickstart: the example warehouse, its genres embedded by the offline model."""
+    db = make_movies(folder / "warehouse.duckdb")
+    embedsql.run("select movieId, genres from movies", db=db)
+    return db
+
+
+def synthetic_db(folder: Path, rows: int, dims: int = 384, groups: int = 50, seed: int = 0) -> Path:
+    """A table embedsql wrote, ``vectors(id BIGINT, embedding FLOAT[dims])``: ``groups`` Gaussian groups."""
+    db = folder / "synthetic.duckdb"
+    con = ledger.connect(db, create_ledger=True) if db.exists() else None
+    if con is None:
+        import duckdb
+
+        duckdb.connect(str(db)).close()
+        con = ledger.connect(db)
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((groups, dims)).astype(np.float32) * 3
+    try:
+        con.execute(f"CREATE TABLE vectors (id BIGINT, embedding FLOAT[{dims}])")
+        step = 100_000
+        for start in range(0, rows, step):
+            n = min(step, rows - start)
+            block = centres[rng.integers(0, groups, n)] + rng.standard_normal((n, dims), dtype=np.float32)
+            block /= np.linalg.norm(block, axis=1, keepdims=True)
+            flat = pa.FixedSizeListArray.from_arrays(pa.array(block.reshape(-1)), dims)
+            con.register("block", pa.table({"id": pa.array(np.arange(start, start + n)), "embedding": flat}))
+            con.execute("INSERT INTO vectors SELECT * FROM block")
+            con.unregister("block")
+        model = "all-MiniLM-L6-v2"
+        con.execute(
+            "INSERT INTO embedsql.targets VALUES ('\"vectors\"', ?, ?, ['id'], ['BIGINT'], 'bench', now())",
+            [model, dims],
+        )
+        con.execute(f"COMMENT ON TABLE vectors IS 'embedsql: {dims}-d vectors of {model}, job bench'")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return db
+
+
+def timed_map(db: str, table: str, show: str | None, outputs: list[str]) -> dict[str, float]:
+    """``embedsql.map`` in this process, timed (run it through ``isolated``)."""
+    started = time.perf_counter()
+    rows = embedsql.map(table, db=db, show=show, output=outputs)
+    return {"seconds": time.perf_counter() - started, "rows": rows.num_rows}
+
+
+def notebook_umap(db: str) -> dict[str, float]:
+    """The notebook way on the movies: every row's vector to umap-learn, as it comes (run it isolated)."""
+    import duckdb
+    import umap
+
+    con = duckdb.connect(db, read_only=True)
+    started = time.perf_counter()
+    table = con.sql("SELECT embedding FROM movies_embeddings").to_arrow_table()
+    con.close()
+    column = table.column(0).combine_chunks()
+    vectors = column.flatten().to_numpy().reshape(len(column), column.type.list_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        umap.UMAP(metric="cosine", random_state=42).fit_transform(vectors)
+    return {"seconds": time.perf_counter() - started}
+
+
+def page_first_frame(page: Path) -> float | None:
+    """Seconds from opening ``page`` in headless Chromium to its first frame; None without a Chromium."""
+    spec = importlib.util.spec_from_file_location("_browser", REPO / "tests" / "browser.py")
+    if spec is None or spec.loader is None:
+        return None
+    browser_module = importlib.util.module_from_spec(spec)
+    sys.modules["_browser"] = browser_module
+    spec.loader.exec_module(browser_module)
+    executable = next((shutil.which(n) for n in ("chromium-headless-shell", "chromium") if shutil.which(n)), None)
+    if executable is None:
+        return None
+    with browser_module.Browser(executable) as browser:
+        started = time.perf_counter()
+        browser.open(page)
+        browser.wait_for(
+            lambda: (browser.evaluate("window.embedsqlMap && window.embedsqlMap.frames") or 0) > 0,
+            "the first frame",
+            seconds=600,
+        )
+        return time.perf_counter() - started
+
+
+def measure(name: str, db: Path, table: str, show: str | None, folder: Path) -> dict[str, object]:
+    page, picture = folder / f"{name}.html", folder / f"{name}.png"
+    first, _, first_rss = isolated(timed_map, str(db), table, show, [str(page), str(picture)])
+    again, _, _ = isolated(timed_map, str(db), table, show, [])
+    points = ledger_points(db)
+    return {
+        "rows": first["rows"],
+        "points": points,
+        "first_s": first["seconds"],
+        "first_rss": first_rss,
+        "reused_s": again["seconds"],
+        "page_bytes": page.stat().st_size,
+        "page_s": page_first_frame(page),
+    }
+
+
+def ledger_points(db: Path) -> int:
+    con = ledger.connect(db, read_only=True)
+    try:
+        return int(con.execute("SELECT max(points) FROM embedsql.maps").fetchall()[0][0])
+    finally:
+        con.close()
+
+
+HEADER = [
+    "table",
+    "rows",
+    "distinct vectors",
+    "map, first run (with numba's compile)",
+    "peak RSS",
+    "map, reused",
+    "notebook UMAP on every row",
+    "vs notebook",
+    "page",
+    "page to first frame",
+]
+
+
+def run_stage(sizes: list[int], *, echo: bool = True) -> StageResult:
+    result = StageResult("9. Map: table -> 2-D layout, clusters, labels, page and picture")
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        cases: list[tuple[str, Path, str, str | None]] = [("movies", movies_db(folder), "movies_embeddings", SHOW)]
+        for n in sizes:
+            sub = folder / f"s{n}"
+            sub.mkdir()
+            cases.append((f"{n:,} x 384", synthetic_db(sub, n), "vectors", None))
+        for name, db, table, show in cases:
+            r = measure(name.split()[0].replace(",", ""), db, table, show, db.parent)
+            notebook = isolated(notebook_umap, str(db))[0]["seconds"] if name == "movies" else None
+            ratio = None if notebook is None else notebook / float(r["first_s"])  # type: ignore[arg-type]
+            page_s = r["page_s"]
+            rows.append(
+                [
+                    name,
+                    f"{r['rows']:,}",
+                    f"{r['points']:,}",
+                    fmt_s(float(r["first_s"])),  # type: ignore[arg-type]
+                    fmt_bytes(float(r["first_rss"])),  # type: ignore[arg-type]
+                    fmt_s(float(r["reused_s"])),  # type: ignore[arg-type]
+                    "—" if notebook is None else fmt_s(notebook),
+                    "—" if ratio is None else f"{ratio:.2f}x faster",
+                    fmt_bytes(float(r["page_bytes"])),  # type: ignore[arg-type]
+                    "no Chromium" if page_s is None else fmt_s(float(page_s)),  # type: ignore[arg-type]
+                ]
+            )
+            if echo:
+                print(f"  map {name}: {fmt_s(float(r['first_s']))}, reused {fmt_s(float(r['reused_s']))}", flush=True)  # type: ignore[arg-type]
+            result.goals.append(
+                Goal(
+                    "map",
+                    f"{name}: {fmt_s(float(r['first_s']))}",
+                    "notebook UMAP" if ratio else "—",
+                    ratio,
+                    "reported",
+                    None,
+                )  # type: ignore[arg-type]
+            )
+    result.lines = markdown(HEADER, rows)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, action="append", help="synthetic vectors (repeat); default 1,000,000")
+    args = parser.parse_args()
+    print(run_stage(args.rows or [1_000_000]).text())
+
+
+if __name__ == "__main__":
+    main()
