@@ -348,3 +348,46 @@ def test_without_the_map_extra_the_command_says_what_to_install(mapped: Path) ->
         "Error: embedsql map needs umap-learn and scikit-learn, which are not installed. "
         "Install the map extra: pip install 'embedsql[map]'\n"
     )
+
+
+def test_quoted_names_and_a_composite_key(tmp_path: Path, fake_time: FakeTime) -> None:
+    db = tmp_path / "odd.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute('CREATE SCHEMA "Sch ema"')
+    con.execute('CREATE TABLE "Sch ema"."Od""d T" ("Key Col" VARCHAR, k2 INTEGER, txt VARCHAR)')
+    con.executemany(
+        'INSERT INTO "Sch ema"."Od""d T" VALUES (?, ?, ?)',
+        [(f"k'{i % 20}", i // 20, f"{word} {i}") for i, word in enumerate(["apple", "volvo", "python"] * 20)],
+    )
+    con.close()
+    into = '"Sch ema"."Emb ""x"""'
+    embedsql.run(
+        'select "Key Col", k2, txt from "Sch ema"."Od""d T"', key=["Key Col", "k2"], into=into, db=db, **fake_time
+    )
+    before = fetch(db, 'SELECT * FROM "Sch ema"."Emb ""x""" ORDER BY ALL')
+
+    code, out, err = _map(db, into, "--sample", "40")
+
+    assert code == 0, err
+    assert out.startswith(f'"Sch ema"."Emb ""x""_map" in {db}: 40 rows (a sample of 40 rows), 40 distinct vectors')
+    rows = fetch(db, 'SELECT "Key Col", k2 FROM "Sch ema"."Emb ""x""_map" ORDER BY ALL')
+    assert len(rows) == 40
+    assert set(rows) <= set(fetch(db, 'SELECT "Key Col", k2 FROM "Sch ema"."Od""d T"'))
+    assert fetch(db, 'SELECT * FROM "Sch ema"."Emb ""x""" ORDER BY ALL') == before
+    assert fetch(db, "SELECT table_name, source_table, key_columns, sample FROM embedsql.maps") == [
+        ('"Sch ema"."Emb ""x""_map"', '"Sch ema"."Emb ""x"""', ["Key Col", "k2"], 40)
+    ]
+    # The same spelled otherwise is the same table: reused, and recorded once.
+    code, out, _ = _map(db, '"Sch ema"."Emb ""x"""', "--sample", "40", "--into", '"Sch ema"."Emb ""x""_MAP"')
+    assert (code, out.endswith("(reused: its vectors have not changed)\n")) == (0, True)
+    assert fetch(db, "SELECT count(*) FROM embedsql.maps") == [(1,)]
+
+
+def test_the_page_says_when_it_shows_a_sample(mapped: Path, tmp_path: Path) -> None:
+    page = tmp_path / "sample.html"
+    assert _map(mapped, "docs_embeddings", "--sample", "50", "-o", str(page))[0] == 0
+    parsed = _Page()
+    parsed.feed(page.read_text(encoding="utf-8"))
+    data = json.loads(parsed.scripts["embedsql-data"])
+    assert data["rows"] == 50
+    assert data["note"].startswith("a sample of 50 rows, 50 distinct vectors, 3 clusters.")
