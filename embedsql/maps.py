@@ -16,9 +16,10 @@ failure leaves every table as it was.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from .errors import ConfigError, InputError, QueryError, TargetError
 from .events import EventHandler, Progress, ignore
 from .projection import FEWEST, SEED, cluster_labels, project, require
 from .shown import shown_query
-from .target import TargetName, lookup, parse_target, written_target
+from .target import TargetName, TargetRecord, lookup, parse_target, written_target
 
 __all__ = ["DRAWN", "METHOD", "MapResult", "make_map", "map", "map_name"]
 
@@ -81,29 +82,86 @@ def make_map(
     on_event: EventHandler = ignore,
 ) -> MapResult:
     """Lay out ``table`` (a table embedsql wrote) in 2-D, write the map table and the ``output`` files
-    (what ``embedsql map`` does; ``map`` is the same for Python, returning the rows)."""
+    (what ``embedsql map`` does; ``map`` is the same for Python, returning the rows).
+
+    The database is open while the vectors are read and while the map is written, not while they are
+    laid out (minutes for millions of vectors): like a job that waits, a map never keeps it locked.
+    """
     outputs = [_checked_output(Path(path)) for path in output]
     require()
+    step = _Steps(on_event)
     with ledger.explained(settings.db):
-        con = ledger.connect(settings.db, wait=settings.lock_wait, create_ledger=False)
-        try:
-            return _make(con, table, settings, show, color, outputs, sample, into, seed, on_event)
-        finally:
-            con.close()
+        with _connection(settings) as con:
+            plan = _plan(con, table, settings, show, color, sample, into, seed)
+            rows = plan.reused if plan.reused is not None else _read(con, plan, step)
+        if plan.reused is None:
+            rows = _placed(rows, plan, step)
+        with _connection(settings) as con:
+            if plan.reused is None or _labels_of(con, plan.name) != plan.labels_from:
+                rows = rows.set_column(rows.num_columns - 1, "cluster_label", _labels(con, rows, plan, step))
+                if plan.reused is None:
+                    step("writing the map table")
+                _write(con, rows, plan, into)
+            shown = _shown_rows(con, rows, plan.keys, plan.labels_from) if plan.labels_from else None
+    cluster = arrays.numbers(rows.column("cluster"))
+    result = MapResult(
+        table=plan.name,
+        source=plan.source,
+        rows=rows,
+        shown=shown,
+        points=plan.points,
+        clusters=len(np.unique(cluster[cluster >= 0])),
+        sample=sample,
+        reused=plan.reused is not None,
+        files=tuple(outputs),
+    )
+    for path in outputs:
+        step(f"drawing {path.name}")
+        _draw(result, path, color=color, keys=plan.keys)
+    return result
 
 
-def _make(
+@contextlib.contextmanager
+def _connection(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = ledger.connect(settings.db, wait=settings.lock_wait, create_ledger=False)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@dataclass
+class _Plan:
+    """What a map is made of, read while the database is open: the names, the fingerprint, and either
+    the map's rows when it is reused or the vectors to lay out."""
+
+    source: TargetName
+    recorded: TargetRecord
+    keys: list[str]
+    name: TargetName
+    labels_from: str | None
+    fingerprint: str
+    sample: int | None
+    seed: int
+    # The rows of the map already in the table (labels included), when its fingerprint is this one.
+    reused: pa.Table | None
+    points: int = 0
+    # Rows to lay out: each row's point (an index into ``vectors``), and the distinct vectors.
+    point: np.ndarray | None = None
+    vectors: np.ndarray | None = None
+
+
+def _plan(
     con: duckdb.DuckDBPyConnection,
     table: str,
     settings: Settings,
     show: str | None,
     color: str | None,
-    outputs: list[Path],
     sample: int | None,
     into: str | None,
     seed: int,
-    on_event: EventHandler,
-) -> MapResult:
+) -> _Plan:
+    """Check every argument against the database (nothing is laid out for a map that cannot be written)."""
     source, recorded = written_target(con, table, flag="embedsql map")
     keys = list(recorded.key_columns)
     name = _map_table(con, source, into)
@@ -113,29 +171,14 @@ def _make(
         check_built(con, relations)
         shown_sql = shown_query(con, source.sql, keys, show, ())
     labels_from = shown_sql or _job_query(con, source)
-    shown = _shown_columns(con, labels_from, keys) if labels_from else None
     if color is not None:
-        _check_color(color, shown, show)
+        _check_color(color, _shown_columns(con, labels_from, keys) if labels_from else None, show)
     fingerprint = _fingerprint(con, source, keys, recorded, sample, seed)
-    step = _Steps(on_event)
-    reused = _recorded(con, name, fingerprint, keys)
-    if reused is not None:
-        rows, points = reused
-        if _labels_of(con, name) != labels_from:
-            rows = rows.set_column(rows.num_columns - 1, "cluster_label", _labels(rows, keys, labels_from, con, step))
-            _write(con, name, source, rows, keys, recorded, fingerprint, points, sample, labels_from)
-    else:
-        rows, points = _lay_out(con, source, keys, sample, seed, step)
-        rows = rows.append_column("cluster_label", _labels(rows, keys, labels_from, con, step))
-        step("writing the map table")
-        _write(con, name, source, rows, keys, recorded, fingerprint, points, sample, labels_from)
-    shown_rows = _shown_rows(con, rows, keys, labels_from) if labels_from else None
-    clusters = len({c for c in rows.column("cluster").to_pylist() if c is not None and c >= 0})
-    result = MapResult(name, source, rows, shown_rows, points, clusters, sample, reused is not None, tuple(outputs))
-    for path in outputs:
-        step(f"drawing {path.name}")
-        _draw(result, path, color=color, keys=keys)
-    return result
+    plan = _Plan(source, recorded, keys, name, labels_from, fingerprint, sample, seed, reused=None)
+    found = _recorded(con, name, fingerprint, keys)
+    if found is not None:
+        plan.reused, plan.points = found
+    return plan
 
 
 class _Steps:
@@ -262,60 +305,50 @@ def _fingerprint(
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-def _lay_out(
-    con: duckdb.DuckDBPyConnection,
-    source: TargetName,
-    keys: list[str],
-    sample: int | None,
-    seed: int,
-    step: _Steps,
-) -> tuple[pa.Table, int]:
-    """The rows of the map without labels (keys, x, y, cluster), in key order, and the points laid out."""
+def _read(con: duckdb.DuckDBPyConnection, plan: _Plan, step: _Steps) -> pa.Table:
+    """The rows to map (their keys, in key order) and, into ``plan``, each row's point and the
+    distinct vectors, in the order of their values (the same vectors, the same order, the same map)."""
     step("reading the vectors")
-    key_list = ", ".join(quote(k) for k in keys)
-    rows_sql = f"SELECT {key_list}, embedding FROM {source.sql} WHERE embedding IS NOT NULL"
-    if sample is not None:
-        # The same sample for the same seed: the rows whose hashed key comes first.
-        rows_sql += f" ORDER BY hash({key_list}, {int(seed)}), {key_list} LIMIT {int(sample)}"
-    points_sql = f"SELECT DISTINCT embedding FROM ({rows_sql})"
-    # Points in the order of their vectors, so that the same vectors are laid out in the same order.
-    vectors = _arrow(con, f"SELECT embedding FROM ({points_sql}) ORDER BY embedding")
-    points = vectors.num_rows
-    if points < FEWEST:
+    key_list = ", ".join(quote(k) for k in plan.keys)
+    rows_sql = f"SELECT {key_list}, embedding FROM {plan.source.sql} WHERE embedding IS NOT NULL"
+    if plan.sample is not None:
+        # The same sample for the same table: the rows whose hashed key comes first.
+        rows_sql += f" ORDER BY hash({key_list}, {int(plan.seed)}), {key_list} LIMIT {int(plan.sample)}"
+    rows = _arrow(
+        con,
+        f"SELECT {key_list}, CAST(dense_rank() OVER (ORDER BY embedding) - 1 AS INTEGER) AS _point "
+        f"FROM ({rows_sql}) ORDER BY {key_list}",
+    )
+    vectors = _arrow(con, f"SELECT DISTINCT embedding FROM ({rows_sql}) ORDER BY embedding")
+    plan.points = vectors.num_rows
+    if plan.points < FEWEST:
+        where, larger = (" in the sample", ", or pass a larger --sample") if plan.sample is not None else ("", "")
         raise InputError(
-            f"table {source} has {points:,} distinct vector(s){' in the sample' if sample else ''}; a map needs "
-            f"at least {FEWEST}. Embed more rows first (embedsql run){', or pass a larger --sample' if sample else ''}."
+            f"table {plan.source} has {plan.points:,} distinct vector(s){where}; a map needs at least {FEWEST}. "
+            f"Embed more rows first (embedsql run){larger}."
         )
     column = vectors.column(0).combine_chunks()
-    dimensions = column.type.list_size
-    matrix = arrays.numbers(column.flatten()).reshape(points, dimensions)
-    projection = project(matrix, seed=seed, on_step=step)
-    placed = arrays.table(
-        {
-            "embedding": column,
-            "x": arrays.float32s(projection.xy[:, 0]),
-            "y": arrays.float32s(projection.xy[:, 1]),
-            "cluster": pa.array(projection.cluster, pa.int32()),
-        }
-    )
-    view = f"_embedsql_points_{secrets.token_hex(8)}"
-    con.register(view, placed)
-    try:
-        rows = _arrow(
-            con,
-            f"SELECT {', '.join(f'r.{quote(k)}' for k in keys)}, p.x, p.y, p.cluster "
-            f"FROM ({rows_sql}) AS r JOIN {view} AS p ON r.embedding = p.embedding::FLOAT[{dimensions}] "
-            f"ORDER BY {', '.join(f'r.{quote(k)}' for k in keys)}",
-        )
-    finally:
-        con.unregister(view)
-    return rows.set_column(rows.num_columns - 1, "cluster", _by_rows(rows.column("cluster"))), points
+    plan.vectors = arrays.numbers(column.flatten()).reshape(plan.points, column.type.list_size)
+    plan.point = arrays.numbers(rows.column("_point")).astype(np.int64)
+    return rows.drop_columns(["_point"])
 
 
-def _by_rows(cluster: pa.ChunkedArray) -> pa.Array:
-    """The clusters numbered again by their rows, the most first (ties: the one whose first row, in key
-    order, comes first), as ``select cluster, count(*)`` shows them; -1 stays -1."""
-    found = arrays.numbers(cluster).astype(np.int64)
+def _placed(rows: pa.Table, plan: _Plan, step: _Steps) -> pa.Table:
+    """``rows`` with each one's x, y and cluster (numbered by rows), and an empty cluster_label."""
+    assert plan.vectors is not None
+    assert plan.point is not None
+    projection = project(plan.vectors, seed=plan.seed, on_step=step)
+    xy = projection.xy[plan.point]
+    rows = rows.append_column("x", arrays.float32s(np.ascontiguousarray(xy[:, 0])))
+    rows = rows.append_column("y", arrays.float32s(np.ascontiguousarray(xy[:, 1])))
+    rows = rows.append_column("cluster", _by_rows(projection.cluster[plan.point]))
+    return rows.append_column("cluster_label", pa.nulls(rows.num_rows, pa.string()))
+
+
+def _by_rows(cluster: np.ndarray) -> pa.Array:
+    """The clusters of the rows (in key order) numbered again by their rows, the most first (ties: the
+    one whose first row comes first), as ``select cluster, count(*)`` shows them; -1 stays -1."""
+    found = cluster.astype(np.int64)
     clustered = np.flatnonzero(found >= 0)
     if len(clustered) == 0:
         return pa.array(found.astype(np.int32), pa.int32())
@@ -329,15 +362,13 @@ def _by_rows(cluster: pa.ChunkedArray) -> pa.Array:
     return pa.array(renumber[found + 1], pa.int32())
 
 
-def _labels(
-    rows: pa.Table, keys: list[str], labels_from: str | None, con: duckdb.DuckDBPyConnection, step: _Steps
-) -> pa.Array:
-    """Each row's cluster label: the cluster's most distinctive words of ``labels_from``'s columns."""
+def _labels(con: duckdb.DuckDBPyConnection, rows: pa.Table, plan: _Plan, step: _Steps) -> pa.Array:
+    """Each row's cluster label: the cluster's most distinctive words of the label query's columns."""
     step("labelling the clusters")
     cluster = arrays.numbers(rows.column("cluster")).astype(np.int64)
     texts: list[str | None] = [None] * rows.num_rows
-    if labels_from is not None:
-        texts = _texts(con, rows, keys, labels_from)
+    if plan.labels_from is not None:
+        texts = _texts(con, rows, plan.keys, plan.labels_from)
     names = cluster_labels(cluster, texts)
     return pa.array([names.get(int(c)) for c in cluster], pa.string())
 
@@ -379,22 +410,11 @@ def _joined(con: duckdb.DuckDBPyConnection, rows: pa.Table, keys: list[str], sql
     return joined
 
 
-def _write(
-    con: duckdb.DuckDBPyConnection,
-    name: TargetName,
-    source: TargetName,
-    rows: pa.Table,
-    keys: list[str],
-    recorded: Any,
-    fingerprint: str,
-    points: int,
-    sample: int | None,
-    labels_from: str | None,
-) -> None:
+def _write(con: duckdb.DuckDBPyConnection, rows: pa.Table, plan: _Plan, into: str | None) -> None:
     """Replace the map table with ``rows`` and record it, in one transaction."""
     view = f"_embedsql_map_{secrets.token_hex(8)}"
-    key_types = dict(zip(recorded.key_columns, recorded.key_types, strict=True))
-    casts = [f"CAST({quote(k)} AS {key_types[k]}) AS {quote(k)}" for k in keys]
+    key_types = dict(zip(plan.recorded.key_columns, plan.recorded.key_types, strict=True))
+    casts = [f"CAST({quote(k)} AS {key_types[k]}) AS {quote(k)}" for k in plan.keys]
     select = (
         f"SELECT {', '.join(casts)}, CAST(x AS FLOAT) AS x, CAST(y AS FLOAT) AS y, "
         f"CAST(cluster AS INTEGER) AS cluster, CAST(cluster_label AS VARCHAR) AS cluster_label FROM {view}"
@@ -402,18 +422,30 @@ def _write(
     con.register(view, rows)
     try:
         with ledger.transaction(con):
+            # Checked again in the transaction that writes: while the vectors were laid out, someone may
+            # have made a table or view of that name.
+            name = _map_table(con, plan.source, into)
             if name.schema:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.schema)}")
             con.execute(f"CREATE OR REPLACE TABLE {name.sql} AS {select}")
-            con.execute(f"COMMENT ON TABLE {name.sql} IS {literal(_comment(fingerprint))}")
+            con.execute(f"COMMENT ON TABLE {name.sql} IS {literal(_comment(plan.fingerprint))}")
             # Any earlier spelling of the same table: it is recorded once, as it is spelled now.
             spellings = [t for (t,) in con.execute("SELECT table_name FROM embedsql.maps").fetchall()]
             gone = [t for t in spellings if parse_target(t).key == name.key]
             con.execute("DELETE FROM embedsql.maps WHERE list_contains(?, table_name)", [gone])
-            job_id = _job_of(con, source)
             con.execute(
                 "INSERT INTO embedsql.maps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-                [name.sql, source.sql, job_id, fingerprint, keys, rows.num_rows, points, sample, labels_from],
+                [
+                    name.sql,
+                    plan.source.sql,
+                    _job_of(con, plan.source),
+                    plan.fingerprint,
+                    plan.keys,
+                    rows.num_rows,
+                    plan.points,
+                    plan.sample,
+                    plan.labels_from,
+                ],
             )
     finally:
         con.unregister(view)

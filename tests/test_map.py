@@ -391,3 +391,24 @@ def test_the_page_says_when_it_shows_a_sample(mapped: Path, tmp_path: Path) -> N
     data = json.loads(parsed.scripts["embedsql-data"])
     assert data["rows"] == 50
     assert data["note"].startswith("a sample of 50 rows, 50 distinct vectors, 3 clusters.")
+
+
+def test_the_database_is_free_while_the_vectors_are_laid_out(mapped: Path) -> None:
+    # Another process writes the database while the map is being laid out (as a job's steps do
+    # while its batches wait): it makes a table of the map's name, which the map then leaves alone.
+    def meanwhile(event: object) -> None:
+        if getattr(event, "step", "") == "laying out":
+            code = (
+                "import duckdb, sys; con = duckdb.connect(sys.argv[1]); "
+                "con.execute('CREATE TABLE docs_embeddings_map AS SELECT 42 AS mine'); con.close()"
+            )
+            subprocess.run([sys.executable, "-c", code, str(mapped)], check=True, capture_output=True)
+
+    with pytest.raises(embedsql.TargetError) as refused:
+        embedsql.map("docs_embeddings", db=mapped, on_event=meanwhile)
+    assert str(refused.value) == (
+        "table docs_embeddings_map already exists and was not written by embedsql map. Pass another --into, "
+        'or drop it first (DROP TABLE "docs_embeddings_map").'
+    )
+    assert fetch(mapped, "SELECT * FROM docs_embeddings_map") == [(42,)]
+    assert fetch(mapped, "SELECT count(*) FROM embedsql.maps") == [(0,)]
