@@ -56,8 +56,7 @@ def page_data(result: MapResult, *, color: str | None, keys: list[str]) -> dict[
                 "x": float(np.median(x[members])),
                 "y": float(np.median(y[members])),
                 "share": float(members.sum() / total),
-                # The colour index of the cluster's rows, for the search to light them.
-                "category": int(index[first]),
+                "cluster": c,
             }
         )
     rows = f"{result.rows.num_rows:,} rows"
@@ -68,6 +67,7 @@ def page_data(result: MapResult, *, color: str | None, keys: list[str]) -> dict[
         "x": _b64(x),
         "y": _b64(y),
         "category": _b64(np.ascontiguousarray(index, dtype="<i4")),
+        "cluster": _b64(np.ascontiguousarray(cluster, dtype="<i4")),
         "palette": palette(max(1, len(names))),
         "grey": NOT_COLOURED,
         "legend": names[:40],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import struct
@@ -219,10 +220,13 @@ def test_the_page_holds_its_data_and_reaches_for_nothing(mapped: Path, tmp_path:
     assert data["values"][0][:3] == ["1", "2", "3"]
     assert data["values"][3][0] == "apple note 1"
     assert data["values"][4][0] == "fruit </script><!-- 1"  # kept exact, and harmless inside the page
-    x = np.frombuffer(__import__("base64").b64decode(data["x"]), dtype="<f4")
+    x = np.frombuffer(base64.b64decode(data["x"]), dtype="<f4")
     assert np.array_equal(
         x, np.array([r[0] for r in fetch(mapped, "SELECT x FROM docs_embeddings_map ORDER BY id")], np.float32)
     )
+    cluster = np.frombuffer(base64.b64decode(data["cluster"]), dtype="<i4")
+    assert cluster.tolist() == [c for (c,) in fetch(mapped, "SELECT cluster FROM docs_embeddings_map ORDER BY id")]
+    assert [label["cluster"] for label in data["labels"]] == [0, 1, 2]
     assert [label["text"] for label in data["labels"]] == [
         r[0] for r in fetch(mapped, "SELECT DISTINCT cluster_label, cluster FROM docs_embeddings_map ORDER BY cluster")
     ]
