@@ -1,6 +1,6 @@
 """Every benchmark in one run, each beside its baselines measured in the same run, as Markdown.
 
-    python -m bench                          # all stages at their default sizes (~25 min on 2 cores)
+    python -m bench                          # all stages at their default sizes (~50 min on 2 cores)
     python -m bench --quick                  # small sizes, under 2 minutes
     python -m bench --stage prepare --stage load --rows 100000
     python -m bench.memory --rows 1000000 --rows 10000000 --step prepare      # opt-in: 10M rows
@@ -22,6 +22,9 @@ Stages (``--stage``, repeatable; default all), each with the goal its summary li
 8. sync     the sync runner's texts/s against a bare openai SDK client sending the same packed
             requests to a fast local server (goal >= 0.8x), at 1 and 8 connections, and its pacing
             against a rate limit (bench.sync)
+9. map      `embedsql map` on the movies table and on N synthetic 384-d vectors: time (first run and
+            reused), peak RSS, umap-learn on every row as the notebook way, the page's size and its
+            first frame in headless Chromium (bench.map; needs the map extra)
 
 Default sizes: prepare the movies table and 100k and 1M short and long texts; load 100k and 1M
 base64 lines and 100k float lines; end to end 1M texts; memory 100k and 1M rows (reusing what
@@ -50,7 +53,7 @@ import duckdb
 
 from .common import Goal, StageResult, fmt_ratio, markdown
 
-STAGES = ("prepare", "load", "e2e", "memory", "local", "search", "cost", "sync")
+STAGES = ("prepare", "load", "e2e", "memory", "local", "search", "cost", "sync", "map")
 
 
 def plan(args: argparse.Namespace) -> dict[str, dict]:
@@ -66,6 +69,7 @@ def plan(args: argparse.Namespace) -> dict[str, dict]:
             "search": {"cases": [(100_000, 384), (10_000, 1536)], "repeat": 3},
             "cost": {},
             "sync": {"texts": 5_000, "rounds": 2, "pacing_texts": 2_000, "tpm": 10_000},
+            "map": {"sizes": [20_000], "notebook": False},
         }
     sizes = args.rows or [100_000, 1_000_000]
     return {
@@ -77,6 +81,7 @@ def plan(args: argparse.Namespace) -> dict[str, dict]:
         "search": {"cases": [(1_000_000, 384), (100_000, 1536)], "repeat": 5},
         "cost": {},
         "sync": {"texts": 20_000, "rounds": 2, "pacing_texts": 6_000, "tpm": 20_000},
+        "map": {"sizes": [1_000_000], "notebook": True},
     }
 
 
@@ -109,6 +114,10 @@ def run(stage: str, options: dict, args: argparse.Namespace) -> StageResult:
         from . import cost
 
         return cost.run_stage()
+    if stage == "map":
+        from . import map as map_stage
+
+        return map_stage.run_stage(options["sizes"], notebook=options["notebook"])
     from . import sync
 
     return sync.run_stage(**options)
