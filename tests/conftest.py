@@ -9,12 +9,17 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from embedsql import failpoints
 from embedsql.local_model import LocalModel, load_local_model
 
 from fake_openai import FakeOpenAI
 from helpers import REPO, FakeTime, copy_db, isolate
+
+# No hypothesis example may fail for taking long: the suite holds on a busy machine.
+settings.register_profile("embedsql", deadline=None)
+settings.load_profile("embedsql")
 
 
 @pytest.fixture(autouse=True)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays as numpy_arrays
 
 from embedsql import arrays
 
 # Whichever example first calls pa.array waits for pyarrow to import pandas.
-_NO_DEADLINE = settings(deadline=None)
 
 
-@_NO_DEADLINE
 @given(st.lists(st.text()))
 def test_strings(values: list[str]) -> None:
     made = arrays.strings(values)
@@ -22,7 +20,6 @@ def test_strings(values: list[str]) -> None:
     made.validate(full=True)
 
 
-@_NO_DEADLINE
 @given(numpy_arrays(bool, st.integers(0, 70)))
 def test_booleans(mask: np.ndarray) -> None:
     made = arrays.booleans(mask)
@@ -30,7 +27,6 @@ def test_booleans(mask: np.ndarray) -> None:
     made.validate(full=True)
 
 
-@_NO_DEADLINE
 @given(numpy_arrays(np.float32, st.tuples(st.integers(0, 5), st.integers(1, 4))))
 def test_float32s(matrix: np.ndarray) -> None:
     made = arrays.float32s(matrix)
@@ -38,7 +34,6 @@ def test_float32s(matrix: np.ndarray) -> None:
     assert np.array_equal(made.to_numpy(), matrix.reshape(-1), equal_nan=True)
 
 
-@_NO_DEADLINE
 @given(st.lists(st.none() | st.integers(-(2**63), 2**63 - 1)))
 def test_int64s(values: list[int | None]) -> None:
     made = arrays.int64s(values)
@@ -62,7 +57,6 @@ _NUMBERS = st.sampled_from(
 )
 
 
-@_NO_DEADLINE
 @given(st.data(), _NUMBERS, st.integers(0, 3))
 def test_numbers_reads_each_chunk_and_slice_in_place(data: st.DataObject, kind: tuple, chunks: int) -> None:
     arrow_type, values = kind
@@ -80,7 +74,6 @@ def test_numbers_reads_each_chunk_and_slice_in_place(data: st.DataObject, kind: 
         assert np.array_equal(arrays.numbers(sliced.chunk(0)), got, equal_nan=True)
 
 
-@_NO_DEADLINE
 @given(st.lists(st.lists(st.none() | st.booleans(), max_size=20), max_size=3), st.integers(0, 9))
 def test_mask_is_true_where_the_value_is_true_and_false_for_null(parts: list[list[bool | None]], start: int) -> None:
     column = pa.chunked_array([pa.array(part, pa.bool_()) for part in parts], pa.bool_()).slice(start)

@@ -48,7 +48,7 @@ def memory() -> Iterator[duckdb.DuckDBPyConnection]:
     con.close()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.one_of(st.none(), _texts))
 def test_python_and_sql_agree_on_what_is_blank(memory: duckdb.DuckDBPyConnection, text: str | None) -> None:
     in_sql = memory.execute(f"SELECT {blank_sql('?')}", [text]).fetchall()[0][0]

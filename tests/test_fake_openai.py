@@ -735,7 +735,7 @@ TEXTS = st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, m
 def test_any_unicode_text_and_custom_id_round_trip_with_its_exact_vector() -> None:
     with FakeOpenAI() as server, openai.OpenAI(api_key=API_KEY, base_url=server.base_url, max_retries=0) as client:
 
-        @settings(max_examples=25, deadline=None)
+        @settings(max_examples=25)
         @given(st.dictionaries(TEXTS, TEXTS, min_size=1, max_size=5))
         def round_trip(texts_by_id: dict[str, str]) -> None:
             batch = client.batches.retrieve(

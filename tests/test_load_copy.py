@@ -112,7 +112,7 @@ _USUAL = ("base64", "http_error", "expired", "unusable", "no_data", "not_json", 
 _SUCCESSES = ("base64", "unusable", "escaped")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kinds=st.lists(st.sampled_from(list(_LINES)), min_size=1, max_size=12), data=st.data())
 def test_the_copy_and_the_line_by_line_reading_agree_on_every_line(
     tmp_path: Path, kinds: list[str], data: st.DataObject

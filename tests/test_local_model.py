@@ -102,7 +102,7 @@ def test_vector_does_not_depend_on_batch(model: LocalModel) -> None:
     assert np.abs(alone - small_batches).max() <= 1e-5
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(st.lists(st.text(max_size=200), min_size=1, max_size=8))
 def test_vector_does_not_depend_on_batch_property(texts: list[str]) -> None:
     model = load_local_model()

@@ -7,7 +7,10 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from embedsql.maps import _by_rows
 from embedsql.projection import EXACT_UP_TO, FEWEST, _neighbours, cluster_labels, project
 
 
@@ -138,3 +141,16 @@ def test_without_the_map_extra_it_says_what_to_install() -> None:
         "embedsql map needs umap-learn, scikit-learn and matplotlib, which are not installed. "
         "Install the map extra: pip install 'embedsql[map]'\n"
     )
+
+
+@given(st.lists(st.integers(min_value=-1, max_value=6), max_size=60))
+def test_clusters_are_numbered_again_by_their_rows(found: list[int]) -> None:
+    numbered = _by_rows(np.array(found, dtype=np.int32)).to_pylist()
+    # -1 stays -1; the same clusters, only renamed: 0 the most rows, ties by the first row.
+    assert [n == -1 for n in numbered] == [f == -1 for f in found]
+    pairs = {(f, n) for f, n in zip(found, numbered, strict=True) if f >= 0}
+    assert len(pairs) == len({f for f, _ in pairs}) == len({n for _, n in pairs})
+    kept = [n for n in numbered if n >= 0]
+    assert sorted(set(kept)) == list(range(len(set(kept))))
+    order = sorted(set(kept), key=lambda n: (-kept.count(n), numbered.index(n)))
+    assert order == sorted(set(kept))

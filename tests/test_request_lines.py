@@ -23,7 +23,7 @@ def memory() -> Iterator[duckdb.DuckDBPyConnection]:
     con.close()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(text=st.text(min_size=1), custom_id=st.text(alphabet="0123456789abcdef", min_size=32, max_size=32))
 @pytest.mark.parametrize("dimensions", [MODEL.dimensions, 256])
 def test_a_line_is_json_holding_exactly_the_text(

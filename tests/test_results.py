@@ -392,7 +392,7 @@ def memory() -> Iterator[duckdb.DuckDBPyConnection]:
     connection.close()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(
     matrix=st.integers(1, 16).flatmap(
         lambda dims: arrays(np.float32, st.tuples(st.integers(1, 6), st.just(dims)), elements=_ELEMENTS)

@@ -125,9 +125,7 @@ one_text = st.one_of(
 texts = st.lists(one_text, min_size=1, max_size=40)
 
 
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-)
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(texts=texts)
 def test_any_unicode_text_is_sent_exactly_as_it_is(texts: list[str]) -> None:
     with tempfile.TemporaryDirectory() as scratch:
@@ -143,7 +141,7 @@ def test_any_unicode_text_is_sent_exactly_as_it_is(texts: list[str]) -> None:
         assert sent == {hashlib.sha256(t.encode()).hexdigest()[:32]: t for t in texts}
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, suppress_health_check=[HealthCheck.too_slow])
 @given(texts=st.lists(st.text(min_size=1, max_size=80).filter(lambda t: t.strip()), min_size=1, max_size=8))
 def test_any_unicode_text_comes_back_with_its_own_vector(model: LocalModel, texts: list[str]) -> None:
     with tempfile.TemporaryDirectory() as scratch:

@@ -47,7 +47,7 @@ texts_strategy = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(texts=texts_strategy, max_inputs=st.integers(1, 6), max_tokens=st.integers(1, 40))
 def test_packs_are_as_long_as_the_exact_token_counts_allow(texts: list[str], max_inputs: int, max_tokens: int) -> None:
     model = MODELS[MODEL]

@@ -71,7 +71,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=st.lists(_TEXTS, min_size=1, max_size=12, unique=True))
 def test_a_planned_texts_hash_is_duckdbs_sha256_prefix(db: Path, texts: list[str]) -> None:
     rows, functions = _plan_hashes(db, texts, db.parent / "shards")

@@ -50,7 +50,7 @@ def reference(texts: list[str]) -> list[int]:
     return [len(ENCODING.encode_ordinary(t)) for t in texts]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.lists(st.lists(st.sampled_from(EDGES) | st.text(max_size=12), max_size=6).map("".join), max_size=40))
 def test_each_text_counts_as_it_would_alone(texts: list[str]) -> None:
     counts = count_tokens(MODEL, texts)

@@ -59,7 +59,7 @@ _text = st.lists(st.sampled_from(PIECES) | st.text(max_size=16), max_size=12).ma
 _long = st.tuples(st.sampled_from(PIECES), st.integers(1, 3000)).map(lambda p: p[0] * p[1])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.lists(_text | _long | st.text(), max_size=30))
 def test_fastokens_counts_as_tiktoken(texts: list[str]) -> None:
     expected = [len(ENCODING.encode_ordinary(t)) for t in texts]
