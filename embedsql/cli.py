@@ -711,12 +711,18 @@ class _Display:
             click.echo(text, file=self.stream)
 
     def _mapping(self, event: Progress) -> None:
-        # A handful of steps, each of seconds to minutes: each one shown as it starts.
+        # A handful of steps, each of seconds to minutes, shown as each starts; within a step (the
+        # layout's epochs) off a terminal, a line every thirty seconds at most.
         text = f"mapping: {event.step}"
         if self.tty:
             click.echo("\r\x1b[2K" + text, file=self.stream, nl=False)
             self.live = True
             return
+        now = time.monotonic()
+        step = event.step.split(",")[0]
+        if self.last_state == ("map", step) and now - self.last_line < 30:
+            return
+        self.last_state, self.last_line = ("map", step), now
         click.echo(text, file=self.stream)
 
     def _batches(self, event: BatchProgress) -> None:

@@ -179,7 +179,7 @@ def project(vectors: np.ndarray, *, seed: int = SEED, on_step: Callable[[str], N
     say("finding neighbours")
     indices, distances = _neighbours(unit, k, seed)
     say("laying out")
-    xy = _layout(unit, indices, distances, seed)
+    xy = _layout(unit, indices, distances, seed, say)
     say("clustering")
     return Projection(xy=xy, cluster=_clusters(xy))
 
@@ -223,7 +223,9 @@ def _neighbours(unit: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.nda
     return indices, distances
 
 
-def _layout(unit: np.ndarray, indices: np.ndarray, distances: np.ndarray, seed: int) -> np.ndarray:
+def _layout(
+    unit: np.ndarray, indices: np.ndarray, distances: np.ndarray, seed: int, say: Callable[[str], None]
+) -> np.ndarray:
     umap = _quietly_import("umap")
     with warnings.catch_warnings():
         # "n_jobs value 1 overridden to 1 by setting random_state": the fixed seed is the point.
@@ -234,9 +236,30 @@ def _layout(unit: np.ndarray, indices: np.ndarray, distances: np.ndarray, seed: 
             precomputed_knn=(indices, distances, None),
             random_state=seed,
             n_jobs=1,
+            # Its progress bar, written into _Epochs as "done/total": minutes of epochs at 1M points.
+            tqdm_kwds={"disable": False, "file": _Epochs(say), "bar_format": "{n}/{total}", "mininterval": 2.0},
         )
         xy = reducer.fit_transform(unit)
     return np.asarray(xy, dtype=np.float32)
+
+
+class _Epochs:
+    """A file for umap-learn's progress bar: each "done/total" it writes becomes a step "laying out,
+    epoch done/total" (written every two seconds at most; a layout of seconds says nothing)."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.said = -1
+
+    def write(self, text: str) -> int:
+        found = re.search(r"(\d+)/(\d+)", text)
+        if found and 0 < int(found[1]) < int(found[2]) and int(found[1]) != self.said:
+            self.said = int(found[1])
+            self.say(f"laying out, epoch {found[1]}/{found[2]}")
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 def _clusters(xy: np.ndarray) -> np.ndarray:

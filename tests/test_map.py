@@ -83,7 +83,8 @@ def test_the_map_table_has_each_rows_key_place_and_cluster(mapped: Path) -> None
 
     assert code == 0, err
     assert out == (f"docs_embeddings_map in {mapped}: 90 rows, 90 distinct vectors, 3 clusters (laid out now)\n")
-    assert [line for line in err.splitlines()] == [
+    # The layout's epochs are reported too when it takes seconds (a busy machine): steps only here.
+    assert [line for line in err.splitlines() if ", epoch " not in line] == [
         "mapping: reading the vectors",
         "mapping: finding neighbours",
         "mapping: laying out",

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from embedsql.maps import _by_rows
-from embedsql.projection import EXACT_UP_TO, FEWEST, _neighbours, cluster_labels, project
+from embedsql.projection import EXACT_UP_TO, FEWEST, _Epochs, _neighbours, cluster_labels, project
 
 
 def _groups(groups: int, per: int, dimensions: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -154,3 +154,12 @@ def test_clusters_are_numbered_again_by_their_rows(found: list[int]) -> None:
     assert sorted(set(kept)) == list(range(len(set(kept))))
     order = sorted(set(kept), key=lambda n: (-kept.count(n), numbered.index(n)))
     assert order == sorted(set(kept))
+
+
+def test_umaps_progress_bar_becomes_steps_of_the_layout() -> None:
+    said: list[str] = []
+    epochs = _Epochs(said.append)
+    for text in ["0/200", "\r12/200", "\r12/200", "\r  150/200 ", "\r200/200", "\n", "no numbers"]:
+        assert epochs.write(text) == len(text)
+    epochs.flush()
+    assert said == ["laying out, epoch 12/200", "laying out, epoch 150/200"]
