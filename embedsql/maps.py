@@ -330,7 +330,16 @@ def _read(con: duckdb.DuckDBPyConnection, plan: _Plan, step: _Steps) -> pa.Table
     column = vectors.column(0).combine_chunks()
     plan.vectors = arrays.numbers(column.flatten()).reshape(plan.points, column.type.list_size)
     plan.point = arrays.numbers(rows.column("_point")).astype(np.int64)
-    return rows.drop_columns(["_point"])
+    rows = rows.drop_columns(["_point"])
+    broken = np.isin(plan.point, np.flatnonzero(~np.isfinite(plan.vectors).all(axis=1)))
+    if broken.any():
+        first = rows.slice(int(np.argmax(broken)), 1).to_pylist()[0]
+        key = ", ".join(f"{k} = {v!r}" for k, v in first.items())
+        raise InputError(
+            f"table {plan.source} holds {int(broken.sum()):,} vector(s) with NaN or infinite numbers, e.g. the row "
+            f"where {key}; no map can place them. Embed those rows again, or delete them from the table."
+        )
+    return rows
 
 
 def _placed(rows: pa.Table, plan: _Plan, step: _Steps) -> pa.Table:

@@ -66,14 +66,15 @@ def _map(db: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def _tables(db: Path) -> dict[str, list[tuple[object, ...]]]:
-    """Every user table's rows (the ledger aside), to show that a refused command changed none."""
+def _tables(db: Path) -> dict[str, list[str]]:
+    """Every user table's rows (the ledger aside), to show that a refused command changed none (as
+    text: a NaN equals no NaN)."""
     con = duckdb.connect(str(db), read_only=True)
     try:
         names = [
             r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()
         ]
-        return {n: sorted(con.execute(f'SELECT * FROM "{n}"').fetchall(), key=repr) for n in sorted(names)}
+        return {n: sorted(repr(r) for r in con.execute(f'SELECT * FROM "{n}"').fetchall()) for n in sorted(names)}
     finally:
         con.close()
 
@@ -417,3 +418,24 @@ def test_the_database_is_free_while_the_vectors_are_laid_out(mapped: Path) -> No
     )
     assert fetch(mapped, "SELECT * FROM docs_embeddings_map") == [(42,)]
     assert fetch(mapped, "SELECT count(*) FROM embedsql.maps") == [(0,)]
+
+
+def test_vectors_that_are_not_numbers_are_one_line(mapped: Path) -> None:
+    con = duckdb.connect(str(mapped))
+    con.execute(
+        "UPDATE docs_embeddings SET embedding = list_transform(range(1536), lambda i: "
+        "CASE WHEN i = 7 THEN 'nan'::FLOAT ELSE 0.5::FLOAT END)::FLOAT[1536] WHERE id IN (5, 9)"
+    )
+    con.execute(
+        "UPDATE docs_embeddings SET embedding = list_transform(range(1536), lambda i: 'inf'::FLOAT)::FLOAT[1536] "
+        "WHERE id = 40"
+    )
+    con.close()
+    before = _tables(mapped)
+    code, out, err = _map(mapped, "docs_embeddings")
+    assert (code, out) == (1, "")
+    assert err.splitlines()[-1] == (
+        "Error: table docs_embeddings holds 3 vector(s) with NaN or infinite numbers, e.g. the row where id = 5; "
+        "no map can place them. Embed those rows again, or delete them from the table."
+    )
+    assert _tables(mapped) == before
