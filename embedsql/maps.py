@@ -202,6 +202,10 @@ def _checked_output(path: Path) -> Path:
         )
     if path.is_dir():
         raise ConfigError(f"-o {str(path)!r} is a folder; name the file to write, like {path / ('map' + path.suffix)}.")
+    folder = path.parent
+    if not folder.is_dir():  # before minutes of layout, not after
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(f"-o {str(path)!r}: {str(folder)!r} {what}. Create the folder, or write the file elsewhere.")
     return path
 
 

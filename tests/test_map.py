@@ -286,6 +286,16 @@ def test_the_python_function_returns_the_map(mapped: Path, tmp_path: Path) -> No
             "those extensions.\n",
         ),
         (
+            ["docs_embeddings", "-o", "no/such/folder/map.png"],
+            "Error: -o 'no/such/folder/map.png': 'no/such/folder' does not exist. Create the folder, or write the "
+            "file elsewhere.\n",
+        ),
+        (
+            ["docs_embeddings", "-o", "m.duckdb/map.html"],
+            "Error: -o 'm.duckdb/map.html': 'm.duckdb' is a file, not a folder. Create the folder, or write the file "
+            "elsewhere.\n",
+        ),
+        (
             ["docs_embeddings", "--into", "docs_embeddings"],
             "Error: --into docs_embeddings is the table being mapped; name another table for the map.\n",
         ),
