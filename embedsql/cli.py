@@ -434,7 +434,7 @@ def map_command(
     finally:
         display.finish()
     how = "reused: its vectors have not changed" if result.reused else "laid out now"
-    sampled = f" (a sample of {result.sample:,} rows)" if result.sample is not None else ""
+    sampled = f" (--sample {result.sample:,})" if result.sample is not None else ""
     click.echo(
         f"{result.table} in {settings.db}: {result.rows.num_rows:,} rows{sampled}, {result.points:,} distinct "
         f"vectors, {result.clusters:,} clusters ({how})"

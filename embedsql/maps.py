@@ -87,7 +87,7 @@ def make_map(
     The database is open while the vectors are read and while the map is written, not while they are
     laid out (minutes for millions of vectors): like a job that waits, a map never keeps it locked.
     """
-    outputs = [_checked_output(Path(path)) for path in output]
+    outputs = [_checked_output(Path(path), settings.db) for path in output]
     require()
     step = _Steps(on_event)
     with ledger.explained(settings.db):
@@ -193,8 +193,10 @@ class _Steps:
         self.on_event(Progress("map", self.done, 0, step=name))
 
 
-def _checked_output(path: Path) -> Path:
+def _checked_output(path: Path, db: Path) -> Path:
     path = arguments.path("output", path)
+    if path.resolve() in (db.resolve(), db.resolve().with_name(db.name + ".wal")):
+        raise ConfigError(f"-o {str(path)!r} is the database itself; name another file for the map.")
     if path.suffix.lower() not in DRAWN:
         raise ConfigError(
             f"-o {str(path)!r}: embedsql map draws a page (.html) or a picture (.png); name the file with one "
@@ -218,9 +220,15 @@ def _map_table(con: duckdb.DuckDBPyConnection, source: TargetName, into: str | N
         raise ConfigError(f"--into {into} is the table being mapped; name another table for the map.")
     if kind == "view":
         raise TargetError(f"{name} is a view; embedsql writes a map into a table of its own. Pass another --into.")
-    if kind == "table" and _record(con, name) is None:
+    record = _record(con, name) if kind == "table" else None
+    if kind == "table" and record is None:
         raise TargetError(
             f"table {name} already exists and was not written by embedsql map. Pass another --into, "
+            f"or drop it first (DROP TABLE {name.sql})."
+        )
+    if record is not None and parse_target(record[5]).key != source.key:
+        raise TargetError(
+            f"table {name} is the map of {parse_target(record[5])}, not of {source}. Pass another --into, "
             f"or drop it first (DROP TABLE {name.sql})."
         )
     return name
@@ -229,7 +237,8 @@ def _map_table(con: duckdb.DuckDBPyConnection, source: TargetName, into: str | N
 def _record(con: duckdb.DuckDBPyConnection, name: TargetName) -> tuple[Any, ...] | None:
     """The ``embedsql.maps`` row of map table ``name`` (any spelling), if the table is still embedsql's."""
     rows = con.execute(
-        "SELECT table_name, fingerprint, points, labels_from, key_columns FROM embedsql.maps ORDER BY updated_at DESC"
+        "SELECT table_name, fingerprint, points, labels_from, key_columns, source_table FROM embedsql.maps "
+        "ORDER BY updated_at DESC"
     ).fetchall()
     found = [row for row in rows if parse_target(row[0]).key == name.key]
     if not found:
@@ -287,7 +296,7 @@ def _check_color(color: str, shown: list[str] | None, show: str | None) -> None:
     if color in ("cluster", "cluster_label") or (shown and color in shown):
         return
     where = "the --show query" if show is not None else "the job's query (pass --show to choose the columns)"
-    columns = ", ".join(["cluster", *(shown or [])])
+    columns = ", ".join(["cluster", "cluster_label", *(shown or [])])
     raise ConfigError(f"--color {color!r} is not a column of {where}. Colour by one of: {columns}.")
 
 

@@ -166,7 +166,7 @@ def test_labels_from_show_are_made_again_without_laying_out_again(mapped: Path) 
 def test_a_sample_maps_that_many_rows_the_same_ones_each_time(mapped: Path) -> None:
     code, out, _ = _map(mapped, "docs_embeddings", "--sample", "40")
     assert code == 0
-    assert out.startswith(f"docs_embeddings_map in {mapped}: 40 rows (a sample of 40 rows), 40 distinct vectors")
+    assert out.startswith(f"docs_embeddings_map in {mapped}: 40 rows (--sample 40), 40 distinct vectors")
     first = fetch(mapped, "SELECT id FROM docs_embeddings_map ORDER BY id")
     assert len(first) == 40
     assert len({i for (i,) in first}) == 40
@@ -274,11 +274,12 @@ def test_the_python_function_returns_the_map(mapped: Path, tmp_path: Path) -> No
         (
             ["docs_embeddings", "--color", "genre"],
             "Error: --color 'genre' is not a column of the job's query (pass --show to choose the columns). "
-            "Colour by one of: cluster, body.\n",
+            "Colour by one of: cluster, cluster_label, body.\n",
         ),
         (
             ["docs_embeddings", "--show", "select id, kind from docs", "--color", "Kind"],
-            "Error: --color 'Kind' is not a column of the --show query. Colour by one of: cluster, kind.\n",
+            "Error: --color 'Kind' is not a column of the --show query. Colour by one of: cluster, cluster_label, "
+            "kind.\n",
         ),
         (
             ["docs_embeddings", "-o", "map.svg"],
@@ -294,6 +295,10 @@ def test_the_python_function_returns_the_map(mapped: Path, tmp_path: Path) -> No
             ["docs_embeddings", "-o", "m.duckdb/map.html"],
             "Error: -o 'm.duckdb/map.html': 'm.duckdb' is a file, not a folder. Create the folder, or write the file "
             "elsewhere.\n",
+        ),
+        (
+            ["docs_embeddings", "-o", "./m.duckdb"],
+            "Error: -o 'm.duckdb' is the database itself; name another file for the map.\n",
         ),
         (
             ["docs_embeddings", "--into", "docs_embeddings"],
@@ -385,7 +390,7 @@ def test_quoted_names_and_a_composite_key(tmp_path: Path, fake_time: FakeTime) -
     code, out, err = _map(db, into, "--sample", "40")
 
     assert code == 0, err
-    assert out.startswith(f'"Sch ema"."Emb ""x""_map" in {db}: 40 rows (a sample of 40 rows), 40 distinct vectors')
+    assert out.startswith(f'"Sch ema"."Emb ""x""_map" in {db}: 40 rows (--sample 40), 40 distinct vectors')
     rows = fetch(db, 'SELECT "Key Col", k2 FROM "Sch ema"."Emb ""x""_map" ORDER BY ALL')
     assert len(rows) == 40
     assert set(rows) <= set(fetch(db, 'SELECT "Key Col", k2 FROM "Sch ema"."Od""d T"'))
@@ -449,3 +454,33 @@ def test_vectors_that_are_not_numbers_are_one_line(mapped: Path) -> None:
         "no map can place them. Embed those rows again, or delete them from the table."
     )
     assert _tables(mapped) == before
+
+
+def test_the_map_never_overwrites_the_database_or_another_tables_map(tmp_path: Path, mapped: Path) -> None:
+    page = tmp_path / "db.html"
+    page.write_bytes(mapped.read_bytes())
+    before = page.read_bytes()
+    result = CliRunner().invoke(cli, ["map", "docs_embeddings", "--db", str(page), "-o", str(page)])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"Error: -o {str(page)!r} is the database itself; name another file for the map.\n"
+    assert page.read_bytes() == before
+
+    assert _map(mapped, "docs_embeddings")[0] == 0
+    con = duckdb.connect(str(mapped))
+    con.execute("CREATE TABLE other_embeddings AS SELECT * FROM docs_embeddings")
+    # What embedsql records of a table it wrote: the same as of docs_embeddings.
+    (comment,) = con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = 'docs_embeddings'").fetchone()
+    con.execute(f"COMMENT ON TABLE other_embeddings IS '{comment}'")
+    con.execute(
+        "INSERT INTO embedsql.targets SELECT '\"other_embeddings\"', model, dimensions, key_columns, key_types, "
+        "job_id, now() FROM embedsql.targets"
+    )
+    con.close()
+    mine = fetch(mapped, "SELECT * FROM docs_embeddings_map ORDER BY id")
+    code, out, err = _map(mapped, "other_embeddings", "--into", "docs_embeddings_map")
+    assert (code, out) == (1, "")
+    assert err == (
+        "Error: table docs_embeddings_map is the map of docs_embeddings, not of other_embeddings. Pass another "
+        '--into, or drop it first (DROP TABLE "docs_embeddings_map").\n'
+    )
+    assert fetch(mapped, "SELECT * FROM docs_embeddings_map ORDER BY id") == mine
