@@ -27,6 +27,7 @@ from .ledger import interrupted
 from .load import UNCOUNTED, about_the_text
 from .models import MODELS
 from .pipeline import MODES, cancel, resume, run
+from .projection import FEWEST
 from .results import WRONG_LENGTH
 from .search import search
 
@@ -389,7 +390,9 @@ def search_command(
     metavar="FILE",
     help="Draw the map into FILE: a page (.html) or a picture (.png). Repeat for both.",
 )
-@click.option("--sample", type=click.IntRange(min=5), metavar="N", help="Map N rows of the table, not all of them.")
+@click.option(
+    "--sample", type=click.IntRange(min=FEWEST), metavar="N", help="Map N rows of the table, not all of them."
+)
 @click.option("--into", metavar="TABLE", help="The map table (default: TABLE_map, beside TABLE).")
 @_db_option
 @click.pass_context

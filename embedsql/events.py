@@ -18,7 +18,8 @@ class Notice:
 @dataclass(frozen=True)
 class Progress:
     """``done`` of ``total`` units of ``stage`` are finished: "embed" and "shards" count texts, "plan"
-    the percent of the statement of planning's ``step`` (100 of 100, with no step, when planning ends)."""
+    the percent of the statement of planning's ``step`` (100 of 100, with no step, when planning ends);
+    "map" numbers the steps of making a map as they start (``total`` 0: how many is not known ahead)."""
 
     stage: str
     done: int
