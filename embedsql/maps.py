@@ -35,7 +35,7 @@ from .duck import describe, duck_message, literal, quote
 from .errors import ConfigError, InputError, QueryError, TargetError
 from .events import EventHandler, Progress, ignore
 from .projection import FEWEST, SEED, cluster_labels, project, require
-from .shown import shown_query
+from .shown import newest_query, shown_query
 from .target import TargetName, TargetRecord, lookup, parse_target, written_target
 
 __all__ = ["DRAWN", "METHOD", "MapResult", "make_map", "map", "map_name"]
@@ -277,15 +277,14 @@ def _labels_of(con: duckdb.DuckDBPyConnection, name: TargetName) -> str | None:
 
 def _job_query(con: duckdb.DuckDBPyConnection, source: TargetName) -> str | None:
     """The query of the newest complete job into ``source``, when it still runs: its texts label the map."""
-    jobs = con.execute("SELECT target, query FROM embedsql.jobs WHERE status = 'complete' ORDER BY job_id DESC")
-    for target, query in jobs.fetchall():
-        if parse_target(target).key == source.key:
-            try:
-                describe(con, query)
-            except duckdb.Error:
-                return None  # its tables are gone or changed: the clusters get numbers for labels
-            return str(query)
-    return None
+    query = newest_query(con, source)
+    if query is None:
+        return None
+    try:
+        describe(con, query)
+    except duckdb.Error:
+        return None  # its tables are gone or changed: the clusters get numbers for labels
+    return query
 
 
 def _shown_columns(con: duckdb.DuckDBPyConnection, sql: str, keys: list[str]) -> list[str]:
@@ -460,7 +459,7 @@ def _write(con: duckdb.DuckDBPyConnection, rows: pa.Table, plan: _Plan, into: st
                 [
                     name.sql,
                     plan.source.sql,
-                    _job_of(con, plan.source),
+                    plan.recorded.job_id,
                     plan.fingerprint,
                     plan.keys,
                     rows.num_rows,
@@ -471,11 +470,6 @@ def _write(con: duckdb.DuckDBPyConnection, rows: pa.Table, plan: _Plan, into: st
             )
     finally:
         con.unregister(view)
-
-
-def _job_of(con: duckdb.DuckDBPyConnection, source: TargetName) -> str:
-    rows = con.execute("SELECT table_name, job_id FROM embedsql.targets ORDER BY updated_at DESC").fetchall()
-    return next((job for table, job in rows if parse_target(table).key == source.key), "")
 
 
 def _draw(result: MapResult, path: Path, *, color: str | None, keys: list[str]) -> None:

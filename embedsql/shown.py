@@ -13,9 +13,9 @@ import duckdb
 from .duck import describe, duck_message, quote
 from .errors import ConfigError, QueryError
 from .readonly import ReadOnlySql, read_only
-from .target import parse_target
+from .target import TargetName, parse_target
 
-__all__ = ["shown_query"]
+__all__ = ["newest_query", "shown_query"]
 
 
 def shown_query(
@@ -66,13 +66,18 @@ def _with_keys(con: duckdb.DuckDBPyConnection, show: ReadOnlySql, keys: list[str
     return str(rewritten)
 
 
+def newest_query(con: duckdb.DuckDBPyConnection, name: TargetName) -> str | None:
+    """The query of the newest complete job into table ``name``, or None."""
+    jobs = con.execute("SELECT target, query FROM embedsql.jobs WHERE status = 'complete' ORDER BY job_id DESC")
+    # Any spelling of the table: a job recorded before names were resolved may spell it otherwise.
+    return next((str(query) for into, query in jobs.fetchall() if parse_target(into).key == name.key), None)
+
+
 def _source_table(con: duckdb.DuckDBPyConnection, target: str) -> str:
     """The one table that the newest complete job into ``target`` read."""
     name = parse_target(target)
-    jobs = con.execute("SELECT target, query FROM embedsql.jobs WHERE status = 'complete' ORDER BY job_id DESC")
-    # Any spelling of the table: a job recorded before names were resolved may spell it otherwise.
-    queries = [query for into, query in jobs.fetchall() if parse_target(into).key == name.key][:1]
-    tables = sorted(con.get_table_names(queries[0], qualified=True)) if queries else []
+    query = newest_query(con, name)
+    tables = sorted(con.get_table_names(query, qualified=True)) if query is not None else []
     if len(tables) != 1:
         raise ConfigError(
             "--columns needs the table the embeddings came from, but the query that wrote "

@@ -123,6 +123,8 @@ class TargetRecord:
     dimensions: int
     key_columns: tuple[str, ...]
     key_types: tuple[str, ...]
+    # The job that wrote the table last.
+    job_id: str
 
 
 def recorded_target(con: duckdb.DuckDBPyConnection, name: TargetName) -> TargetRecord | None:
@@ -144,7 +146,7 @@ def recorded_target(con: duckdb.DuckDBPyConnection, name: TargetName) -> TargetR
         return None
     if comments and comments[0] != _comment(model, int(dimensions), job_id):
         return None
-    return TargetRecord(model, int(dimensions), tuple(keys), tuple(types))
+    return TargetRecord(model, int(dimensions), tuple(keys), tuple(types), str(job_id))
 
 
 def written_target(
