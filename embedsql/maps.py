@@ -34,14 +34,12 @@ from .dbt_project import check_built, resolve_query
 from .duck import describe, duck_message, literal, quote
 from .errors import ConfigError, InputError, QueryError, TargetError
 from .events import EventHandler, Progress, ignore
-from .projection import FEWEST, SEED, cluster_labels, project, require
+from .projection import FEWEST, METHOD, SEED, cluster_labels, project, require
 from .shown import newest_query, shown_query
 from .target import TargetName, TargetRecord, lookup, parse_target, written_target
 
-__all__ = ["DRAWN", "METHOD", "MapResult", "make_map", "map", "map_name"]
+__all__ = ["DRAWN", "MapResult", "make_map", "map", "map_name"]
 
-# Part of every map's fingerprint: a change to how maps are made makes them again.
-METHOD = "umap-cosine-15/hdbscan-1%-5/v1"
 # What ``-o`` can write, by file extension.
 DRAWN = (".html", ".png")
 # The columns of a map table after the keys.
@@ -313,6 +311,7 @@ def _fingerprint(
     count, digest = con.execute(f"SELECT count(*), bit_xor(hash({key_list}, embedding)) FROM {source.sql}").fetchall()[
         0
     ]
+    # projection.METHOD: a change to how maps are made makes them again.
     parts = [METHOD, recorded.model, str(recorded.dimensions), str(count), str(digest), str(sample), str(seed)]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 

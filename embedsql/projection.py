@@ -3,14 +3,19 @@
 The math of ``embedsql map``, on NumPy arrays; reading the table and writing ``<table>_map`` are
 the caller's. Embeddings are compared by cosine, so every vector is scaled to unit length first.
 
-- Neighbours: each point's ``NEIGHBOURS`` nearest by cosine, computed here and handed to UMAP
-  (``precomputed_knn``): exactly, by blocks of matrix products, up to ``EXACT_UP_TO`` points (umap-learn's
-  own path for small data compares every pair through a Python callable: 12 s for 1,639 vectors,
-  against 0.1 s here); above that with pynndescent, the approximate search UMAP itself uses.
+- Neighbours: each point's ``NEIGHBOURS`` nearest by cosine, exactly, by blocks of matrix products and
+  a compiled scan of each block for its nearest (umap-learn's own path for small data compares every
+  pair through a Python callable: 12 s for 1,639 vectors, against 0.1 s here). They are handed to UMAP
+  (``precomputed_knn``).
 - Layout: umap-learn (the reference implementation, by UMAP's authors), with a fixed seed so that the
-  same vectors give the same map, to the bit.
-- Clusters: scikit-learn's HDBSCAN on the 2-D layout (what a reader sees as a group is what is
-  labelled); points in no dense group get cluster -1.
+  same vectors give the same map, to the bit. With a seed it optimises on one thread (over an hour for
+  a million points on two cores), so it lays out at most ``LAID_OUT`` points: above that, a seeded
+  sample of ``LAID_OUT`` (the landmarks), and every other point is placed where umap-learn's own
+  ``transform`` starts a new point: at the mean of its nearest landmarks, weighted by UMAP's membership
+  strengths. Every point is on the map; a million take ~3 minutes more than the landmarks.
+- Clusters: scikit-learn's HDBSCAN on the landmarks' 2-D layout (what a reader sees as a group is what
+  is labelled); a placed point joins the cluster that holds most of its landmarks' weight; points in no
+  dense group get cluster -1.
 - Labels: a cluster's most distinctive words (class-based TF-IDF over the texts shown for its rows).
 
 The heavy libraries live in the ``map`` extra: ``require`` says what to install when they are missing.
@@ -26,25 +31,31 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["EXACT_UP_TO", "FEWEST", "NEIGHBOURS", "SEED", "Projection", "cluster_labels", "project", "require"]
+__all__ = ["FEWEST", "LAID_OUT", "METHOD", "NEIGHBOURS", "SEED", "Projection", "cluster_labels", "project", "require"]
 
 # Each point's neighbourhood in the layout (UMAP's default).
 NEIGHBOURS = 15
 # The seed of every map: the same vectors give the same coordinates.
 SEED = 42
-# Up to this many points the neighbours are exact, by blocks of rows against all (~8M similarities a block).
-EXACT_UP_TO = 50_000
+# The most points UMAP lays out itself (~30 s on two cores); the others are placed among them.
+LAID_OUT = 20_000
 # Fewer distinct vectors than this make no map: UMAP needs a neighbourhood, HDBSCAN a group.
 FEWEST = 5
+# The method, as a map's fingerprint records it: a map made another way is made again.
+METHOD = f"umap-cosine-{NEIGHBOURS}-{LAID_OUT}-placed/hdbscan-1%-{FEWEST}/v2"
 
+# Rows of a block of similarities: ~8M similarities (32 MB) at a time.
 _BLOCK = 2048
 _BLOCK_VALUES = 8_000_000
+# Placing points, a step every this many.
+_PLACED_STEP = 100_000
 _WORD = re.compile(r"[^\W\d_][\w'-]*[^\W_]|[^\W\d_]")
 # English words too common to tell one cluster from another ("the", "of" in titles).
 _COMMON = frozenset(
@@ -167,8 +178,11 @@ def _quietly_import(module: str) -> Any:
         return importlib.import_module(module)
 
 
-def project(vectors: np.ndarray, *, seed: int = SEED, on_step: Callable[[str], None] | None = None) -> Projection:
-    """The 2-D layout and clusters of ``vectors`` (n x d), one row per distinct vector."""
+def project(
+    vectors: np.ndarray, *, seed: int = SEED, laid_out: int = LAID_OUT, on_step: Callable[[str], None] | None = None
+) -> Projection:
+    """The 2-D layout and clusters of ``vectors`` (n x d), one row per distinct vector: UMAP lays out
+    ``laid_out`` of them at most (a seeded sample), the others are placed among those."""
     require()
     say = on_step or (lambda step: None)
     n = len(vectors)
@@ -176,12 +190,21 @@ def project(vectors: np.ndarray, *, seed: int = SEED, on_step: Callable[[str], N
         raise ValueError(f"a map needs at least {FEWEST} distinct vectors, got {n}")
     unit = _unit(vectors)
     k = min(NEIGHBOURS, n - 1)
+    if laid_out < FEWEST:
+        raise ValueError(f"UMAP needs at least {FEWEST} points to lay out, got laid_out={laid_out}")
+    landmarks = (
+        np.arange(n) if n <= laid_out else np.sort(np.random.default_rng(seed).choice(n, laid_out, replace=False))
+    )
+    laid = unit[landmarks]
     say("finding neighbours")
-    indices, distances = _neighbours(unit, k, seed)
+    indices, distances = _nearest(laid, laid, k, itself=True)
     say("laying out")
-    xy = _layout(unit, indices, distances, seed, say)
+    xy = _layout(laid, indices, distances, seed, say)
     say("clustering")
-    return Projection(xy=xy, cluster=_clusters(xy))
+    cluster = _clusters(xy)
+    if n == len(landmarks):
+        return Projection(xy=xy, cluster=cluster)
+    return _placed(unit, landmarks, Projection(xy=xy, cluster=cluster), say)
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -191,36 +214,111 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return unit
 
 
-def _neighbours(unit: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each point's ``k`` nearest points by cosine distance, itself first, nearest first."""
-    n = len(unit)
-    if n > EXACT_UP_TO:
-        from pynndescent import NNDescent
-
-        index = NNDescent(unit, n_neighbors=k, metric="cosine", random_state=seed, low_memory=True)
-        indices, distances = index.neighbor_graph
-        return indices.astype(np.int32), distances.astype(np.float32)
+def _nearest(
+    queries: np.ndarray,
+    points: np.ndarray,
+    k: int,
+    *,
+    itself: bool = False,
+    on_rows: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's ``k`` nearest ``points`` by cosine distance (unit vectors), nearest first, ties by
+    index; ``itself``: the queries are the points, each its own nearest whatever rounding says.
+    ``on_rows`` hears how many queries are done after each block."""
+    n = len(queries)
     indices = np.empty((n, k), dtype=np.int32)
-    distances = np.empty((n, k), dtype=np.float32)
-    # Rows per block: at most _BLOCK_VALUES similarities at a time (and their sort's indices).
-    block = max(1, min(_BLOCK, _BLOCK_VALUES // n))
-    rows = np.arange(block)
+    similarities = np.empty((n, k), dtype=np.float32)
+    scan = _nearest_in_blocks()
+    block = max(1, min(_BLOCK, _BLOCK_VALUES // len(points)))
     for start in range(0, n, block):
         stop = min(start + block, n)
-        similarity = unit[start:stop] @ unit.T
-        # A point is its own nearest, whatever rounding says of its similarity to itself.
-        similarity[rows[: stop - start], np.arange(start, stop)] = np.inf
-        np.negative(similarity, out=similarity)
-        nearest = np.argpartition(similarity, k - 1, axis=1)[:, :k]
-        np.negative(similarity, out=similarity)
-        near = np.take_along_axis(similarity, nearest, axis=1)
-        # Nearest first; ties by index, so that the order (and the map) does not depend on the sort.
-        order = np.lexsort((nearest, -near), axis=1)
-        indices[start:stop] = np.take_along_axis(nearest, order, axis=1)
-        near = np.take_along_axis(near, order, axis=1)
-        near[:, 0] = 1.0
-        distances[start:stop] = np.clip(1.0 - near, 0.0, 2.0)
-    return indices, distances
+        similarity = queries[start:stop] @ points.T
+        if itself:
+            similarity[np.arange(stop - start), np.arange(start, stop)] = np.inf
+        scan(similarity, k, indices[start:stop], similarities[start:stop])
+        if on_rows is not None:
+            on_rows(stop)
+    if itself:
+        similarities[:, 0] = 1.0
+    return indices, np.clip(1.0 - similarities, 0.0, 2.0)
+
+
+@cache
+def _nearest_in_blocks() -> Callable[..., None]:
+    """The compiled scan of a block of similarities for each row's k largest (numba, which umap-learn
+    brings; compiled once per machine, cached): an argpartition and a sort of each row are ~4x slower,
+    on one core."""
+    numba = _quietly_import("numba")
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def scan(similarity, k, indices, best):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+        for row in numba.prange(similarity.shape[0]):
+            values, found, kept = similarity[row], indices[row], best[row]
+            filled = 0
+            for j in range(values.shape[0]):
+                value = values[j]
+                if filled == k:
+                    if value <= kept[k - 1]:  # a tie keeps the lower index
+                        continue
+                    at = k - 1
+                else:
+                    at = filled
+                    filled += 1
+                while at > 0 and kept[at - 1] < value:
+                    kept[at], found[at] = kept[at - 1], found[at - 1]
+                    at -= 1
+                kept[at], found[at] = value, j
+
+    return scan
+
+
+def _placed(unit: np.ndarray, landmarks: np.ndarray, laid: Projection, say: Callable[[str], None]) -> Projection:
+    """Every point of ``unit``: the ``landmarks`` where ``laid`` put them, each other point at the mean
+    of its nearest landmarks weighted by UMAP's membership strengths (as umap-learn's ``transform``
+    starts a new point), in the cluster that holds most of that weight (-1 counts as one)."""
+    from umap.umap_ import smooth_knn_dist
+
+    others = np.ones(len(unit), dtype=bool)
+    others[landmarks] = False
+    said = [0]
+
+    def progress(done: int) -> None:
+        if done - said[0] >= _PLACED_STEP or done == len(unit):
+            said[0] = done
+            say(f"placing the points, {done:,}/{len(unit):,}")
+
+    # Every point against the landmarks (the landmarks' own rows go unused: a few percent more work, and
+    # no copy of the other points' vectors).
+    k = min(NEIGHBOURS, len(landmarks))
+    indices, distances = _nearest(unit, unit[landmarks], k, on_rows=progress)
+    indices, distances = indices[others], distances[others]
+    # umap-learn's transform: local connectivity 0 (rho 0), so a weight is exp(-distance / sigma).
+    sigmas, rhos = smooth_knn_dist(distances, float(k), local_connectivity=0.0)
+    weights = np.exp(-np.maximum(distances - rhos[:, None], 0.0) / sigmas[:, None]).astype(np.float32)
+    weights /= weights.sum(axis=1, keepdims=True)
+    xy = np.empty((len(unit), 2), dtype=np.float32)
+    xy[landmarks] = laid.xy
+    xy[others] = np.einsum("nk,nkd->nd", weights, laid.xy[indices])
+    cluster = np.empty(len(unit), dtype=np.int32)
+    cluster[landmarks] = laid.cluster
+    cluster[others] = _voted(laid.cluster[indices], weights)
+    return Projection(xy=xy, cluster=cluster)
+
+
+def _voted(clusters: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """For each row, the cluster (-1 included) with the most weight among its columns; ties: the lower."""
+    chosen = np.empty(len(clusters), dtype=np.int32)
+    kinds = int(clusters.max()) + 2  # -1 and 0..max, at c + 1
+    rows = max(1, _BLOCK_VALUES // kinds)
+    for start in range(0, len(clusters), rows):
+        part = slice(start, start + rows)
+        n = len(clusters[part])
+        votes = np.zeros((n, kinds), dtype=np.float32)
+        np.add.at(
+            votes, (np.repeat(np.arange(n), clusters.shape[1]), clusters[part].ravel() + 1), weights[part].ravel()
+        )
+        chosen[part] = votes.argmax(axis=1) - 1
+    return chosen
 
 
 def _layout(

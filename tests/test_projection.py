@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from embedsql.maps import _by_rows
-from embedsql.projection import EXACT_UP_TO, FEWEST, _Epochs, _neighbours, cluster_labels, project
+from embedsql.projection import FEWEST, NEIGHBOURS, _Epochs, _nearest, _voted, cluster_labels, project
 
 
 def _groups(groups: int, per: int, dimensions: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,29 +58,110 @@ def test_clusters_are_numbered_largest_first() -> None:
     assert np.array_equal(cluster, np.repeat([2, 0, 1], sizes))
 
 
-@pytest.mark.parametrize("n", [FEWEST, 17, 2048, 2049, 5000])
-def test_neighbours_are_exactly_the_nearest_by_cosine(n: int) -> None:
-    assert n <= EXACT_UP_TO
-    rng = np.random.default_rng(n)
-    unit = rng.normal(size=(n, 8)).astype(np.float32)
-    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
-    k = min(15, n - 1)
-    indices, distances = _neighbours(unit, k, seed=0)
+def _exact(queries: np.ndarray, points: np.ndarray, k: int, itself: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest by cosine in float64 (nearest first, ties by index) and all distances."""
+    distance = 1 - queries.astype(np.float64) @ points.T.astype(np.float64)
+    if itself:
+        np.fill_diagonal(distance, -1)  # each point is its own nearest
+    return np.argsort(distance, axis=1, kind="stable")[:, :k], distance
+
+
+def _unit_rows(n: int, dimensions: int, seed: int) -> np.ndarray:
+    unit = np.random.default_rng(seed).normal(size=(n, dimensions)).astype(np.float32)
+    return unit / np.linalg.norm(unit, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(("n", "dimensions"), [(FEWEST, 3), (17, 8), (2048, 8), (2049, 5), (5000, 8)])
+def test_neighbours_are_exactly_the_nearest_by_cosine(n: int, dimensions: int) -> None:
+    unit = _unit_rows(n, dimensions, seed=n)
+    k = min(NEIGHBOURS, n - 1)
+    indices, distances = _nearest(unit, unit, k, itself=True)
     assert indices.shape == distances.shape == (n, k)
-    distance = 1 - unit.astype(np.float64) @ unit.T.astype(np.float64)
-    np.fill_diagonal(distance, -1)  # each point is its own nearest
-    expected = np.argsort(distance, axis=1, kind="stable")[:, : k + 1]
+    assert indices.dtype == np.int32
+    assert distances.dtype == np.float32
+    expected, distance = _exact(unit, unit, k, itself=True)
     assert (indices[:, 0] == np.arange(n)).all()
     assert (distances[:, 0] == 0).all()
     assert (np.diff(distances, axis=1) >= 0).all()
     # The k nearest, at their distances: float32 products may order two neighbours within ~1e-7 of
     # each other either way, so rows with such a near tie are compared by distance only.
     nearest = np.take_along_axis(distance, expected, 1)
-    np.testing.assert_allclose(distances[:, 1:], nearest[:, 1:k], atol=1e-5)
-    np.testing.assert_allclose(np.take_along_axis(distance, indices, 1)[:, 1:], nearest[:, 1:k], atol=1e-5)
+    np.testing.assert_allclose(distances[:, 1:], nearest[:, 1:], atol=1e-5)
+    np.testing.assert_allclose(np.take_along_axis(distance, indices, 1)[:, 1:], nearest[:, 1:], atol=1e-5)
     clear = (np.diff(nearest, axis=1) > 1e-5).all(axis=1)
     assert clear.mean() > 0.9
-    assert np.array_equal(indices[clear], expected[clear, :k])
+    assert np.array_equal(indices[clear], expected[clear])
+
+
+@pytest.mark.parametrize(("queries", "points", "k"), [(1, 1, 1), (300, 40, 15), (3000, 4000, 15), (50, 7, 7)])
+def test_neighbours_among_other_points_and_their_progress(queries: int, points: int, k: int) -> None:
+    among = _unit_rows(points, 6, seed=points)
+    asked = _unit_rows(queries, 6, seed=queries + 1)
+    done: list[int] = []
+    indices, distances = _nearest(asked, among, k, on_rows=done.append)
+    expected, distance = _exact(asked, among, k, itself=False)
+    nearest = np.take_along_axis(distance, expected, 1)
+    np.testing.assert_allclose(distances, nearest, atol=1e-5)
+    clear = (np.diff(nearest, axis=1) > 1e-5).all(axis=1)
+    assert np.array_equal(indices[clear], expected[clear])
+    # Block by block, the last block ends the count.
+    assert done == sorted(done)
+    assert done[-1] == queries
+    assert len(done) == -(-queries // min(2048, 8_000_000 // points))
+
+
+def test_equal_similarities_go_to_the_lower_index() -> None:
+    # Points 0, 2 and 4 are the same direction; 1 and 3 another: every query ties among them.
+    among = np.array([[1, 0], [0, 1], [2, 0], [0, 3], [5, 0]], dtype=np.float32)
+    among /= np.linalg.norm(among, axis=1, keepdims=True)
+    asked = np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32) / np.array([[1], [1], [np.sqrt(2)]], dtype=np.float32)
+    indices, _ = _nearest(asked, among, 4)
+    # The third query is as near to all five: the four lowest.
+    assert indices.tolist() == [[0, 2, 4, 1], [1, 3, 0, 2], [0, 1, 2, 3]]
+
+
+def test_above_the_laid_out_count_the_others_are_placed_among_the_landmarks() -> None:
+    vectors, truth = _groups(4, 90, 24, seed=11)
+    steps: list[str] = []
+    placed = project(vectors, laid_out=100, on_step=steps.append)
+    assert placed.xy.shape == (360, 2)
+    assert np.isfinite(placed.xy).all()
+    # Every point, placed or laid out, in its own group's cluster.
+    assert len(set(zip(placed.cluster.tolist(), truth.tolist(), strict=True))) == 4
+    assert (placed.cluster >= 0).all()
+    assert steps[-1] == "placing the points, 360/360"
+    assert steps[:3] == ["finding neighbours", "laying out", "clustering"]
+    # The landmarks are a seeded sample laid out as UMAP lays out those vectors alone.
+    landmarks = np.sort(np.random.default_rng(42).choice(360, 100, replace=False))
+    alone = project(vectors[landmarks])
+    assert np.array_equal(placed.xy[landmarks], alone.xy)
+    assert np.array_equal(placed.cluster[landmarks], alone.cluster)
+    # Each other point lies among its group's landmarks: inside their bounding box.
+    for group in range(4):
+        mine = landmarks[truth[landmarks] == group]
+        low, high = placed.xy[mine].min(axis=0), placed.xy[mine].max(axis=0)
+        others = np.setdiff1d(np.flatnonzero(truth == group), landmarks)
+        assert ((placed.xy[others] >= low) & (placed.xy[others] <= high)).all()
+    # The same vectors and seed: the same map, to the bit; another seed, other landmarks.
+    again = project(vectors.copy(), laid_out=100)
+    assert np.array_equal(placed.xy, again.xy)
+    assert np.array_equal(placed.cluster, again.cluster)
+    assert not np.array_equal(placed.xy, project(vectors, laid_out=100, seed=7).xy)
+
+
+@pytest.mark.parametrize("laid_out", [0, FEWEST - 1])
+def test_too_few_to_lay_out_is_refused(laid_out: int) -> None:
+    with pytest.raises(ValueError, match=f"at least {FEWEST} points to lay out, got laid_out={laid_out}"):
+        project(np.eye(8, dtype=np.float32), laid_out=laid_out)
+
+
+def test_a_placed_point_joins_the_cluster_with_most_of_its_weight() -> None:
+    clusters = np.array([[0, 1, 1], [2, -1, -1], [-1, 3, 3], [1, 0, 2], [5, 5, 0]], dtype=np.int32)
+    weights = np.array(
+        [[0.6, 0.2, 0.2], [0.5, 0.3, 0.2], [0.2, 0.4, 0.4], [0.2, 0.5, 0.3], [0.3, 0.3, 0.4]], dtype=np.float32
+    )
+    # Ties (the second row: 0.5 for -1 and for 2) go to the lower number, -1 first.
+    assert _voted(clusters, weights).tolist() == [0, -1, 3, 0, 5]
 
 
 @pytest.mark.parametrize("n", [0, 1, FEWEST - 1])
