@@ -188,14 +188,14 @@ def project(
     n = len(vectors)
     if n < FEWEST:
         raise ValueError(f"a map needs at least {FEWEST} distinct vectors, got {n}")
-    unit = _unit(vectors)
-    k = min(NEIGHBOURS, n - 1)
     if laid_out < FEWEST:
         raise ValueError(f"UMAP needs at least {FEWEST} points to lay out, got laid_out={laid_out}")
+    unit = _unit(vectors)
     landmarks = (
         np.arange(n) if n <= laid_out else np.sort(np.random.default_rng(seed).choice(n, laid_out, replace=False))
     )
     laid = unit[landmarks]
+    k = min(NEIGHBOURS, len(laid) - 1)
     say("finding neighbours")
     indices, distances = _nearest(laid, laid, k, itself=True)
     say("laying out")
@@ -225,6 +225,8 @@ def _nearest(
     """Each query's ``k`` nearest ``points`` by cosine distance (unit vectors), nearest first, ties by
     index; ``itself``: the queries are the points, each its own nearest whatever rounding says.
     ``on_rows`` hears how many queries are done after each block."""
+    if not 0 < k <= len(points):
+        raise ValueError(f"cannot find {k} nearest among {len(points)} points")
     n = len(queries)
     indices = np.empty((n, k), dtype=np.int32)
     similarities = np.empty((n, k), dtype=np.float32)

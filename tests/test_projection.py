@@ -149,6 +149,23 @@ def test_above_the_laid_out_count_the_others_are_placed_among_the_landmarks() ->
     assert not np.array_equal(placed.xy, project(vectors, laid_out=100, seed=7).xy)
 
 
+@pytest.mark.parametrize(("n", "laid_out"), [(40, FEWEST), (60, 12), (61, 16)])
+def test_a_few_landmarks_are_each_others_neighbours_and_everyones(n: int, laid_out: int) -> None:
+    vectors, _ = _groups(2, n // 2, 8, seed=n)
+    vectors = np.concatenate([vectors, vectors[-1:] * 3 + 1])[:n]  # an odd one near the last group
+    placed = project(vectors, laid_out=laid_out)
+    landmarks = np.sort(np.random.default_rng(42).choice(n, laid_out, replace=False))
+    assert np.array_equal(placed.xy[landmarks], project(vectors[landmarks]).xy)
+    assert np.isfinite(placed.xy).all()
+    assert placed.cluster.shape == (n,)
+
+
+def test_neighbours_are_never_more_than_the_points() -> None:
+    unit = _unit_rows(4, 3, seed=0)
+    with pytest.raises(ValueError, match="cannot find 5 nearest among 4 points"):
+        _nearest(unit, unit, 5)
+
+
 @pytest.mark.parametrize("laid_out", [0, FEWEST - 1])
 def test_too_few_to_lay_out_is_refused(laid_out: int) -> None:
     with pytest.raises(ValueError, match=f"at least {FEWEST} points to lay out, got laid_out={laid_out}"):
