@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import arguments, arrays, ledger
 from .config import Settings
@@ -91,9 +92,9 @@ def make_map(
     with ledger.explained(settings.db):
         with _connection(settings) as con:
             plan = _plan(con, table, settings, show, color, sample, into, seed)
-            rows = plan.reused if plan.reused is not None else _read(con, plan, step)
-        if plan.reused is None:
-            rows = _placed(rows, plan, step)
+            if plan.reused is None:
+                plan.read = _read(con, plan, step)
+        rows = _placed(_points(plan), plan, step) if plan.reused is None else plan.reused
         with _connection(settings) as con:
             if plan.reused is None or _labels_of(con, plan.name) != plan.labels_from:
                 rows = rows.set_column(rows.num_columns - 1, "cluster_label", _labels(con, rows, plan, step))
@@ -147,6 +148,8 @@ class _Plan:
     # Rows to lay out: each row's point (an index into ``vectors``), and the distinct vectors.
     point: np.ndarray | None = None
     vectors: np.ndarray | None = None
+    # The rows as read (keys, vector, its hash), until ``_points`` takes them (and their memory) away.
+    read: pa.Table | None = None
 
 
 def _plan(
@@ -317,32 +320,35 @@ def _fingerprint(
 
 
 def _read(con: duckdb.DuckDBPyConnection, plan: _Plan, step: _Steps) -> pa.Table:
-    """The rows to map (their keys, in key order) and, into ``plan``, each row's point and the
-    distinct vectors, in the order of their values (the same vectors, the same order, the same map)."""
+    """The rows to map: their keys, vector and the vector's hash, in no order (``_points`` orders them:
+    a sort in DuckDB would carry the vectors, and two sorts by the vectors took 8.4 GiB and 22 s for a
+    million 384-d vectors)."""
     step("reading the vectors")
     key_list = ", ".join(quote(k) for k in plan.keys)
     rows_sql = f"SELECT {key_list}, embedding FROM {plan.source.sql} WHERE embedding IS NOT NULL"
     if plan.sample is not None:
         # The same sample for the same table: the rows whose hashed key comes first.
         rows_sql += f" ORDER BY hash({key_list}, {int(plan.seed)}), {key_list} LIMIT {int(plan.sample)}"
-    rows = _arrow(
-        con,
-        f"SELECT {key_list}, CAST(dense_rank() OVER (ORDER BY embedding) - 1 AS INTEGER) AS _point "
-        f"FROM ({rows_sql}) ORDER BY {key_list}",
-    )
-    vectors = _arrow(con, f"SELECT DISTINCT embedding FROM ({rows_sql}) ORDER BY embedding")
-    plan.points = vectors.num_rows
-    if plan.points < FEWEST:
-        where, larger = (" in the sample", ", or pass a larger --sample") if plan.sample is not None else ("", "")
-        raise InputError(
-            f"table {plan.source} has {plan.points:,} distinct vector(s){where}; a map needs at least {FEWEST}. "
-            f"Embed more rows first (embedsql run){larger}."
-        )
-    column = vectors.column(0).combine_chunks()
-    plan.vectors = arrays.numbers(column.flatten()).reshape(plan.points, column.type.list_size)
-    plan.point = arrays.numbers(rows.column("_point")).astype(np.int64)
-    rows = rows.drop_columns(["_point"])
-    broken = np.isin(plan.point, np.flatnonzero(~np.isfinite(plan.vectors).all(axis=1)))
+    return _arrow(con, f"SELECT {key_list}, embedding, hash(embedding) AS _hash FROM ({rows_sql})")
+
+
+def _points(plan: _Plan) -> pa.Table:
+    """The rows read (``plan.read``, taken off the plan) as their keys in key order; into ``plan``,
+    each row's point and the distinct vectors, numbered as their first rows come (the same table, the
+    same order, the same map). Rows with the same vector are grouped by their hash and a comparison."""
+    assert plan.read is not None
+    read, plan.read = plan.read, None
+    column = read.column("embedding")
+    dimensions = column.type.list_size
+    parts = [arrays.numbers(chunk.flatten()).reshape(-1, dimensions) for chunk in column.chunks]
+    vectors = parts[0] if len(parts) == 1 else np.concatenate(parts or [np.zeros((0, dimensions), np.float32)])
+    hashes = arrays.numbers(read.column("_hash"))
+    keys = read.select(plan.keys)
+    # The vectors' Arrow buffers go now, unless ``vectors`` is a view of the one chunk.
+    del read, column, parts
+    order = arrays.numbers(pc.sort_indices(keys, sort_keys=[(k, "ascending") for k in plan.keys]))
+    rows = keys.take(order)
+    broken = ~_finite(vectors)[order]
     if broken.any():
         first = rows.slice(int(np.argmax(broken)), 1).to_pylist()[0]
         key = ", ".join(f"{k} = {v!r}" for k, v in first.items())
@@ -350,7 +356,51 @@ def _read(con: duckdb.DuckDBPyConnection, plan: _Plan, step: _Steps) -> pa.Table
             f"table {plan.source} holds {int(broken.sum()):,} vector(s) with NaN or infinite numbers, e.g. the row "
             f"where {key}; no map can place them. Embed those rows again, or delete them from the table."
         )
+    point, firsts = _grouped(vectors, hashes, order)
+    plan.point = point[order]
+    plan.points = len(firsts)
+    if plan.points < FEWEST:
+        where, larger = (" in the sample", ", or pass a larger --sample") if plan.sample is not None else ("", "")
+        raise InputError(
+            f"table {plan.source} has {plan.points:,} distinct vector(s){where}; a map needs at least {FEWEST}. "
+            f"Embed more rows first (embedsql run){larger}."
+        )
+    plan.vectors = vectors[firsts]
     return rows
+
+
+# Rows of vectors compared at a time (~100 MB of 384-d vectors).
+_COMPARED = 65_536
+
+
+def _finite(vectors: np.ndarray) -> np.ndarray:
+    """For each row, whether all its numbers are finite (by blocks: no temporary the size of ``vectors``)."""
+    finite = np.empty(len(vectors), dtype=bool)
+    for start in range(0, len(vectors), _COMPARED):
+        finite[start : start + _COMPARED] = np.isfinite(vectors[start : start + _COMPARED]).all(axis=1)
+    return finite
+
+
+def _grouped(vectors: np.ndarray, hashes: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with equal vectors as one point: each row's point and a row of each point, points
+    numbered as their first rows come in ``order`` (row indexes). ``hashes`` (of each row's vector)
+    propose the groups; every row is compared with its group's first, and if two vectors share a hash
+    the rows are grouped by the vectors themselves."""
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    if not all(
+        np.array_equal(vectors[start : start + _COMPARED], vectors[first[inverse[start : start + _COMPARED]]])
+        for start in range(0, len(vectors), _COMPARED)
+    ):
+        _, first, inverse = np.unique(vectors, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    place = np.empty(len(order), dtype=np.int64)
+    place[order] = np.arange(len(order))
+    met = np.full(len(first), len(order), dtype=np.int64)
+    np.minimum.at(met, inverse, place)
+    by_met = np.argsort(met, kind="stable")
+    number = np.empty(len(first), dtype=np.int64)
+    number[by_met] = np.arange(len(first))
+    return number[inverse], first[by_met]
 
 
 def _placed(rows: pa.Table, plan: _Plan, step: _Steps) -> pa.Table:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
 import struct
 import subprocess
@@ -15,9 +16,12 @@ import duckdb
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 import embedsql
 from embedsql.cli import cli
+from embedsql.maps import _grouped
 
 from helpers import FakeTime, fetch
 
@@ -143,6 +147,61 @@ def test_the_same_table_gives_the_same_map_and_an_unchanged_one_is_reused(mapped
     )
     again = fetch(mapped, "SELECT id, x, y FROM docs_embeddings_map ORDER BY id")
     assert again[0][1:] == again[1][1:]  # the same vector, the same point
+
+
+def test_the_map_does_not_depend_on_the_order_the_rows_are_stored_in(mapped: Path) -> None:
+    # Rows 1 and 2, and 31 to 33, share vectors: the same points, whichever row comes first on disk.
+    con = duckdb.connect(str(mapped))
+    con.execute(
+        "UPDATE docs_embeddings SET embedding = (SELECT embedding FROM docs_embeddings WHERE id = 2) WHERE id = 1"
+    )
+    con.execute(
+        "UPDATE docs_embeddings SET embedding = (SELECT embedding FROM docs_embeddings WHERE id = 33) "
+        "WHERE id IN (31, 32)"
+    )
+    con.close()
+    assert _map(mapped, "docs_embeddings")[0] == 0
+    first = fetch(mapped, "SELECT id, x, y, cluster, cluster_label FROM docs_embeddings_map ORDER BY id")
+    for order in ("id DESC", "hash(id)", "embedding[7], id"):
+        con = duckdb.connect(str(mapped))
+        con.execute(f"CREATE TEMP TABLE stored AS SELECT * FROM docs_embeddings ORDER BY {order}")
+        con.execute("DELETE FROM docs_embeddings")
+        con.execute("INSERT INTO docs_embeddings SELECT * FROM stored")
+        con.close()
+        name = f"again_{len(order)}"
+        code, out, _ = _map(mapped, "docs_embeddings", "--into", name)
+        assert (code, out) == (0, f"{name} in {mapped}: 90 rows, 87 distinct vectors, 3 clusters (laid out now)\n")
+        assert fetch(mapped, f"SELECT id, x, y, cluster, cluster_label FROM {name} ORDER BY id") == first
+    assert first[0][1:] == first[1][1:]
+    assert first[30][1:] == first[31][1:] == first[32][1:]
+
+
+@given(
+    st.lists(st.integers(0, 5), min_size=1, max_size=40),
+    st.sampled_from(["exact", "all collide", "some collide"]),
+    st.randoms(use_true_random=False),
+)
+def test_rows_with_equal_vectors_are_one_point_whatever_their_hashes(
+    which: list[int], hashing: str, shuffle: random.Random
+) -> None:
+    # Six distinct vectors (the last two differ by a tiny number), rows choosing among them.
+    table = np.array([[0, 0, 1], [0, 1, 0], [1, 0, 0], [0, 0, -1], [1, 1, 0], [1, 1, 1e-30]], dtype=np.float32)
+    vectors = table[which]
+    hashes = {
+        "exact": np.array(which, dtype=np.uint64) * 7919,
+        "all collide": np.zeros(len(which), dtype=np.uint64),
+        "some collide": np.array(which, dtype=np.uint64) % 2,
+    }[hashing]
+    order = np.arange(len(which))
+    shuffle.shuffle(order)
+    point, some_row = _grouped(vectors, hashes, order)
+    # Each distinct vector one point, numbered as their first rows come in ``order``.
+    met: list[int] = []
+    for row in order:
+        if which[row] not in met:
+            met.append(which[row])
+    assert point.tolist() == [met.index(w) for w in which]
+    assert [which[r] for r in some_row] == met
 
 
 def test_labels_from_show_are_made_again_without_laying_out_again(mapped: Path) -> None:
