@@ -1,7 +1,7 @@
 """Map: `embedsql map` on the movies table and on N synthetic 384-d vectors, its time and memory, and
 the page's size and load time in a real Chromium.
 
-    python -m bench.map                         # the movies table and 1M x 384 (~25 min on 2 cores)
+    python -m bench.map                         # the movies table and 1M x 384 (~12 min on 2 cores)
     python -m bench.map --rows 100000           # the movies table and 100k x 384
 
 Each map runs in a fresh child process (numba compiles UMAP's code once per process: that cost is in
@@ -9,9 +9,11 @@ the first run's figure, as a user pays it), then again in another (reused: the t
 The reference on the movies is the notebook way: umap-learn on every row's vector as it comes
 (``UMAP(metric="cosine").fit_transform``, its own neighbour search; 62,423 rows where embedsql lays
 out 1,639 distinct vectors), in a child process of its own. The synthetic table is 50 Gaussian groups
-of unit vectors in 384 dimensions, every vector distinct: the worst case for the layout's size.
-The page is opened in headless Chromium (``tests/browser.py``; skipped without one): the seconds
-from navigation to its first frame of points.
+of unit vectors in 384 dimensions, every vector distinct: the worst case for the map's size (UMAP
+lays out 20,000 of them, the others are placed among those). The page is opened in headless Chromium
+(``tests/browser.py``; skipped without one): the seconds from navigation to its first frame of
+points, then the ms from a zoom to its frame on screen and of a hover (the nearest point and its
+tooltip), medians of 5 and 21.
 """
 
 from __future__ import annotations
@@ -103,8 +105,40 @@ def notebook_umap(db: str) -> dict[str, float]:
     return {"seconds": time.perf_counter() - started}
 
 
-def page_first_frame(page: Path) -> float | None:
-    """Seconds from opening ``page`` in headless Chromium to its first frame; None without a Chromium."""
+# In the page: ms from a zoom (a wheel event) to the second frame after it, when the frame drawn has
+# been presented; and the median ms of a hover (finding the point under the mouse and its tooltip).
+ZOOM_MS = """new Promise((resolve) => {
+  const canvas = document.getElementById("map"), api = window.embedsqlMap, before = api.frames;
+  const started = performance.now();
+  const wheel = {deltaY: -120, clientX: 600, clientY: 400, bubbles: true, cancelable: true};
+  canvas.dispatchEvent(new WheelEvent("wheel", wheel));
+  const after = () => api.frames > before ? requestAnimationFrame(() => resolve(performance.now() - started))
+                                          : requestAnimationFrame(after);
+  requestAnimationFrame(after);
+})"""
+HOVER_MS = """(() => {
+  const canvas = document.getElementById("map"), api = window.embedsqlMap, times = [];
+  for (let k = 0; k < 21; k++) {
+    const [x, y] = api.screenOf(Math.floor((k * api.rows) / 21));
+    const started = performance.now();
+    canvas.dispatchEvent(new MouseEvent("mousemove", {clientX: x, clientY: y, bubbles: true}));
+    times.push(performance.now() - started);
+  }
+  return times.sort((a, b) => a - b)[10];
+})()"""
+
+
+@dataclass(frozen=True)
+class PageTimes:
+    """Seconds from opening the page to its first frame; ms of a zoom's frame and of a hover (medians)."""
+
+    first_frame_s: float
+    zoom_ms: float
+    hover_ms: float
+
+
+def page_times(page: Path) -> PageTimes | None:
+    """How fast ``page`` opens and answers in headless Chromium; None without a Chromium."""
     spec = importlib.util.spec_from_file_location("_browser", REPO / "tests" / "browser.py")
     if spec is None or spec.loader is None:
         return None
@@ -122,7 +156,10 @@ def page_first_frame(page: Path) -> float | None:
             "the first frame",
             seconds=600,
         )
-        return time.perf_counter() - started
+        first = time.perf_counter() - started
+        hover = float(browser.evaluate(HOVER_MS))
+        zooms = sorted(float(browser.evaluate(ZOOM_MS)) for _ in range(5))
+        return PageTimes(first_frame_s=first, zoom_ms=zooms[2], hover_ms=hover)
 
 
 @dataclass(frozen=True)
@@ -135,7 +172,7 @@ class Measured:
     first_rss: int
     reused_s: float
     page_bytes: int
-    page_s: float | None
+    page: PageTimes | None
 
 
 def measure(name: str, db: Path, table: str, show: str | None, folder: Path) -> Measured:
@@ -149,7 +186,7 @@ def measure(name: str, db: Path, table: str, show: str | None, folder: Path) -> 
         first_rss=first_rss,
         reused_s=again["seconds"],
         page_bytes=page.stat().st_size,
-        page_s=page_first_frame(page),
+        page=page_times(page),
     )
 
 
@@ -172,6 +209,8 @@ HEADER = [
     "vs notebook",
     "page",
     "page to first frame",
+    "page: a zoom's frame",
+    "page: a hover",
 ]
 
 
@@ -202,7 +241,11 @@ def run_stage(sizes: list[int], *, notebook: bool = True, echo: bool = True) -> 
                     "—" if reference is None else fmt_s(reference),
                     "—" if ratio is None else f"{ratio:.2f}x faster",
                     fmt_bytes(r.page_bytes),
-                    "no Chromium" if r.page_s is None else fmt_s(r.page_s),
+                    *(
+                        ["no Chromium"] * 3
+                        if r.page is None
+                        else [fmt_s(r.page.first_frame_s), f"{r.page.zoom_ms:.0f} ms", f"{r.page.hover_ms:.1f} ms"]
+                    ),
                 ]
             )
             if echo:
