@@ -23,7 +23,7 @@ from collections import Counter
 
 __all__ = ["ACTIONS", "POINTS", "failpoint"]
 
-# Every failpoint in the code, in the order a job reaches them.
+# Every failpoint in the code, in the order a job (then a map) reaches them.
 POINTS = (
     "shard-write",  # a shard file half written, its plan not committed
     "local-embed",  # the local runner half way through a shard's output
@@ -34,6 +34,8 @@ POINTS = (
     "download",  # a result file downloaded aside, not yet in place
     "load",  # results in the cache, the transaction not committed
     "materialise",  # the target written, the transaction not committed
+    "map-layout",  # embedsql map: UMAP about to lay the points out
+    "map-place",  # embedsql map: a block of points placed among the laid-out ones
 )
 # Besides these, the lower-case name of any errno (see ``enospc``).
 ACTIONS = ("kill", "int", "enospc")

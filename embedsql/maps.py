@@ -37,6 +37,7 @@ from .errors import ConfigError, InputError, QueryError, TargetError
 from .events import EventHandler, Progress, ignore
 from .projection import FEWEST, METHOD, SEED, cluster_labels, project, require
 from .shown import newest_query, shown_query
+from .source import KEY_TYPES_SUPPORTED, key_type
 from .target import TargetName, TargetRecord, lookup, parse_target, written_target
 
 __all__ = ["DRAWN", "MapResult", "make_map", "map", "map_name"]
@@ -165,6 +166,7 @@ def _plan(
     """Check every argument against the database (nothing is laid out for a map that cannot be written)."""
     source, recorded = written_target(con, table, flag="embedsql map")
     keys = list(recorded.key_columns)
+    _check_key_types(con, source, keys)
     name = _map_table(con, source, into)
     shown_sql = None
     if show is not None:
@@ -180,6 +182,18 @@ def _plan(
     if found is not None:
         plan.reused, plan.points = found
     return plan
+
+
+def _check_key_types(con: duckdb.DuckDBPyConnection, source: TargetName, keys: list[str]) -> None:
+    """Refuse keys embedsql run would not have taken (a table made by hand): the map puts its rows in
+    key order and joins them back by key, which such types (INTERVAL, TIME WITH TIME ZONE, ...) break."""
+    types = describe(con, f"SELECT {', '.join(quote(k) for k in keys)} FROM {source.sql}")
+    for name, type_name in types:
+        if not key_type(type_name):
+            raise InputError(
+                f"table {source} has the key column {name!r} of type {type_name}, which cannot serve as a key "
+                f"(supported: {KEY_TYPES_SUPPORTED}). Embed it again with a key of one of those types (embedsql run)."
+            )
 
 
 class _Steps:

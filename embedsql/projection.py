@@ -23,13 +23,16 @@ The heavy libraries live in the ``map`` extra: ``require`` says what to install 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import math
 import re
+import signal
+import threading
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -37,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .failpoints import failpoint
 
 __all__ = ["FEWEST", "LAID_OUT", "METHOD", "NEIGHBOURS", "SEED", "Projection", "cluster_labels", "project", "require"]
 
@@ -179,17 +183,62 @@ def _quietly_import(module: str) -> Any:
 
 
 def project(
-    vectors: np.ndarray, *, seed: int = SEED, laid_out: int = LAID_OUT, on_step: Callable[[str], None] | None = None
+    vectors: np.ndarray,
+    *,
+    seed: int = SEED,
+    laid_out: int | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> Projection:
     """The 2-D layout and clusters of ``vectors`` (n x d), one row per distinct vector: UMAP lays out
-    ``laid_out`` of them at most (a seeded sample), the others are placed among those."""
+    ``laid_out`` of them at most (a seeded sample; default ``LAID_OUT``), the others are placed among those."""
     require()
-    say = on_step or (lambda step: None)
+    laid_out = LAID_OUT if laid_out is None else laid_out
     n = len(vectors)
     if n < FEWEST:
         raise ValueError(f"a map needs at least {FEWEST} distinct vectors, got {n}")
     if laid_out < FEWEST:
         raise ValueError(f"UMAP needs at least {FEWEST} points to lay out, got laid_out={laid_out}")
+    with _held_interrupts() as interrupted:
+
+        def say(step: str) -> None:
+            interrupted()
+            if on_step is not None:
+                on_step(step)
+
+        return _projected(vectors, seed, laid_out, say, interrupted)
+
+
+@contextlib.contextmanager
+def _held_interrupts() -> Iterator[Callable[[], None]]:
+    """Ctrl-C held while the map is computed, then raised where Python can stop cleanly: the yielded
+    check raises KeyboardInterrupt once SIGINT came, and so does leaving. Raised from a signal handler
+    while numba runs, a KeyboardInterrupt lands in numba's callbacks: lost there (the map went on and
+    was written) or turned into a SystemError traceback. Off the main thread, or with SIGINT ignored,
+    nothing is held."""
+    came: list[int] = []
+
+    def interrupted() -> None:
+        if came:
+            raise KeyboardInterrupt
+
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (signal.SIG_IGN, None):
+        yield interrupted
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    interrupted()
+
+
+def _projected(
+    vectors: np.ndarray, seed: int, laid_out: int, say: Callable[[str], None], interrupted: Callable[[], None]
+) -> Projection:
+    """``project``'s work: ``say`` reports a step, ``interrupted`` raises KeyboardInterrupt after a Ctrl-C
+    (checked at each step, each epoch reported and each block of neighbours)."""
+    n = len(vectors)
     unit = _unit(vectors)
     landmarks = (
         np.arange(n) if n <= laid_out else np.sort(np.random.default_rng(seed).choice(n, laid_out, replace=False))
@@ -197,14 +246,14 @@ def project(
     laid = unit[landmarks]
     k = min(NEIGHBOURS, len(laid) - 1)
     say("finding neighbours")
-    indices, distances = _nearest(laid, laid, k, itself=True)
+    indices, distances = _nearest(laid, laid, k, itself=True, on_rows=lambda done: interrupted())
     say("laying out")
     xy = _layout(laid, indices, distances, seed, say)
     say("clustering")
     cluster = _clusters(xy)
     if n == len(landmarks):
         return Projection(xy=xy, cluster=cluster)
-    return _placed(unit, landmarks, Projection(xy=xy, cluster=cluster), say)
+    return _placed(unit, landmarks, Projection(xy=xy, cluster=cluster), say, interrupted)
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -274,7 +323,13 @@ def _nearest_in_blocks() -> Callable[..., None]:
     return scan
 
 
-def _placed(unit: np.ndarray, landmarks: np.ndarray, laid: Projection, say: Callable[[str], None]) -> Projection:
+def _placed(
+    unit: np.ndarray,
+    landmarks: np.ndarray,
+    laid: Projection,
+    say: Callable[[str], None],
+    interrupted: Callable[[], None],
+) -> Projection:
     """Every point of ``unit``: the ``landmarks`` where ``laid`` put them, each other point at the mean
     of its nearest landmarks weighted by UMAP's membership strengths (as umap-learn's ``transform``
     starts a new point), in the cluster that holds most of that weight (-1 counts as one)."""
@@ -285,6 +340,8 @@ def _placed(unit: np.ndarray, landmarks: np.ndarray, laid: Projection, say: Call
     said = [0]
 
     def progress(done: int) -> None:
+        failpoint("map-place")
+        interrupted()
         if done - said[0] >= _PLACED_STEP or done == len(unit):
             said[0] = done
             say(f"placing the points, {done:,}/{len(unit):,}")
@@ -292,6 +349,7 @@ def _placed(unit: np.ndarray, landmarks: np.ndarray, laid: Projection, say: Call
     # Every point against the landmarks (the landmarks' own rows go unused: a few percent more work, and
     # no copy of the other points' vectors).
     k = min(NEIGHBOURS, len(landmarks))
+    say(f"placing the points, 0/{len(unit):,}")
     indices, distances = _nearest(unit, unit[landmarks], k, on_rows=progress)
     indices, distances = indices[others], distances[others]
     # umap-learn's transform: local connectivity 0 (rho 0), so a weight is exp(-distance / sigma).
@@ -339,6 +397,7 @@ def _layout(
             # Its progress bar, written into _Epochs as "done/total": minutes of epochs at 1M points.
             tqdm_kwds={"disable": False, "file": _Epochs(say), "bar_format": "{n}/{total}", "mininterval": 2.0},
         )
+        failpoint("map-layout")
         xy = reducer.fit_transform(unit)
     return np.asarray(xy, dtype=np.float32)
 

@@ -16,7 +16,16 @@ from .duck import describe, duck_message, literal, quote
 from .errors import QueryError
 from .readonly import read_only
 
-__all__ = ["Query", "blank", "blank_sql", "inspect_query", "invalid_utf8", "text_expression"]
+__all__ = [
+    "KEY_TYPES_SUPPORTED",
+    "Query",
+    "blank",
+    "blank_sql",
+    "inspect_query",
+    "invalid_utf8",
+    "key_type",
+    "text_expression",
+]
 
 # Key types whose equality is exact, so a key joins back to exactly one row.
 _KEY_TYPES = frozenset(
@@ -27,7 +36,16 @@ _KEY_TYPES = frozenset(
         *("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE"),
     }
 )
+# The same, as messages list them.
+KEY_TYPES_SUPPORTED = "integers, DECIMAL, VARCHAR, UUID, DATE, TIME, TIMESTAMP, BOOLEAN and BLOB"
 _RESERVED = {"embedding"}
+
+
+def key_type(type_name: str) -> bool:
+    """Whether a column of this DuckDB type can be a key."""
+    return type_name in _KEY_TYPES or type_name.startswith("DECIMAL")
+
+
 # What "empty" means for a text, everywhere: Python's whitespace (str.isspace), which is what the
 # services strip before refusing an input: U+3000, U+00A0, U+2000-U+200A, U+2028, U+0085, \x1c...
 # Written out rather than found by testing all 1,114,112 code points, which cost every process that
@@ -98,11 +116,10 @@ def inspect_query(
                 f"a key column may not be called {name!r}: the target table uses that name for the "
                 f"vectors. Rename it in the query, e.g. {quote(name)} AS {name}_key."
             )
-        if types[name] not in _KEY_TYPES and not types[name].startswith("DECIMAL"):
+        if not key_type(types[name]):
             raise QueryError(
                 f"key column {name!r} has type {types[name]}, which cannot serve as a key. Supported: "
-                "integers, DECIMAL, VARCHAR, UUID, DATE, TIME, TIMESTAMP, BOOLEAN and BLOB. "
-                "Cast it in the query or choose another --key."
+                f"{KEY_TYPES_SUPPORTED}. Cast it in the query or choose another --key."
             )
     return Query(checked.sql, columns, tuple(keys), tuple(texts), checked.tables())
 

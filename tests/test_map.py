@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 import re
+import signal
 import struct
 import subprocess
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from hypothesis import strategies as st
 import embedsql
 from embedsql.cli import cli
 from embedsql.maps import _grouped
+from embedsql.projection import _held_interrupts
 
 from helpers import FakeTime, fetch
 
@@ -492,6 +496,97 @@ def test_the_database_is_free_while_the_vectors_are_laid_out(mapped: Path) -> No
     )
     assert fetch(mapped, "SELECT * FROM docs_embeddings_map") == [(42,)]
     assert fetch(mapped, "SELECT count(*) FROM embedsql.maps") == [(0,)]
+
+
+# A map of the fixture's 90 vectors that lays out 40 of them and places the other 50, as above
+# LAID_OUT (20,000) a map of a large table does.
+_FEW_LAID_OUT = (
+    "import sys, embedsql.projection as p; p.LAID_OUT = 40; from embedsql.__main__ import main; "
+    "sys.argv[0] = 'embedsql'; main()"
+)
+
+
+@pytest.mark.parametrize(
+    ("point", "laid_out", "last_step"),
+    [
+        ("map-layout", None, "mapping: laying out"),
+        ("map-place:1", 40, "mapping: placing the points, 0/90"),
+    ],
+)
+def test_ctrl_c_while_mapping_is_one_line_and_writes_nothing(
+    mapped: Path, point: str, laid_out: int | None, last_step: str
+) -> None:
+    before = _tables(mapped)
+    run = [sys.executable, "-c", _FEW_LAID_OUT] if laid_out else [sys.executable, "-m", "embedsql"]
+    stopped = subprocess.run(
+        [*run, "map", "docs_embeddings", "--db", str(mapped), "-o", str(mapped.with_suffix(".html"))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "EMBEDSQL_FAILPOINT": f"{point}:int"},
+        check=False,
+    )
+    assert (stopped.returncode, stopped.stdout) == (130, ""), stopped.stderr
+    lines = [line for line in stopped.stderr.splitlines() if ", epoch " not in line]
+    assert lines[-3:] == [last_step, "", "Interrupted: the command stopped before it finished."]
+    assert "Traceback" not in stopped.stderr
+    assert _tables(mapped) == before
+    assert fetch(mapped, "SELECT count(*) FROM embedsql.maps") == [(0,)]
+    assert not mapped.with_suffix(".html").exists()
+
+
+def test_a_ctrl_c_while_compiled_code_runs_is_held_until_python_can_stop() -> None:
+    reached = []
+    with pytest.raises(KeyboardInterrupt), _held_interrupts() as interrupted:  # noqa: PT012 - it waits
+        interrupted()
+        os.kill(os.getpid(), signal.SIGINT)
+        # Nothing raised where the signal came (numba's callbacks would lose it) ...
+        time.sleep(0.05)
+        reached.append("after the signal")
+        # ... but at the next check.
+        interrupted()
+        reached.append("after the check")
+    assert reached == ["after the signal"]
+    # And when no check comes, on leaving; afterwards Ctrl-C is Python's again.
+    with pytest.raises(KeyboardInterrupt), _held_interrupts():  # noqa: PT012 - it waits
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        reached.append("left")
+    assert reached == ["after the signal", "left"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize(
+    ("expression", "type_name"),
+    [
+        ("to_seconds(id)", "INTERVAL"),
+        ("('10:00:00+0' || (id % 10)::VARCHAR)::TIMETZ", "TIME WITH TIME ZONE"),
+        ("[id]", "INTEGER[]"),
+        ("id::DOUBLE", "DOUBLE"),
+    ],
+)
+def test_a_table_made_by_hand_with_a_key_embedsql_refuses_is_one_line(
+    mapped: Path, expression: str, type_name: str
+) -> None:
+    # Registered as embedsql's the way another tool might: the keys embedsql run would have refused.
+    con = duckdb.connect(str(mapped))
+    con.execute(f"CREATE TABLE odd AS SELECT {expression} AS k, embedding FROM docs_embeddings")
+    con.execute(
+        "INSERT INTO embedsql.targets SELECT '\"odd\"', model, dimensions, ['k'], [?], job_id, now() "
+        "FROM embedsql.targets WHERE table_name = '\"docs_embeddings\"'",
+        [type_name],
+    )
+    comment = con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = 'docs_embeddings'").fetchall()[0][0]
+    con.execute(f"COMMENT ON TABLE odd IS '{comment}'")
+    con.close()
+    before = _tables(mapped)
+    code, out, err = _map(mapped, "odd")
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        f"Error: table odd has the key column 'k' of type {type_name}, which cannot serve as a key (supported: "
+        "integers, DECIMAL, VARCHAR, UUID, DATE, TIME, TIMESTAMP, BOOLEAN and BLOB). Embed it again with a key "
+        "of one of those types (embedsql run)."
+    ]
+    assert _tables(mapped) == before
 
 
 def test_vectors_that_are_not_numbers_are_one_line(mapped: Path) -> None:

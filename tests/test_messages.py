@@ -31,8 +31,10 @@ JOB_ID = r"\d{8}-\d{6}-[0-9a-f]{4}"
 # A memory limit too small for DuckDB
 
 
+# DuckDB's own words, which depend on what it was doing when the limit came: allocating or pinning.
 OUT_OF_MEMORY = re.compile(
-    r"Error: DuckDB ran out of memory: failed to allocate data of size [\d.]+ [KMG]?i?B \([\d.]+ [KMG]?i?B/[\d.]+ "
+    r"Error: DuckDB ran out of memory: failed to (?:allocate data|pin block) of size [\d.]+ [KMG]?i?B "
+    r"\([\d.]+ [KMG]?i?B/[\d.]+ "
     r"[KMG]?i?B used\)\. Nothing of the step it was doing was kept\. Raise embedsql's memory_limit "
     r"\(EMBEDSQL_MEMORY_LIMIT=2GB, say\) and run the command again\."
 )
