@@ -103,6 +103,14 @@ class StorageError(EmbedsqlError):
             f"{os_error_fix(error, 'EMBEDSQL_WORK_DIR', 'a folder')}"
         )
 
+    @classmethod
+    def drawing(cls, what: str, path: object, error: OSError) -> StorageError:
+        """The error for ``error`` while writing ``what`` (a map's page or picture) into the ``-o`` file ``path``."""
+        return cls(
+            f"cannot write {what} {str(path)!r}: {error.strerror or error} (errno {error.errno}). "
+            f"{os_error_fix(error, '-o', 'a file')}"
+        )
+
 
 class RemoteError(EmbedsqlError):
     """The OpenAI API refused or failed a request; the message never contains the API key.

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import arrays
-from .errors import StorageError, os_error_fix
+from .errors import StorageError
 from .files import atomic_write
 from .mappicture import NOT_COLOURED, categories, palette
 
@@ -95,10 +95,7 @@ def draw_page(result: MapResult, path: Path, *, color: str | None, keys: list[st
         with atomic_write(path, "w", encoding="utf-8") as file:
             file.write(page)
     except OSError as e:
-        raise StorageError(
-            f"cannot write the page {str(path)!r}: {e.strerror or e} (errno {e.errno}). "
-            f"{os_error_fix(e, '-o', 'a file')}"
-        ) from e
+        raise StorageError.drawing("the page", path, e) from e
 
 
 def _b64(array: np.ndarray) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import arrays
-from .errors import StorageError, os_error_fix
+from .errors import StorageError
 from .files import atomic_write
 
 if TYPE_CHECKING:
@@ -106,10 +106,7 @@ def draw_picture(result: MapResult, path: Path, *, color: str | None) -> None:
         with atomic_write(path) as file:
             figure.savefig(file, format="png")
     except OSError as e:
-        raise StorageError(
-            f"cannot write the picture {str(path)!r}: {e.strerror or e} (errno {e.errno}). "
-            f"{os_error_fix(e, '-o', 'a file')}"
-        ) from e
+        raise StorageError.drawing("the picture", path, e) from e
 
 
 def _padded(values: np.ndarray) -> tuple[float, float]:

@@ -398,12 +398,14 @@ def _finite(vectors: np.ndarray) -> np.ndarray:
 def _grouped(vectors: np.ndarray, hashes: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows with equal vectors as one point: each row's point and a row of each point, points
     numbered as their first rows come in ``order`` (row indexes). ``hashes`` (of each row's vector)
-    propose the groups; every row is compared with its group's first, and if two vectors share a hash
-    the rows are grouped by the vectors themselves."""
+    propose the groups; every row is compared with its group's first (a group's first, and every row
+    when all vectors differ, needs no comparison), and if two vectors share a hash the rows are grouped
+    by the vectors themselves."""
     _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    later = np.flatnonzero(first[inverse] != np.arange(len(inverse)))
     if not all(
-        np.array_equal(vectors[start : start + _COMPARED], vectors[first[inverse[start : start + _COMPARED]]])
-        for start in range(0, len(vectors), _COMPARED)
+        np.array_equal(vectors[rows], vectors[first[inverse[rows]]])
+        for rows in (later[start : start + _COMPARED] for start in range(0, len(later), _COMPARED))
     ):
         _, first, inverse = np.unique(vectors, axis=0, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
